@@ -1,0 +1,9 @@
+from django.urls import path
+
+from clustering import views
+
+app_name = "clustering"
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+]

@@ -1,0 +1,44 @@
+"""Uploaded CSV files waiting for the user's confirmation.
+
+A file is stored under var/uploads/ by a random token that is also kept in
+the uploader's session; only a token from the session is ever turned back
+into a path, so no user-supplied path reaches the file system.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from django.conf import settings
+
+SESSION_KEY = "pending_imports"
+
+
+def upload_dir() -> Path:
+    path = Path(settings.VAR_DIR) / "uploads"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def upload_store(session, uploaded_file) -> str:
+    token = secrets.token_hex(16)
+    with open(upload_dir() / f"{token}.csv", "wb") as out:
+        for chunk in uploaded_file.chunks():
+            out.write(chunk)
+    session[SESSION_KEY] = [*session.get(SESSION_KEY, [])[-4:], token]
+    return token
+
+
+def upload_path(session, token: str) -> Path | None:
+    if token not in session.get(SESSION_KEY, []):
+        return None
+    path = upload_dir() / f"{token}.csv"
+    return path if path.exists() else None
+
+
+def upload_discard(session, token: str) -> None:
+    path = upload_path(session, token)
+    if path:
+        path.unlink(missing_ok=True)
+    session[SESSION_KEY] = [t for t in session.get(SESSION_KEY, []) if t != token]

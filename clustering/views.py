@@ -12,4 +12,5 @@ from customers.models import Customer
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     # Until a model is trained there is nothing to aggregate; counting is cheap on an index.
-    return render(request, "clustering/dashboard.html", {"customer_count": Customer.objects.count()})
+    context = {"customer_count": Customer.objects.count()}
+    return render(request, "clustering/dashboard.html", context)

@@ -1,0 +1,160 @@
+"""Segments (lasting marketing personas) and the training runs that produce clusters.
+
+A Segment outlives runs: marketers edit its name and strategy. A Cluster
+belongs to one run and points at the segment it was matched to, so an
+edited strategy carries over when the model is retrained.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Segment(models.Model):
+    name = models.CharField(max_length=80, unique=True)
+    archetype = models.CharField(max_length=40, help_text="The engine's archetype at creation.")
+    description = models.TextField(blank=True)
+    actions = models.JSONField(default=list, blank=True, help_text="Concrete marketing actions.")
+    is_active = models.BooleanField(
+        default=True, help_text="False when the active run has no cluster for this segment."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TrainingRun(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    # True while pending or running, NULL otherwise: a partial unique index on it
+    # lets the database itself refuse a second concurrent training.
+    in_flight = models.BooleanField(null=True, default=True, editable=False)
+    is_active = models.BooleanField(default=False)
+
+    features = models.JSONField(default=list)
+    k_requested = models.PositiveSmallIntegerField(null=True, blank=True)
+    k_min = models.PositiveSmallIntegerField(default=2)
+    k_max = models.PositiveSmallIntegerField(default=10)
+
+    k_values = models.JSONField(default=list, blank=True)
+    inertia_by_k = models.JSONField(default=list, blank=True)
+    silhouette_by_k = models.JSONField(default=list, blank=True)
+    chosen_k = models.PositiveSmallIntegerField(null=True, blank=True)
+    silhouette = models.FloatField(null=True, blank=True)
+    inertia = models.FloatField(null=True, blank=True)
+    stability = models.FloatField(null=True, blank=True)
+    within_variance = models.FloatField(null=True, blank=True)
+    algorithm = models.CharField(max_length=40, blank=True)
+    silhouette_sample_size = models.PositiveIntegerField(null=True, blank=True)
+    customers_used = models.PositiveIntegerField(default=0)
+    customers_excluded = models.PositiveIntegerField(default=0)
+    projection = models.JSONField(default=dict, blank=True, help_text="2-D PCA sample for charts.")
+    timings = models.JSONField(default=dict, blank=True)
+
+    progress = models.PositiveSmallIntegerField(default=0)
+    step = models.CharField(max_length=120, blank=True)
+    error = models.TextField(blank=True)
+
+    model_file = models.CharField(max_length=200, blank=True)
+    model_sha256 = models.CharField(max_length=64, blank=True)
+    library_versions = models.JSONField(default=dict, blank=True)
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"], condition=Q(is_active=True), name="one_active_run"
+            ),
+            models.UniqueConstraint(
+                fields=["in_flight"], condition=Q(in_flight=True), name="one_training_at_a_time"
+            ),
+        ]
+        permissions = [
+            ("start_training", "Can start a retrain"),
+            ("activate_run", "Can activate (roll back to) a run"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+
+class Cluster(models.Model):
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="clusters")
+    index = models.PositiveSmallIntegerField(help_text="The K-Means label within the run.")
+    segment = models.ForeignKey(Segment, on_delete=models.PROTECT, related_name="clusters")
+    archetype = models.CharField(max_length=40)
+    reason = models.CharField(max_length=200, help_text="Why the engine chose this archetype.")
+    centroid = models.JSONField(help_text="Centre in original units, by feature.")
+    centroid_sd = models.JSONField(help_text="Centre in standard deviations from the mean.")
+    size = models.PositiveIntegerField()
+    share = models.FloatField()
+    means = models.JSONField(default=dict)
+    medians = models.JSONField(default=dict)
+    sex_mix = models.JSONField(default=dict)
+    mean_confidence = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "-size"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "index"], name="cluster_index_unique"),
+            models.UniqueConstraint(fields=["run", "segment"], name="cluster_segment_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.segment.name} (run {self.run_id})"
+
+
+class ClusterAssignment(models.Model):
+    # The unique (run, customer) and (cluster, confidence) indexes serve the run and
+    # cluster look-ups; one index fewer per row matters at a million rows a run.
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="+", db_index=False)
+    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="+")
+    cluster = models.ForeignKey(
+        Cluster, on_delete=models.CASCADE, related_name="assignments", db_index=False
+    )
+    confidence = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "customer"], name="assignment_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["cluster", "confidence"], name="assignment_cluster_conf_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"customer {self.customer_id} in cluster {self.cluster_id} (run {self.run_id})"

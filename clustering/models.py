@@ -63,7 +63,9 @@ class TrainingRun(models.Model):
     silhouette_sample_size = models.PositiveIntegerField(null=True, blank=True)
     customers_used = models.PositiveIntegerField(default=0)
     customers_excluded = models.PositiveIntegerField(default=0)
+    population_means = models.JSONField(default=dict, blank=True)
     projection = models.JSONField(default=dict, blank=True, help_text="2-D PCA sample for charts.")
+    assignments_pruned = models.BooleanField(default=False)
     timings = models.JSONField(default=dict, blank=True)
 
     progress = models.PositiveSmallIntegerField(default=0)

@@ -170,3 +170,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
 }
+
+# --- Clustering ---------------------------------------------------------------------------------
+CLUSTERING_RANDOM_STATE = int(os.environ.get("CLUSTERING_RANDOM_STATE", "0"))
+# Customer assignments of older runs are deleted; their statistics stay.
+CLUSTERING_KEEP_ASSIGNMENT_RUNS = int(os.environ.get("CLUSTERING_KEEP_ASSIGNMENT_RUNS", "5"))
+CLUSTERING_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CLUSTERING_TASK_SOFT_TIME_LIMIT", "3600"))

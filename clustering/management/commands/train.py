@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import json
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from clustering import engine
+from clustering.models import TrainingRun
+from clustering.selectors import run_summary
+from clustering.services import (
+    QueueUnavailable,
+    TrainingParams,
+    training_run_claim,
+    training_run_execute,
+    training_run_start,
+)
+
+
+class Command(BaseCommand):
+    help = (
+        "Train a segmentation: sweep K, pick the best (or the one given), name the segments "
+        "and activate the run. By default it is queued for the Celery worker."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--k", type=int, help="a fixed number of segments")
+        parser.add_argument("--k-min", type=int, default=2)
+        parser.add_argument("--k-max", type=int, default=10)
+        parser.add_argument(
+            "--features",
+            default=",".join(engine.FEATURES),
+            help=f"comma-separated, from {', '.join(engine.FEATURES)}",
+        )
+        mode = parser.add_mutually_exclusive_group()
+        mode.add_argument("--sync", action="store_true", help="train in this process")
+        mode.add_argument("--wait", action="store_true", help="queue and wait for the worker")
+        parser.add_argument("--timeout", type=float, default=3600, help="seconds --wait waits")
+        parser.add_argument("--json", action="store_true", help="print the run summary as JSON")
+
+    def handle(self, *args, **options):
+        params = self.params(options)
+        try:
+            run = training_run_start(params=params) if not options["sync"] else None
+        except QueueUnavailable as problem:
+            raise CommandError(f"The training queue is unavailable: {problem}") from None
+        if options["sync"]:
+            run = self.train_here(params)
+        elif options["wait"]:
+            run = self.wait(run, options["timeout"])
+        self.report(run, options["json"])
+        if run.status == TrainingRun.Status.FAILED:
+            raise CommandError(run.error)
+
+    def params(self, options) -> TrainingParams:
+        features = tuple(f.strip() for f in options["features"].split(",") if f.strip())
+        try:
+            return TrainingParams(features, options["k"], options["k_min"], options["k_max"])
+        except ValueError as problem:
+            raise CommandError(str(problem)) from None
+
+    def train_here(self, params: TrainingParams) -> TrainingRun:
+        run = training_run_start(params=params, enqueue=False)
+        if not training_run_claim(run_id=run.id):
+            raise CommandError(f"Run {run.id} is already {run.status}; wait for it or use --wait.")
+        return training_run_execute(run_id=run.id)
+
+    def wait(self, run: TrainingRun, timeout: float) -> TrainingRun:
+        deadline = time.monotonic() + timeout
+        while not run.is_finished:
+            if time.monotonic() > deadline:
+                raise CommandError(f"Run {run.id} did not finish within {timeout:.0f} s")
+            time.sleep(0.5)
+            run.refresh_from_db()
+        return run
+
+    def report(self, run: TrainingRun, as_json: bool) -> None:
+        if as_json:
+            self.stdout.write(json.dumps(run_summary(run=run), indent=2))
+            return
+        if run.status != TrainingRun.Status.SUCCEEDED:
+            self.stdout.write(f"Run {run.id}: {run.status}. {run.step}")
+            return
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Run {run.id}: {run.chosen_k} segments from {run.customers_used} customers, "
+                f"silhouette {run.silhouette:.3f}, stability {run.stability:.2f}"
+            )
+        )
+        for cluster in run.clusters.select_related("segment").order_by("-size"):
+            self.stdout.write(
+                f"  {cluster.segment.name:<28} {cluster.size:>8} "
+                f"({cluster.share:.0%})  {cluster.reason}"
+            )

@@ -1,0 +1,531 @@
+"""Training runs: start, execute, write and activate, fail; segment matching.
+
+``training_run_execute`` computes everything first (pure engine calls on
+arrays) and only then writes, in one transaction that also switches the
+active run. A run that fails at any point leaves the active model as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+import numpy as np
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+from sklearn.decomposition import PCA
+
+from clustering import engine
+from clustering.model_store import ModelFileError, model_delete, model_save
+from clustering.models import Cluster, ClusterAssignment, Segment, TrainingRun
+from clustering.selectors import SEX_CODES, FeatureMatrix, customers_feature_matrix, run_in_flight
+
+logger = logging.getLogger(__name__)
+
+ASSIGNMENT_CHUNK = 50_000
+PROJECTION_POINTS = 5_000
+# Two runs' centroids further apart than this (in standard deviations) are different personas.
+MATCH_MAX_DISTANCE = 1.5
+
+
+class TrainingError(Exception):
+    """A problem a marketer can act on; its message is shown as it is."""
+
+
+class QueueUnavailable(Exception):
+    """The broker could not take the training task."""
+
+
+@dataclass(frozen=True)
+class TrainingParams:
+    features: tuple[str, ...] = engine.FEATURES
+    k: int | None = None
+    k_min: int = 2
+    k_max: int = 10
+
+    def __post_init__(self) -> None:
+        engine.validate_features(self.features)
+        if self.k is not None and not 2 <= self.k <= 20:
+            raise ValueError("the number of segments must be between 2 and 20")
+        if not 2 <= self.k_min <= self.k_max <= 20:
+            raise ValueError("the K range must satisfy 2 <= minimum <= maximum <= 20")
+
+    def k_values(self) -> range:
+        return range(self.k, self.k + 1) if self.k else range(self.k_min, self.k_max + 1)
+
+
+def training_run_start(*, user=None, params: TrainingParams, enqueue: bool = True) -> TrainingRun:
+    """Queue a training, or return the one already pending or running.
+
+    ``enqueue=False`` leaves the run pending for the caller to claim and train itself.
+    """
+    existing = run_in_flight()
+    if existing:
+        return existing
+    try:
+        with transaction.atomic():
+            run = TrainingRun.objects.create(
+                features=list(params.features),
+                k_requested=params.k,
+                k_min=params.k_min,
+                k_max=params.k_max,
+                created_by=user if user and user.is_authenticated else None,
+                step="Waiting for a worker",
+            )
+    except IntegrityError:
+        # Another request created one between our check and our insert.
+        return run_in_flight() or training_run_start(user=user, params=params, enqueue=enqueue)
+    if enqueue:
+        transaction.on_commit(partial(training_run_enqueue, run_id=run.id), robust=False)
+    return run
+
+
+def training_run_enqueue(*, run_id: int) -> None:
+    from clustering.tasks import train_task
+
+    try:
+        train_task.delay(run_id)
+    except Exception as problem:  # kombu raises many kinds; all mean "not queued"
+        logger.warning("could not queue run %s: %s", run_id, problem)
+        training_run_fail(
+            run_id=run_id,
+            message="The training queue is unavailable, so the retrain was not started. "
+            "Try again in a few minutes; the current model is still active.",
+        )
+        raise QueueUnavailable(str(problem)) from problem
+
+
+def training_run_claim(*, run_id: int) -> bool:
+    """Pending -> running in one UPDATE, so a task delivered twice runs once."""
+    now = timezone.now()
+    return bool(
+        TrainingRun.objects.filter(id=run_id, status=TrainingRun.Status.PENDING).update(
+            status=TrainingRun.Status.RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+            step="Starting",
+            progress=1,
+        )
+    )
+
+
+def training_run_fail(*, run_id: int, message: str) -> None:
+    TrainingRun.objects.filter(id=run_id, in_flight=True).update(
+        status=TrainingRun.Status.FAILED,
+        in_flight=None,
+        error=message,
+        finished_at=timezone.now(),
+        step="Failed",
+    )
+
+
+class ProgressReporter:
+    """Writes progress and the current step, at most twice a second, with a heartbeat."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self.last = 0.0
+
+    def __call__(self, percent: float, step: str, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < 0.5:
+            return
+        self.last = now
+        TrainingRun.objects.filter(id=self.run_id, status=TrainingRun.Status.RUNNING).update(
+            progress=max(1, min(99, int(percent))), step=step[:120], heartbeat_at=timezone.now()
+        )
+
+    def between(self, start: float, end: float) -> Callable[[float, str], None]:
+        """An engine progress callback (fraction 0-1) mapped onto start..end percent."""
+        return lambda fraction, step: self(start + (end - start) * fraction, step)
+
+
+@dataclass
+class Outcome:
+    """Everything a successful training computed, before anything is written."""
+
+    data: FeatureMatrix
+    sweep: engine.SweepResult
+    k: int
+    pipeline: object
+    labels: np.ndarray
+    confidence: np.ndarray
+    names: list[engine.ClusterName]
+    stability: float
+    sigma2: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _timed(timings: dict[str, float], name: str, function, *args, **kwargs):
+    started = time.perf_counter()
+    result = function(*args, **kwargs)
+    timings[name] = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _check_enough(data: FeatureMatrix, features: list[str], k_values: range) -> None:
+    needed = max(k_values) + 1
+    if len(data.X) < needed:
+        known = ", ".join(features)
+        raise TrainingError(
+            f"Only {len(data.X)} customer(s) have all of {known} filled in "
+            f"({data.excluded} excluded for missing values); at least {needed} are needed "
+            f"for {max(k_values)} segments. Import more customers or choose fewer features."
+        )
+
+
+def training_compute(*, run: TrainingRun, report: ProgressReporter) -> Outcome:
+    """Read the customers and fit the model; writes nothing but progress."""
+    timings: dict[str, float] = {}
+    random_state = settings.CLUSTERING_RANDOM_STATE
+    k_values = TrainingParams(tuple(run.features), run.k_requested, run.k_min, run.k_max).k_values()
+    report(2, "Reading customers", force=True)
+    data = _timed(timings, "read", customers_feature_matrix, features=run.features)
+    _check_enough(data, run.features, k_values)
+    sweep = _timed(
+        timings,
+        "sweep",
+        engine.sweep,
+        data.X,
+        k_values=k_values,
+        random_state=random_state,
+        progress=report.between(10, 70),
+        keep_labels=False,
+    )
+    k = run.k_requested or engine.choose_k(sweep)
+    report(70, f"Fitting the final model with {k} segments", force=True)
+    pipeline = _timed(timings, "fit", engine.fit, data.X, k=k, random_state=random_state)
+    sigma2 = engine.within_variance(pipeline, len(data.X))
+    report(80, "Scoring customers", force=True)
+    scores = _timed(timings, "score", engine.score, pipeline, data.X, sigma2=sigma2)
+    report(86, "Checking stability", force=True)
+    stability = _timed(
+        timings,
+        "stability",
+        engine.stability,
+        data.X,
+        scores.cluster,
+        k=k,
+        random_state=random_state,
+    )
+    names = engine.name_clusters(engine.centroids_sd(pipeline), run.features)
+    return Outcome(
+        data,
+        sweep,
+        k,
+        pipeline,
+        scores.cluster,
+        scores.confidence,
+        names,
+        stability,
+        sigma2,
+        timings,
+    )
+
+
+def training_run_execute(*, run_id: int) -> TrainingRun:
+    """Train a claimed (running) run end to end; on any error mark it failed."""
+    run = TrainingRun.objects.get(id=run_id)
+    report = ProgressReporter(run_id)
+    stored = None
+    try:
+        started = time.perf_counter()
+        outcome = training_compute(run=run, report=report)
+        report(92, "Saving the model", force=True)
+        stored = model_save(run_id=run.id, pipeline=outcome.pipeline)
+        report(93, "Writing segments and assignments", force=True)
+        _timed(
+            outcome.timings, "write", training_run_write, run=run, outcome=outcome, stored=stored
+        )
+        outcome.timings["total"] = round(time.perf_counter() - started, 3)
+        TrainingRun.objects.filter(id=run_id).update(timings=outcome.timings)
+    except Exception as problem:
+        if stored:
+            model_delete(file_name=stored.file_name)
+        logger.exception("training run %s failed", run_id)
+        training_run_fail(run_id=run_id, message=failure_message(problem))
+    else:
+        assignments_prune()
+    return TrainingRun.objects.get(id=run_id)
+
+
+def failure_message(problem: Exception) -> str:
+    if isinstance(problem, TrainingError | ModelFileError):
+        return str(problem)
+    return (
+        f"The training stopped because of an unexpected error ({type(problem).__name__}: "
+        f"{problem}). The previous model is still active; an engineer can find the details "
+        f"in the worker's log."
+    )[:2000]
+
+
+def training_run_write(*, run: TrainingRun, outcome: Outcome, stored) -> None:
+    """Write clusters, assignments and statistics, then activate the run: all or nothing."""
+    with transaction.atomic():
+        segments = segments_for_clusters(run=run, outcome=outcome)
+        clusters = clusters_create(run=run, outcome=outcome, segments=segments)
+        cluster_ids = np.array([clusters[i].id for i in range(outcome.k)], dtype=np.int64)
+        assignments_write(
+            run_id=run.id,
+            customer_pks=outcome.data.customer_pks,
+            cluster_ids=cluster_ids[outcome.labels],
+            confidence=outcome.confidence,
+        )
+        _finish_run(run=run, outcome=outcome, stored=stored)
+        run_activate(run_id=run.id)
+
+
+def _finish_run(*, run: TrainingRun, outcome: Outcome, stored) -> None:
+    sweep = outcome.sweep
+    chosen = sweep.k_values.index(outcome.k) if outcome.k in sweep.k_values else None
+    updated = TrainingRun.objects.filter(id=run.id, status=TrainingRun.Status.RUNNING).update(
+        status=TrainingRun.Status.SUCCEEDED,
+        in_flight=None,
+        progress=100,
+        step="Finished",
+        finished_at=timezone.now(),
+        k_values=list(sweep.k_values),
+        inertia_by_k=[round(float(v), 4) for v in sweep.inertia],
+        silhouette_by_k=[round(float(v), 5) for v in sweep.silhouette],
+        chosen_k=outcome.k,
+        silhouette=float(sweep.silhouette[chosen]) if chosen is not None else None,
+        inertia=float(outcome.pipeline[-1].inertia_),
+        stability=round(float(outcome.stability), 4),
+        within_variance=outcome.sigma2,
+        algorithm=sweep.algorithm,
+        silhouette_sample_size=sweep.silhouette_sample_size,
+        customers_used=len(outcome.data.X),
+        customers_excluded=outcome.data.excluded,
+        population_means=_means(outcome.data.values),
+        projection=projection_sample(outcome),
+        timings=outcome.timings,
+        model_file=stored.file_name,
+        model_sha256=stored.sha256,
+        library_versions=stored.library_versions,
+    )
+    if not updated:
+        raise TrainingError("The run was stopped (marked failed) before it could be saved.")
+
+
+def _means(values: np.ndarray) -> dict[str, float | None]:
+    with np.errstate(all="ignore"):
+        means = np.nanmean(values, axis=0) if len(values) else np.full(values.shape[1], np.nan)
+    return {
+        f: (None if np.isnan(m) else round(float(m), 3)) for f, m in zip(engine.FEATURES, means)
+    }
+
+
+def projection_sample(outcome: Outcome) -> dict:
+    """A 2-D PCA of the scaled features on at most PROJECTION_POINTS customers, for a chart."""
+    rng = np.random.default_rng(settings.CLUSTERING_RANDOM_STATE)
+    n = len(outcome.data.X)
+    rows = (
+        np.sort(rng.choice(n, PROJECTION_POINTS, replace=False))
+        if n > PROJECTION_POINTS
+        else slice(None)
+    )
+    scaled = outcome.pipeline[0].transform(outcome.data.X[rows])
+    pca = PCA(n_components=2, random_state=0).fit(scaled)
+    points = pca.transform(scaled)
+    return {
+        "x": np.round(points[:, 0], 3).tolist(),
+        "y": np.round(points[:, 1], 3).tolist(),
+        "cluster": outcome.labels[rows].astype(int).tolist(),
+        "explained": [round(float(v), 4) for v in pca.explained_variance_ratio_],
+    }
+
+
+def _matches_with_active_run(outcome: Outcome, features: list[str]) -> dict[int, Segment]:
+    """New cluster index -> the segment of the active run's cluster it continues."""
+    previous = TrainingRun.objects.filter(is_active=True).first()
+    if previous is None:
+        return {}
+    common = [f for f in features if f in previous.features]
+    old_clusters = list(previous.clusters.select_related("segment").order_by("index"))
+    if len(common) < 2 or not old_clusters:
+        return {}
+    columns = [features.index(f) for f in common]
+    new_centroids = engine.centroids_original(outcome.pipeline)[:, columns]
+    old_centroids = np.array([[c.centroid[f] for f in common] for c in old_clusters])
+    scale = outcome.pipeline[0].scale_[columns]
+    pairs = engine.match_centroids(
+        old_centroids, new_centroids, scale=scale, max_distance=MATCH_MAX_DISTANCE
+    )
+    return {new: old_clusters[old].segment for new, old in pairs.items()}
+
+
+def _unique_name(base: str, taken: set[str]) -> str:
+    name, number = base, 2
+    while name in taken:
+        name, number = f"{base} {number}", number + 1
+    return name
+
+
+def segments_for_clusters(*, run: TrainingRun, outcome: Outcome) -> list[Segment]:
+    """One segment per cluster: matched ones carry over, the others are reused or created."""
+    matched = _matches_with_active_run(outcome, run.features)
+    used = {segment.id for segment in matched.values()}
+    taken = set(Segment.objects.values_list("name", flat=True))
+    segments = []
+    for index, persona in enumerate(outcome.names):
+        segment = matched.get(index)
+        if segment is None:
+            segment = (
+                Segment.objects.filter(
+                    name=persona.name, archetype=persona.archetype, is_active=False
+                )
+                .exclude(id__in=used)
+                .first()
+            )
+        if segment is None:
+            strategy = engine.STRATEGIES[persona.archetype]
+            segment = Segment.objects.create(
+                name=_unique_name(persona.name, taken),
+                archetype=persona.archetype,
+                description=strategy.description,
+                actions=list(strategy.actions),
+            )
+            taken.add(segment.name)
+        used.add(segment.id)
+        segments.append(segment)
+    return segments
+
+
+def clusters_create(
+    *, run: TrainingRun, outcome: Outcome, segments: list[Segment]
+) -> list[Cluster]:
+    """Clusters of the run with their centroid and statistics, in label order."""
+    centroids = engine.centroids_original(outcome.pipeline)
+    centroids_sd = engine.centroids_sd(outcome.pipeline)
+    total = len(outcome.labels)
+    clusters = []
+    for index, persona in enumerate(outcome.names):
+        members = outcome.labels == index
+        values = outcome.data.values[members]
+        size = int(members.sum())
+        clusters.append(
+            Cluster(
+                run=run,
+                index=index,
+                segment=segments[index],
+                archetype=persona.archetype,
+                reason=persona.reason[:200],
+                centroid={f: round(float(v), 4) for f, v in zip(run.features, centroids[index])},
+                centroid_sd={
+                    f: round(float(v), 4) for f, v in zip(run.features, centroids_sd[index])
+                },
+                size=size,
+                share=size / total,
+                means=_means(values),
+                medians=_medians(values),
+                sex_mix=_sex_mix(outcome.data.sex[members]),
+                mean_confidence=float(outcome.confidence[members].mean()) if size else None,
+            )
+        )
+    return Cluster.objects.bulk_create(clusters)
+
+
+def _medians(values: np.ndarray) -> dict[str, float | None]:
+    result = {}
+    for column, feature in enumerate(engine.FEATURES):
+        known = values[:, column][~np.isnan(values[:, column])]
+        result[feature] = round(float(np.median(known)), 3) if len(known) else None
+    return result
+
+
+def _sex_mix(codes: np.ndarray) -> dict[str, float]:
+    counts = np.bincount(codes.astype(np.int64), minlength=len(SEX_CODES))
+    total = max(int(counts.sum()), 1)
+    return {code: round(int(count) / total, 4) for code, count in zip(SEX_CODES, counts)}
+
+
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+_COPY_TRAILER = b"\xff\xff"
+_COPY_ROW = np.dtype(
+    [
+        ("fields", ">i2"),
+        ("run_len", ">i4"),
+        ("run", ">i8"),
+        ("customer_len", ">i4"),
+        ("customer", ">i8"),
+        ("cluster_len", ">i4"),
+        ("cluster", ">i8"),
+        ("confidence_len", ">i4"),
+        ("confidence", ">f8"),
+    ]
+)
+
+
+def assignments_write(
+    *, run_id: int, customer_pks: np.ndarray, cluster_ids: np.ndarray, confidence: np.ndarray
+) -> None:
+    """Insert one assignment per customer, in chunks (binary COPY on PostgreSQL)."""
+    with connection.cursor() as cursor:
+        for start in range(0, len(customer_pks), ASSIGNMENT_CHUNK):
+            end = start + ASSIGNMENT_CHUNK
+            assignments_write_chunk(
+                cursor,
+                run_id,
+                customer_pks[start:end],
+                cluster_ids[start:end],
+                confidence[start:end],
+            )
+
+
+def assignments_write_chunk(cursor, run_id, customer_pks, cluster_ids, confidence) -> None:
+    table = ClusterAssignment._meta.db_table
+    columns = "run_id, customer_id, cluster_id, confidence"
+    if connection.vendor == "postgresql":
+        rows = np.zeros(len(customer_pks), dtype=_COPY_ROW)
+        rows["fields"] = 4
+        rows["run_len"] = rows["customer_len"] = rows["cluster_len"] = rows["confidence_len"] = 8
+        rows["run"], rows["customer"], rows["cluster"] = run_id, customer_pks, cluster_ids
+        rows["confidence"] = confidence
+        with cursor.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT BINARY)") as copy:
+            copy.write(_COPY_HEADER + rows.tobytes() + _COPY_TRAILER)
+        return
+    values = zip(
+        [run_id] * len(customer_pks),
+        customer_pks.tolist(),
+        cluster_ids.tolist(),
+        confidence.tolist(),
+    )
+    cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s)", list(values))
+
+
+def run_activate(*, run_id: int) -> TrainingRun:
+    """Make a succeeded run the active model (also a rollback to an earlier run)."""
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().get(id=run_id)
+        if run.status != TrainingRun.Status.SUCCEEDED:
+            raise TrainingError(f"Run {run.id} has not succeeded, so it cannot be activated.")
+        if run.assignments_pruned:
+            raise TrainingError(
+                f"Run {run.id} is too old: its customer assignments were pruned. Retrain instead."
+            )
+        TrainingRun.objects.filter(is_active=True).exclude(id=run.id).update(is_active=False)
+        TrainingRun.objects.filter(id=run.id).update(is_active=True, activated_at=timezone.now())
+        in_run = Cluster.objects.filter(run_id=run.id, segment_id=OuterRef("pk"))
+        Segment.objects.update(is_active=Exists(in_run))
+    run.refresh_from_db()
+    return run
+
+
+def assignments_prune() -> int:
+    """Delete assignments of all but the newest N succeeded runs (and the active one)."""
+    keep = settings.CLUSTERING_KEEP_ASSIGNMENT_RUNS
+    succeeded = TrainingRun.objects.filter(
+        status=TrainingRun.Status.SUCCEEDED, assignments_pruned=False
+    ).order_by("-finished_at", "-id")
+    old = [run.id for run in succeeded[keep:] if not run.is_active]
+    if not old:
+        return 0
+    with transaction.atomic():
+        deleted, _ = ClusterAssignment.objects.filter(run_id__in=old).delete()
+        TrainingRun.objects.filter(id__in=old).update(assignments_pruned=True)
+    return deleted

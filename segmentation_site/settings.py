@@ -104,6 +104,8 @@ def database_config() -> dict:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
         config["CONN_MAX_AGE"] = 0
+        # A file, not memory, so that a worker process started by a test sees the same data.
+        config["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
     return config
 
 

@@ -27,3 +27,19 @@ def model_storage(settings, tmp_path):
     """Fitted models of a test go to a folder of its own."""
     settings.MODEL_STORAGE_DIR = tmp_path / "models"
     return settings.MODEL_STORAGE_DIR
+
+
+@pytest.fixture
+def celery_worker(transactional_db, settings, tmp_path):
+    """A real `celery worker` process on the test database; Redis in CI."""
+    from django.conf import settings as live_settings
+
+    from tests.worker import redis_reachable, start_worker, stop_worker
+
+    if REQUIRE_SERVICES:
+        require_service(bool(live_settings.REDIS_URL), "REDIS_URL (CI runs the worker on Redis)")
+    if live_settings.REDIS_URL:
+        require_service(redis_reachable(live_settings.REDIS_URL), "Redis")
+    process = start_worker(tmp_path / "worker.log")
+    yield process
+    stop_worker(process)

@@ -1,0 +1,123 @@
+"""Place customers in the active run's segments.
+
+The fitted pipeline is cached per process and reloaded when the active run
+changes. Segment names and strategies are read fresh with the active run in
+one query, so a marketer's edit shows at once and every answer comes from
+exactly one run, even while another run is being activated.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from clustering import engine
+from clustering.model_store import model_load
+from clustering.models import Cluster
+
+
+class NoActiveModel(Exception):
+    """No run has been trained and activated yet."""
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    id: int
+    name: str
+    archetype: str
+    description: str
+    actions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ActiveModel:
+    run_id: int
+    features: tuple[str, ...]
+    sigma2: float
+    pipeline: object
+    segments: tuple[SegmentInfo, ...]  # by cluster index
+
+
+@dataclass(frozen=True)
+class Prediction:
+    run_id: int
+    segment: SegmentInfo
+    confidence: float
+    band: str
+    runner_up: SegmentInfo
+    runner_up_probability: float
+    explanation: tuple[engine.FeatureComparison, ...]
+
+
+_lock = threading.Lock()
+_pipelines: dict[tuple[int, str], object] = {}
+
+
+def _pipeline(run_id: int, file_name: str, sha256: str):
+    key = (run_id, sha256)
+    with _lock:
+        if key not in _pipelines:
+            pipeline = model_load(file_name=file_name, sha256=sha256)
+            _pipelines.clear()  # one model per process: the active one
+            _pipelines[key] = pipeline
+        return _pipelines[key]
+
+
+def model_active() -> ActiveModel:
+    """The active run with its pipeline and current segment texts (one query)."""
+    rows = list(
+        Cluster.objects.filter(run__is_active=True)
+        .order_by("index")
+        .values_list(
+            "run_id",
+            "run__features",
+            "run__within_variance",
+            "run__model_file",
+            "run__model_sha256",
+            "archetype",
+            "segment_id",
+            "segment__name",
+            "segment__description",
+            "segment__actions",
+        )
+    )
+    if not rows:
+        raise NoActiveModel("No segmentation has been trained yet.")
+    run_id, features, sigma2, model_file, sha256 = rows[0][:5]
+    segments = tuple(
+        SegmentInfo(segment_id, name, archetype, description, tuple(actions))
+        for *_run, archetype, segment_id, name, description, actions in rows
+    )
+    pipeline = _pipeline(run_id, model_file, sha256)
+    return ActiveModel(run_id, tuple(features), sigma2, pipeline, segments)
+
+
+def predict_many(
+    rows: list[dict[str, float]], *, model: ActiveModel | None = None
+) -> list[Prediction]:
+    """Predict a segment for each row (a dict with at least the run's features)."""
+    model = model or model_active()
+    X = np.array([[float(row[f]) for f in model.features] for row in rows], dtype=np.float64)
+    scores = engine.score(model.pipeline, X, sigma2=model.sigma2)
+    predictions = []
+    for i in range(len(rows)):
+        cluster, runner_up = int(scores.cluster[i]), int(scores.runner_up[i])
+        confidence = float(scores.confidence[i])
+        predictions.append(
+            Prediction(
+                run_id=model.run_id,
+                segment=model.segments[cluster],
+                confidence=confidence,
+                band=engine.confidence_band(confidence),
+                runner_up=model.segments[runner_up],
+                runner_up_probability=float(scores.runner_up_probability[i]),
+                explanation=tuple(engine.explain(model.pipeline, X[i], cluster, model.features)),
+            )
+        )
+    return predictions
+
+
+def predict_one(row: dict[str, float]) -> Prediction:
+    return predict_many([row])[0]

@@ -1,0 +1,840 @@
+"""Pure clustering engine for customer segmentation (numpy/pandas/scipy/scikit-learn only).
+
+Nothing here imports Django: callers hand in plain arrays (rows = customers, columns = the
+features of the run, in ``FEATURES`` order) and get plain Python/numpy results back.
+
+Pipeline of a run: ``sweep`` tries every K, ``choose_k`` picks one, ``fit`` trains the final
+model, ``stability`` checks it, ``name_clusters`` turns centroids into personas, ``score`` /
+``predict_proba`` assign customers with a confidence, ``explain`` compares a customer with
+the segment centre and ``match_centroids`` carries segment identities across retrains.
+
+Sampling (so that large runs stay fast and memory-bounded):
+
+* The silhouette is exact (same value as ``sklearn.metrics.silhouette_score``) up to
+  ``SILHOUETTE_EXACT_MAX`` rows. Above that it is computed on a random sample of that many
+  rows, drawn exactly as ``silhouette_score(..., sample_size=..., random_state=...)`` does,
+  and ``SweepResult.silhouette_sample_size`` reports the sample size.
+* Above ``LARGE_DATA_THRESHOLD`` rows the K sweep runs MiniBatchKMeans on a random sample of
+  ``SWEEP_SAMPLE_SIZE`` rows (``SweepResult.algorithm`` / ``sweep_sample_size`` say so) and
+  ``fit`` uses MiniBatchKMeans on all rows.
+* ``stability`` works on at most ``STABILITY_SAMPLE_MAX`` rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist
+from sklearn.cluster import KMeans, MiniBatchKMeans
+from sklearn.metrics import adjusted_rand_score
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils import check_random_state
+
+FEATURES: tuple[str, ...] = ("age", "annual_income", "spending_score", "purchase_frequency")
+# Short words used in the plain-text reasons shown to marketers.
+FEATURE_LABELS: dict[str, str] = {
+    "age": "age",
+    "annual_income": "income",
+    "spending_score": "spending",
+    "purchase_frequency": "frequency",
+}
+
+SILHOUETTE_EXACT_MAX = 20_000
+LARGE_DATA_THRESHOLD = 100_000
+SWEEP_SAMPLE_SIZE = 50_000
+MINIBATCH_SIZE = 4096
+STABILITY_SAMPLE_MAX = 20_000
+# Refits in `stability` are deliberately cheap: few restarts, fresh random seeds.
+STABILITY_N_INIT = 2
+# One distance chunk (rows x n float64) stays below this many bytes (~64 MiB).
+CHUNK_BYTES = 64 * 2**20
+# Rows scored at a time, so a million-row `score` never holds big temporaries.
+SCORE_CHUNK_ROWS = 65_536
+# |z| >= this many standard deviations counts as "high"/"low"; below it is "average".
+SD_THRESHOLD = 0.5
+# Keeps the softmax defined when every row sits exactly on its centroid.
+MIN_VARIANCE = 1e-12
+
+ALGORITHM_KMEANS = "kmeans"
+ALGORITHM_MINIBATCH = "minibatch_kmeans"
+
+K_RULE = (
+    "We try 2 to 10 segments and keep the number of segments with the highest silhouette "
+    "score (how much closer customers are to their own segment than to the next one); "
+    "on a tie the smaller number wins."
+)
+CONFIDENCE_FORMULA = (
+    "Each segment is pictured as a round cloud of customers around its centre, every cloud "
+    "as wide as the typical spread of customers around their own centre and all equally "
+    "likely. The confidence is the chance that the customer belongs to the assigned cloud "
+    "rather than any other: close to 100 % near the centre of one segment, 50 % exactly "
+    "halfway between two segments, and lower when several segments are equally close."
+)
+
+ProgressCallback = Callable[[float, str], None]
+# (feature, rule) pairs; rule is one of high, low, not_high, not_low, average.
+Conditions = tuple[tuple[str, str], ...]
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def validate_features(feature_names: Sequence[str]) -> tuple[str, ...]:
+    """Return the feature names as a tuple; raise ValueError unless they are a subset
+    of ``FEATURES`` with at least two names, in ``FEATURES`` order, without duplicates."""
+    names = tuple(feature_names)
+    unknown = [name for name in names if name not in FEATURES]
+    if unknown:
+        raise ValueError(f"unknown features: {unknown}; allowed: {FEATURES}")
+    if len(names) < 2:
+        raise ValueError("a run needs at least two features")
+    if names != tuple(name for name in FEATURES if name in names):
+        raise ValueError(f"features must follow the order {FEATURES} without duplicates")
+    return names
+
+
+def _as_matrix(X: ArrayLike, feature_names: Sequence[str] | None = None) -> np.ndarray:
+    """Float64 2-D view of X (no copy when it already is one), checked for NaN/inf."""
+    arr = np.asarray(X, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1)  # a single customer row
+    if arr.ndim != 2 or arr.shape[0] == 0:
+        raise ValueError("X must be a non-empty 2-D array (rows = customers)")
+    if feature_names is not None and arr.shape[1] != len(validate_features(feature_names)):
+        raise ValueError("X has a different number of columns than feature_names")
+    if not np.isfinite(arr).all():
+        raise ValueError("X contains NaN or infinite values")
+    return arr
+
+
+def _check_k_values(k_values: Sequence[int], n_rows: int) -> tuple[int, ...]:
+    """Sorted unique K values; silhouette needs 2 <= K <= n_rows - 1."""
+    ks = tuple(sorted({int(k) for k in k_values}))
+    if not ks:
+        raise ValueError("k_values is empty")
+    if ks[0] < 2 or ks[-1] > n_rows - 1:
+        raise ValueError(f"K must be between 2 and {n_rows - 1} for {n_rows} rows")
+    return ks
+
+
+def _sample_indices(n_rows: int, max_rows: int, random_state: int | None) -> np.ndarray | None:
+    """None (use every row) or the first max_rows of a seeded permutation; this is the
+    same draw sklearn's ``silhouette_score(sample_size=..., random_state=...)`` makes."""
+    if n_rows <= max_rows:
+        return None
+    return check_random_state(random_state).permutation(n_rows)[:max_rows]
+
+
+def _row_slices(n_rows: int, chunk_rows: int) -> Iterator[slice]:
+    for start in range(0, n_rows, chunk_rows):
+        yield slice(start, min(start + chunk_rows, n_rows))
+
+
+def _no_progress(fraction: float, step: str) -> None:
+    """Default progress callback: ignore."""
+
+
+# --------------------------------------------------------------------------- silhouette
+
+
+def _stacked_onehot(
+    labels_list: Sequence[np.ndarray],
+) -> tuple[np.ndarray, list[int], list[np.ndarray]]:
+    """One-hot matrices of every labelling side by side (n x sum K), their column offsets
+    and cluster sizes, so one matrix product gives the per-cluster distance sums of all K."""
+    sizes = [int(labels.max()) + 1 for labels in labels_list]
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
+    onehot = np.zeros((len(labels_list[0]), offsets[-1]))
+    rows = np.arange(len(labels_list[0]))
+    for labels, offset in zip(labels_list, offsets, strict=False):
+        onehot[rows, offset + labels] = 1.0
+    counts = [
+        np.bincount(lab, minlength=size) for lab, size in zip(labels_list, sizes, strict=True)
+    ]
+    return onehot, offsets, counts
+
+
+def _chunk_silhouette(sums: np.ndarray, own: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """s(i) for a chunk of rows given their distance sums to every cluster (rows x K)."""
+    rows = np.arange(len(own))
+    own_counts = counts[own]
+    # a(i): mean distance to the other members of its own cluster (itself contributes 0).
+    a = sums[rows, own] / np.maximum(own_counts - 1, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        means = sums / counts
+        means[:, counts == 0] = np.inf  # cluster absent from a sample: never the nearest
+        means[rows, own] = np.inf
+        b = means.min(axis=1)
+        s = (b - a) / np.maximum(a, b)
+    s[own_counts == 1] = 0.0  # sklearn's convention for a point alone in its cluster
+    return np.nan_to_num(s, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def silhouette_all_k(
+    Xs: np.ndarray,
+    labels_list: Sequence[np.ndarray],
+    *,
+    chunk_bytes: int = CHUNK_BYTES,
+    on_chunk: Callable[[float], None] | None = None,
+) -> np.ndarray:
+    """Exact mean silhouette of every labelling of the same rows, computing each pairwise
+    distance once: row chunks of the distance matrix (never n x n) are multiplied by the
+    stacked one-hot labels. Matches ``sklearn.metrics.silhouette_score`` per labelling."""
+    n_rows = len(Xs)
+    labels_list = [np.asarray(labels, dtype=np.intp) for labels in labels_list]
+    onehot, offsets, counts = _stacked_onehot(labels_list)
+    totals = np.zeros(len(labels_list))
+    chunk_rows = min(n_rows, max(1, chunk_bytes // (8 * n_rows)))
+    # One reused buffer: a fresh 64 MiB array per chunk costs page faults on every chunk.
+    buffer = np.empty((chunk_rows, n_rows))
+    for sl in _row_slices(n_rows, chunk_rows):
+        dist = buffer[: sl.stop - sl.start]
+        cdist(Xs[sl], Xs, out=dist)  # exact euclidean in one pass (no cancellation)
+        sums = dist @ onehot
+        for j, labels in enumerate(labels_list):
+            block = sums[:, offsets[j] : offsets[j + 1]]
+            totals[j] += _chunk_silhouette(block, labels[sl], counts[j]).sum()
+        if on_chunk is not None:
+            on_chunk(sl.stop / n_rows)
+    return totals / n_rows
+
+
+# --------------------------------------------------------------------------- sweep / fit
+
+
+@dataclass(frozen=True, eq=False)
+class SweepResult:
+    """Inertia and silhouette per K. In the large-data path both come from the sweep
+    sample (``sweep_sample_size`` rows); labels_by_k holds labels of the swept rows."""
+
+    k_values: tuple[int, ...]
+    inertia: tuple[float, ...]
+    silhouette: tuple[float, ...]
+    labels_by_k: dict[int, np.ndarray] | None
+    silhouette_sample_size: int
+    sweep_sample_size: int
+    algorithm: str
+    n_rows: int
+
+
+def _make_kmeans(
+    k: int, algorithm: str, random_state: int | None, n_init: int
+) -> KMeans | MiniBatchKMeans:
+    """The estimator for one K; identical settings in sweep and fit, so same labels."""
+    if algorithm == ALGORITHM_MINIBATCH:
+        return MiniBatchKMeans(
+            n_clusters=k, n_init=n_init, random_state=random_state, batch_size=MINIBATCH_SIZE
+        )
+    return KMeans(n_clusters=k, n_init=n_init, random_state=random_state)
+
+
+def _fit_all_k(
+    Xs: np.ndarray,
+    ks: tuple[int, ...],
+    algorithm: str,
+    seeds: tuple[int | None, int],
+    report: Callable[[float, str], None],
+) -> tuple[list[np.ndarray], list[float]]:
+    """Fit one model per K on the scaled rows; returns labels and inertia per K."""
+    random_state, n_init = seeds
+    labels, inertia = [], []
+    for i, k in enumerate(ks):
+        report(i / len(ks), f"Trying {k} segments")
+        model = _make_kmeans(k, algorithm, random_state, n_init).fit(Xs)
+        labels.append(model.labels_.astype(np.intp))
+        inertia.append(float(model.inertia_))
+    return labels, inertia
+
+
+def _sweep_data(
+    X: np.ndarray, large_data_threshold: int, sample_size: int, random_state: int | None
+) -> tuple[np.ndarray, str]:
+    """Scaled rows to sweep on, and the algorithm. The scaler always sees all rows (it is
+    cheap), so the sample lives in the same standardised space as the final model."""
+    scaler = StandardScaler().fit(X)
+    if len(X) <= large_data_threshold:
+        return scaler.transform(X), ALGORITHM_KMEANS
+    rows = _sample_indices(len(X), sample_size, random_state)
+    sample = X if rows is None else X[rows]  # None: the sample size covers every row
+    return scaler.transform(sample), ALGORITHM_MINIBATCH
+
+
+def sweep(
+    X: ArrayLike,
+    *,
+    k_values: Sequence[int] = range(2, 11),
+    random_state: int | None = 0,
+    n_init: int = 4,
+    progress: ProgressCallback | None = None,
+    feature_names: Sequence[str] | None = None,
+    silhouette_exact_max: int = SILHOUETTE_EXACT_MAX,
+    large_data_threshold: int = LARGE_DATA_THRESHOLD,
+    sweep_sample_size: int = SWEEP_SAMPLE_SIZE,
+    keep_labels: bool = True,
+) -> SweepResult:
+    """Standardise X, fit (MiniBatch)KMeans for every K and record inertia and silhouette.
+
+    ``progress(fraction, step)`` is called along the way. Thresholds are keywords so tests
+    can exercise the sampled paths on small data (see the module docstring)."""
+    X = _as_matrix(X, feature_names)
+    report = progress or _no_progress
+    report(0.0, "Standardising features")
+    Xs, algorithm = _sweep_data(X, large_data_threshold, sweep_sample_size, random_state)
+    ks = _check_k_values(k_values, len(Xs))
+    labels, inertia = _fit_all_k(Xs, ks, algorithm, (random_state, n_init), _scaled(report, 0.7))
+    rows = _sample_indices(len(Xs), silhouette_exact_max, random_state)
+    sil_X, sil_labels = (Xs, labels) if rows is None else (Xs[rows], [lab[rows] for lab in labels])
+    on_chunk = _scaled(report, 0.3, 0.7)
+    silhouette = silhouette_all_k(sil_X, sil_labels, on_chunk=lambda f: on_chunk(f, "Silhouette"))
+    report(1.0, "Done")
+    return SweepResult(
+        k_values=ks,
+        inertia=tuple(inertia),
+        silhouette=tuple(float(s) for s in silhouette),
+        labels_by_k=dict(zip(ks, labels, strict=True)) if keep_labels else None,
+        silhouette_sample_size=len(sil_X),
+        sweep_sample_size=len(Xs),
+        algorithm=algorithm,
+        n_rows=len(X),
+    )
+
+
+def _scaled(report: ProgressCallback, share: float, start: float = 0.0) -> ProgressCallback:
+    """Map a sub-task's 0..1 progress onto [start, start + share] of the whole sweep."""
+    return lambda fraction, step: report(start + share * fraction, step)
+
+
+def choose_k(result: SweepResult) -> int:
+    """The K with the highest silhouette; ties go to the smaller K (see ``K_RULE``)."""
+    best_k, best_s = None, -np.inf
+    for k, s in sorted(zip(result.k_values, result.silhouette, strict=True)):
+        if not np.isnan(s) and s > best_s:  # strict '>' keeps the smaller K on a tie
+            best_k, best_s = k, s
+    if best_k is None:
+        raise ValueError("no K has a silhouette score")
+    return best_k
+
+
+def fit(
+    X: ArrayLike,
+    *,
+    k: int,
+    random_state: int | None = 0,
+    n_init: int = 4,
+    feature_names: Sequence[str] | None = None,
+    large_data_threshold: int = LARGE_DATA_THRESHOLD,
+) -> Pipeline:
+    """StandardScaler + KMeans (MiniBatchKMeans above the threshold) fitted on ALL rows.
+    Same data and seed give the same labels."""
+    X = _as_matrix(X, feature_names)
+    if not 2 <= k <= len(X):
+        raise ValueError(f"k must be between 2 and {len(X)}")
+    algorithm = ALGORITHM_MINIBATCH if len(X) > large_data_threshold else ALGORITHM_KMEANS
+    return make_pipeline(StandardScaler(), _make_kmeans(k, algorithm, random_state, n_init)).fit(X)
+
+
+def centroids_sd(pipeline: Pipeline) -> np.ndarray:
+    """Centroids in standard deviations from the population mean (the scaled space)."""
+    return np.asarray(pipeline[-1].cluster_centers_)
+
+
+def centroids_original(pipeline: Pipeline) -> np.ndarray:
+    """Centroids in the original feature units."""
+    return pipeline[0].inverse_transform(centroids_sd(pipeline))
+
+
+def within_variance(pipeline: Pipeline, n_rows: int) -> float:
+    """Shared per-feature variance of the run in scaled space:
+    inertia / (n_rows * n_features), the sigma2 used by ``predict_proba``."""
+    model = pipeline[-1]
+    n_features = model.cluster_centers_.shape[1]
+    return max(float(model.inertia_) / (n_rows * n_features), MIN_VARIANCE)
+
+
+# --------------------------------------------------------------------------- confidence
+
+
+@dataclass(frozen=True, eq=False)
+class Scores:
+    """Per-row assignment: cluster index, its probability, runner-up and its probability."""
+
+    cluster: np.ndarray
+    confidence: np.ndarray
+    runner_up: np.ndarray
+    runner_up_probability: np.ndarray
+
+
+def _chunk_proba(pipeline: Pipeline, X: np.ndarray, sigma2: float) -> np.ndarray:
+    """Softmax of -d^2 / (2 sigma2) over the centroids (equal-prior isotropic Gaussians)."""
+    d2 = cdist(pipeline[0].transform(X), centroids_sd(pipeline), "sqeuclidean")
+    logits = d2 * (-0.5 / max(sigma2, MIN_VARIANCE))
+    # Subtracting the row maximum avoids exp() underflow to 0/0 far from every centroid.
+    logits -= logits.max(axis=1, keepdims=True)
+    np.exp(logits, out=logits)
+    logits /= logits.sum(axis=1, keepdims=True)
+    return logits
+
+
+def predict_proba(pipeline: Pipeline, X: ArrayLike, *, sigma2: float) -> np.ndarray:
+    """(n, K) posterior probability of each segment for each row (see CONFIDENCE_FORMULA)."""
+    X = _as_matrix(X)
+    out = np.empty((len(X), centroids_sd(pipeline).shape[0]))
+    for sl in _row_slices(len(X), SCORE_CHUNK_ROWS):
+        out[sl] = _chunk_proba(pipeline, X[sl], sigma2)
+    return out
+
+
+def score(pipeline: Pipeline, X: ArrayLike, *, sigma2: float) -> Scores:
+    """Assigned segment, confidence, runner-up segment and its probability for one row
+    (1-D input) or many; processed in chunks so a million rows stay cheap."""
+    X = _as_matrix(X)
+    n_rows = len(X)
+    cluster, runner_up = np.empty(n_rows, np.intp), np.empty(n_rows, np.intp)
+    confidence, runner_p = np.empty(n_rows), np.empty(n_rows)
+    for sl in _row_slices(n_rows, SCORE_CHUNK_ROWS):
+        proba = _chunk_proba(pipeline, X[sl], sigma2)
+        # Stable sort of -p: on ties the lower index wins, exactly like argmax.
+        top = np.argsort(-proba, axis=1, kind="stable")[:, :2]
+        cluster[sl], runner_up[sl] = top[:, 0], top[:, 1]
+        confidence[sl] = np.take_along_axis(proba, top[:, :1], axis=1)[:, 0]
+        runner_p[sl] = np.take_along_axis(proba, top[:, 1:2], axis=1)[:, 0]
+    return Scores(cluster, confidence, runner_up, runner_p)
+
+
+def confidence_band(p: float) -> str:
+    """Plain-words band for a probability in [0, 1]."""
+    if p >= 0.90:
+        return "very confident"
+    if p >= 0.70:
+        return "confident"
+    if p >= 0.50:
+        return "moderate"
+    return "low"
+
+
+# --------------------------------------------------------------------------- naming
+
+
+@dataclass(frozen=True)
+class Archetype:
+    """A persona: conditions are (feature, rule) with rule in high/low/not_high/not_low/
+    average. ``core`` marks the four playbook personas, preferred when they fit."""
+
+    key: str
+    name: str
+    conditions: Conditions
+    core: bool = False
+    # Mainstream is "whatever features the run has are average": it drops missing
+    # features instead of becoming inapplicable like the other archetypes.
+    drop_missing: bool = False
+
+
+ARCHETYPES: tuple[Archetype, ...] = (
+    Archetype(
+        "high_value",
+        "High-Value Customers",
+        (("annual_income", "high"), ("spending_score", "high")),
+        core=True,
+    ),
+    Archetype(
+        "budget",
+        "Budget Shoppers",
+        (("annual_income", "low"), ("spending_score", "low")),
+        core=True,
+    ),
+    Archetype(
+        "potential",
+        "Potential Targets",
+        (("annual_income", "high"), ("spending_score", "low")),
+        core=True,
+    ),
+    Archetype("loyal", "Loyal Customers", (("purchase_frequency", "high"),), core=True),
+    Archetype(
+        "young_spenders",
+        "Young High Spenders",
+        (("age", "low"), ("spending_score", "high"), ("annual_income", "not_high")),
+    ),
+    Archetype("careful_seniors", "Careful Seniors", (("age", "high"), ("spending_score", "low"))),
+    Archetype(
+        "impulsive", "Impulse Buyers", (("annual_income", "low"), ("spending_score", "high"))
+    ),
+    Archetype("occasional", "Occasional Shoppers", (("purchase_frequency", "low"),)),
+    Archetype("affluent", "Affluent Customers", (("annual_income", "high"),)),
+    Archetype("modest", "Modest Earners", (("annual_income", "low"),)),
+    Archetype(
+        "mainstream",
+        "Average Mainstream",
+        tuple((feature, "average") for feature in FEATURES),
+        drop_missing=True,
+    ),
+)
+
+# Score tiers for the assignment, far apart so that sd margins (a few units) only break
+# ties inside a tier: a fitting core persona > a fitting other persona > a duplicate of a
+# fitting persona > the closest non-fitting persona.
+_CORE_MATCH, _OTHER_MATCH, _NO_MATCH, _DUPLICATE_PENALTY = 100.0, 50.0, -100.0, 60.0
+
+
+@dataclass(frozen=True)
+class ClusterName:
+    """Persona of one segment. ``matched`` is False when no archetype's thresholds hold
+    and the name is only the closest fit."""
+
+    archetype: str
+    name: str
+    reason: str
+    matched: bool = True
+
+
+def _margin(z: float, rule: str) -> float:
+    """How far (in sd) a centroid coordinate is inside (>= 0) or outside (< 0) a rule."""
+    if rule == "high":
+        return z - SD_THRESHOLD
+    if rule == "low":
+        return -z - SD_THRESHOLD
+    # Secondary rules are capped so they can confirm a persona but never dominate it.
+    if rule == "not_high":
+        return min(SD_THRESHOLD - z, SD_THRESHOLD)
+    if rule == "not_low":
+        return min(z + SD_THRESHOLD, SD_THRESHOLD)
+    return SD_THRESHOLD - abs(z)  # "average"
+
+
+def _applicable_conditions(archetype: Archetype, names: tuple[str, ...]) -> Conditions | None:
+    """Conditions usable in this run, or None when the archetype needs a missing feature."""
+    present = tuple((f, rule) for f, rule in archetype.conditions if f in names)
+    if len(present) < len(archetype.conditions) and not archetype.drop_missing:
+        return None
+    return present or None
+
+
+def _archetype_score(z: dict[str, float], archetype: Archetype, conditions: Conditions) -> float:
+    """Tiered fit score of one centroid for one archetype (higher is better)."""
+    margins = [_margin(z[feature], rule) for feature, rule in conditions]
+    if min(margins) >= 0:
+        return (_CORE_MATCH if archetype.core else _OTHER_MATCH) + sum(margins)
+    return _NO_MATCH + sum(min(m, 0.0) for m in margins)
+
+
+def _reason(z: dict[str, float], conditions: Conditions, matched: bool) -> str:
+    """Decisive features (the archetype's, then any other clearly high/low one) in sd."""
+    keys = [feature for feature, _ in conditions]
+    keys += [f for f, value in z.items() if f not in keys and abs(value) >= SD_THRESHOLD]
+    text = ", ".join(f"{FEATURE_LABELS[f]} {z[f]:+.1f} sd" for f in keys)
+    return text if matched else f"closest match, no persona fits exactly: {text}"
+
+
+def _score_matrix(
+    centroids: np.ndarray, names: tuple[str, ...]
+) -> tuple[np.ndarray, list[tuple[Archetype, Conditions]], list[dict[str, float]]]:
+    """Cluster x archetype scores plus the applicable archetypes and their conditions."""
+    usable = [(a, c) for a in ARCHETYPES if (c := _applicable_conditions(a, names)) is not None]
+    zs = [dict(zip(names, map(float, row), strict=True)) for row in centroids]
+    scores = np.array([[_archetype_score(z, a, c) for a, c in usable] for z in zs])
+    return scores, usable, zs
+
+
+def name_clusters(centroids_sd: ArrayLike, feature_names: Sequence[str]) -> list[ClusterName]:
+    """Unique persona names for the centroids (K x n_features, in sd from the mean).
+
+    An optimal assignment (linear_sum_assignment) over cluster x archetype scores keeps
+    names unique; when K exceeds the fitting archetypes a duplicate gets a number suffix."""
+    names = validate_features(feature_names)
+    centroids = np.atleast_2d(np.asarray(centroids_sd, dtype=np.float64))
+    if centroids.shape[1] != len(names):
+        raise ValueError("centroids_sd has a different number of columns than feature_names")
+    scores, usable, zs = _score_matrix(centroids, names)
+    k, n_arch = scores.shape
+    # Every archetype gets k columns: the first is the plain name, the others duplicates.
+    copies = np.concatenate([scores] + [scores - _DUPLICATE_PENALTY] * (k - 1), axis=1)
+    rows, cols = linear_sum_assignment(copies, maximize=True)
+    picks = {int(r): int(c) % n_arch for r, c in zip(rows, cols, strict=True)}
+    return _label_picks(picks, scores, usable, zs)
+
+
+def _label_picks(
+    picks: dict[int, int],
+    scores: np.ndarray,
+    usable: list[tuple[Archetype, Conditions]],
+    zs: list[dict[str, float]],
+) -> list[ClusterName]:
+    """Build ClusterName objects; the best-scoring holder of an archetype keeps the plain
+    name and the others get " 2", " 3", ... so names are always unique."""
+    result: dict[int, ClusterName] = {}
+    for col in sorted(set(picks.values())):
+        holders = sorted((r for r in picks if picks[r] == col), key=lambda r: -scores[r, col])
+        archetype, conditions = usable[col]
+        for rank, row in enumerate(holders):
+            matched = bool(scores[row, col] > _NO_MATCH / 2)
+            name = archetype.name if rank == 0 else f"{archetype.name} {rank + 1}"
+            reason = _reason(zs[row], conditions, matched)
+            result[row] = ClusterName(archetype.key, name, reason, matched)
+    return [result[row] for row in range(len(zs))]
+
+
+# --------------------------------------------------------------------------- strategies
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """Default marketing advice for an archetype."""
+
+    description: str
+    actions: tuple[str, ...]
+
+
+STRATEGIES: dict[str, Strategy] = {
+    "high_value": Strategy(
+        "Your most valuable customers: they earn well and spend freely. Protect the "
+        "relationship and keep the experience premium.",
+        (
+            "Invite them to a VIP tier with priority support and a named contact",
+            "Give early access to new collections and limited editions",
+            "Recommend premium products and bundles that fit their past purchases",
+            "Thank them personally with exclusive events or previews",
+        ),
+    ),
+    "budget": Strategy(
+        "Price-conscious customers with modest incomes who spend carefully. Win them with "
+        "clear value rather than pressure.",
+        (
+            "Send targeted discount codes and sale alerts",
+            "Promote value ranges, multipacks and own-brand products",
+            "Set free-delivery thresholds they can realistically reach",
+            "Steer service towards self-service and low-cost channels",
+        ),
+    ),
+    "potential": Strategy(
+        "They could afford much more than they spend with you today: the biggest untapped "
+        "opportunity in the customer base.",
+        (
+            "Run engagement campaigns built around products that suit their means",
+            "Use personalised recommendations and well-timed upselling",
+            "Offer a trial or first-purchase incentive on premium lines",
+            "Ask for feedback to learn what holds them back",
+        ),
+    ),
+    "loyal": Strategy(
+        "Customers who come back again and again. Keeping them costs far less than replacing them.",
+        (
+            "Enrol them in a points-based loyalty programme",
+            "Celebrate milestones such as the tenth order with a small gift",
+            "Offer subscriptions or automatic reordering for repeat items",
+            "Watch for falling visit frequency and reach out early",
+        ),
+    ),
+    "young_spenders": Strategy(
+        "Younger customers who spend generously for their income; trend-driven and active "
+        "on mobile and social channels.",
+        (
+            "Reach them on social and mobile channels with new trends",
+            "Launch limited drops and collaborations with clear entry prices",
+            "Reward referrals that bring in their friends",
+            "Offer flexible but transparent payment options",
+        ),
+    ),
+    "careful_seniors": Strategy(
+        "Older customers who buy cautiously and value trust, quality and good service "
+        "over novelty.",
+        (
+            "Stress quality, guarantees and easy returns",
+            "Give detailed product information and an easy phone line",
+            "Bundle practical everyday items at a fair price",
+            "Prefer email and print over fast-moving social campaigns",
+        ),
+    ),
+    "impulsive": Strategy(
+        "Enthusiastic buyers whose spending is high for their income; keep them happy "
+        "without pushing them beyond their means.",
+        (
+            "Feature affordable treats and small add-on items",
+            "Suggest cheaper alternatives to their favourite products",
+            "Offer a budget-friendly loyalty card with instant rewards",
+            "Keep limited-time offers occasional rather than constant",
+        ),
+    ),
+    "occasional": Strategy(
+        "They buy rarely, so the relationship is thin and may be fading.",
+        (
+            "Send a personalised win-back offer",
+            "Remind them of items they viewed or bought before",
+            "Time campaigns to the season of their past purchases",
+            "Ask in a short survey what would bring them back more often",
+        ),
+    ),
+    "affluent": Strategy(
+        "Customers with above-average income; their spending is average or not part of this run.",
+        (
+            "Showcase premium and higher-margin ranges",
+            "Offer a personal shopping or concierge service",
+            "Invite them to try a premium membership",
+        ),
+    ),
+    "modest": Strategy(
+        "Customers with below-average income; value and transparent prices matter most.",
+        (
+            "Lead with value and clear, honest pricing",
+            "Highlight entry-level ranges and clearance items",
+            "Offer reachable rewards for repeat purchases",
+        ),
+    ),
+    "mainstream": Strategy(
+        "Close to the average customer on every feature: the broad middle of the base.",
+        (
+            "Use broad campaigns and best-seller recommendations",
+            "A/B test offers to uncover smaller preference groups",
+            "Cross-sell a second product category",
+            "Invite them to the loyalty programme to lift purchase frequency",
+        ),
+    ),
+}
+
+
+# --------------------------------------------------------------------------- explain
+
+
+@dataclass(frozen=True)
+class FeatureComparison:
+    """One feature of a customer next to the segment centre (original units and sd)."""
+
+    feature: str
+    value: float
+    centroid_value: float
+    diff_sd: float
+
+
+def explain(
+    model: Pipeline | ArrayLike,
+    x_row: ArrayLike,
+    cluster_index: int,
+    feature_names: Sequence[str],
+    scaler: StandardScaler | None = None,
+) -> list[FeatureComparison]:
+    """Compare one customer with a segment centre. ``model`` is a fitted pipeline, or the
+    scaled centroids (K x d) together with the run's fitted ``scaler``."""
+    names = validate_features(feature_names)
+    if isinstance(model, Pipeline):
+        centroids, scaler = centroids_sd(model), model[0]
+    elif scaler is None:
+        raise ValueError("pass the run's scaler together with raw centroids")
+    else:
+        centroids = np.asarray(model, dtype=np.float64)
+    x = _as_matrix(x_row, names)
+    centre_sd = centroids[cluster_index]
+    x_sd = scaler.transform(x)[0]
+    centre = scaler.inverse_transform(centre_sd.reshape(1, -1))[0]
+    return [
+        FeatureComparison(f, float(x[0, i]), float(centre[i]), float(x_sd[i] - centre_sd[i]))
+        for i, f in enumerate(names)
+    ]
+
+
+# --------------------------------------------------------------------------- stability
+
+
+def _reference_labels(
+    X: np.ndarray, reference: Pipeline | ArrayLike, rows: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scaled working rows and the final model's labels on them."""
+    if isinstance(reference, Pipeline):
+        Xs = reference[0].transform(X)
+        return Xs, reference[-1].predict(Xs)
+    labels = np.asarray(reference)
+    labels = labels if rows is None else labels[rows]
+    return StandardScaler().fit_transform(X), labels
+
+
+def stability(
+    X: ArrayLike,
+    reference: Pipeline | ArrayLike,
+    *,
+    k: int | None = None,
+    n_subsamples: int = 3,
+    fraction: float = 0.8,
+    random_state: int | None = 0,
+    sample_max: int = STABILITY_SAMPLE_MAX,
+) -> float:
+    """Mean adjusted Rand index between the final labels (pipeline or label array) and
+    independent refits on random subsamples. Refits use fresh seeds and k-means++ seeding,
+    never the final centroids, so agreement is earned. Works on <= sample_max rows."""
+    X = _as_matrix(X)
+    rng = np.random.default_rng(random_state)
+    rows = None if len(X) <= sample_max else rng.choice(len(X), sample_max, replace=False)
+    Xs, labels = _reference_labels(X if rows is None else X[rows], reference, rows)
+    k = k if k is not None else int(labels.max()) + 1
+    size = max(k + 1, round(fraction * len(Xs)))
+    scores = []
+    for seed in rng.integers(0, 2**31 - 1, size=n_subsamples):
+        idx = rng.choice(len(Xs), size=min(size, len(Xs)), replace=False)
+        refit = KMeans(n_clusters=k, n_init=STABILITY_N_INIT, random_state=int(seed))
+        scores.append(adjusted_rand_score(labels[idx], refit.fit(Xs[idx]).labels_))
+    return float(np.mean(scores))
+
+
+# --------------------------------------------------------------------------- verdict
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Silhouette band ("strong", "reasonable", "weak", "poor") and its plain-words text."""
+
+    band: str
+    text: str
+
+
+def silhouette_verdict(s: float) -> Verdict:
+    """Playbook bands: strong >= 0.70, reasonable >= 0.50, weak >= 0.25, poor < 0.25."""
+    if s >= 0.70:
+        return Verdict("strong", "Segments are clearly separated; customers fit them well.")
+    if s >= 0.50:
+        return Verdict(
+            "reasonable", "Segments are reasonably separated; most customers fit one well."
+        )
+    if s >= 0.25:
+        return Verdict(
+            "weak",
+            "Segments overlap a lot; treat them as rough groupings and check them before "
+            "acting on them.",
+        )
+    return Verdict(
+        "poor",
+        "The data shows no clear segments: customers are spread out rather than grouped. "
+        "These segments are arbitrary cuts and should not be treated as personas.",
+    )
+
+
+# --------------------------------------------------------------------------- retrains
+
+
+def match_centroids(
+    previous: ArrayLike,
+    new: ArrayLike,
+    *,
+    scale: ArrayLike | None = None,
+    max_distance: float | None = None,
+) -> dict[int, int]:
+    """Map new segment index -> previous segment index by an optimal one-to-one
+    assignment on euclidean distance; unmatched new segments are absent.
+
+    Both centroid sets must live in one space. Scaled centroids of two runs are NOT
+    comparable (each run has its own scaler), so pass ``centroids_original`` of both runs
+    and a common ``scale`` (e.g. the new run's ``pipeline[0].scale_``): distances are then
+    in standard deviations. Pairs farther apart than ``max_distance`` are not matches."""
+    prev = np.atleast_2d(np.asarray(previous, dtype=np.float64))
+    cur = np.atleast_2d(np.asarray(new, dtype=np.float64))
+    if prev.size == 0 or cur.size == 0:
+        return {}
+    if scale is not None:
+        prev, cur = prev / np.asarray(scale), cur / np.asarray(scale)
+    cost = cdist(cur, prev)
+    rows, cols = linear_sum_assignment(cost)
+    return {
+        int(r): int(c)
+        for r, c in zip(rows, cols, strict=True)
+        if max_distance is None or cost[r, c] <= max_distance
+    }

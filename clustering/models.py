@@ -28,6 +28,7 @@ class Segment(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [("export_segment", "Can export segment members for campaigns")]
 
     def __str__(self) -> str:
         return self.name

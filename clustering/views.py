@@ -1,16 +1,195 @@
+"""Pages of the marketing site. Thin: each view checks permissions, calls a
+selector or service and renders a page or, for htmx, one partial of it."""
+
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRefresh
 
-from customers.models import Customer
+from clustering import engine, selectors
+from clustering.forms import PredictForm, RetrainForm, SegmentForm
+from clustering.models import Segment, TrainingRun
+from clustering.prediction import NoActiveModel, model_active, predict_one
+from clustering.services import QueueUnavailable, TrainingError, run_activate, training_run_start
+
+VIEW_SEGMENTS = "clustering.view_segment"
+
+
+def _partial(request: HttpRequest, template: str, name: str) -> str:
+    return f"{template}#{name}" if request.htmx else template
 
 
 @require_GET
 @login_required
+@permission_required(VIEW_SEGMENTS, raise_exception=True)
 def dashboard(request: HttpRequest) -> HttpResponse:
-    # Until a model is trained there is nothing to aggregate; counting is cheap on an index.
-    context = {"customer_count": Customer.objects.count()}
+    context = selectors.dashboard_context()
+    context["predict_form"] = PredictForm(features=context["features"])
+    context["retrain_form"] = RetrainForm()
+    context["has_model"] = context["run"] is not None
     return render(request, "clustering/dashboard.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required(VIEW_SEGMENTS, raise_exception=True)
+def predict(request: HttpRequest) -> HttpResponse:
+    """The prediction form: htmx swaps in the answer; without JavaScript it is a normal POST."""
+    try:
+        model = model_active()
+    except NoActiveModel:
+        model = None
+    features = model.features if model else engine.FEATURES
+    form = PredictForm(request.POST or None, features=features)
+    context = {"predict_form": form, "prediction": None, "has_model": model is not None}
+    if request.method == "POST" and model and form.is_valid():
+        context["prediction"] = predict_one(form.row())
+    return render(request, _partial(request, "clustering/predict.html", "predict-panel"), context)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required(VIEW_SEGMENTS, raise_exception=True)
+def segment_edit(request: HttpRequest, segment_id: int) -> HttpResponse:
+    """GET: the edit form in place of the card. POST: save and return the card."""
+    segment = get_object_or_404(Segment, id=segment_id)
+    if request.method == "POST" and not request.user.has_perm("clustering.change_segment"):
+        return HttpResponse("You may not edit segments.", status=403)
+    form = SegmentForm(request.POST or None, instance=segment)
+    if request.method == "POST" and form.is_valid():
+        segment = form.save(commit=False)
+        segment.updated_by = request.user
+        segment.save()
+        if not request.htmx:
+            messages.success(request, f"Saved “{segment.name}”.")
+            return redirect("clustering:dashboard")
+        card = selectors.segment_card(segment=segment)
+        return render(request, "clustering/_segment_card.html", {"card": card})
+    if request.GET.get("cancel") and request.htmx:
+        return render(
+            request,
+            "clustering/_segment_card.html",
+            {"card": selectors.segment_card(segment=segment)},
+        )
+    return render(
+        request,
+        "clustering/segment_edit.html" if not request.htmx else "clustering/_segment_form.html",
+        {"form": form, "segment": segment},
+    )
+
+
+@require_POST
+@login_required
+@permission_required("clustering.start_training", raise_exception=True)
+def run_start(request: HttpRequest) -> HttpResponse:
+    form = RetrainForm(request.POST)
+    if not form.is_valid():
+        return render(
+            request,
+            _partial(request, "clustering/retrain.html", "retrain-panel"),
+            {"retrain_form": form, "run": selectors.run_in_flight()},
+            status=400,
+        )
+    try:
+        run = training_run_start(user=request.user, params=form.params())
+    except QueueUnavailable:
+        run = None
+        messages.error(
+            request,
+            "The training queue is unavailable right now, so the retrain "
+            "was not started. The current model stays active; try again later.",
+        )
+    if not request.htmx:
+        return (
+            redirect("clustering:run_detail", run_id=run.id)
+            if run
+            else redirect("clustering:dashboard")
+        )
+    return render(
+        request,
+        "clustering/retrain.html#retrain-panel",
+        {"retrain_form": RetrainForm(), "run": run},
+    )
+
+
+@require_GET
+@login_required
+@permission_required("clustering.view_trainingrun", raise_exception=True)
+def run_status(request: HttpRequest, run_id: int) -> HttpResponse:
+    """The progress partial; polling stops once the run has finished."""
+    run = get_object_or_404(TrainingRun.objects.defer("projection"), id=run_id)
+    if request.htmx and run.is_finished and request.GET.get("was") in ("pending", "running"):
+        # The run just finished: reload the page so it shows the new active model.
+        return HttpResponseClientRefresh()
+    return render(request, "clustering/retrain.html#run-status", {"training": run})
+
+
+@require_GET
+@login_required
+@permission_required("clustering.view_trainingrun", raise_exception=True)
+def run_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "clustering/runs.html", {"runs": selectors.runs_recent()})
+
+
+@require_GET
+@login_required
+@permission_required("clustering.view_trainingrun", raise_exception=True)
+def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(TrainingRun, id=run_id)
+    return render(request, "clustering/run_detail.html", selectors.run_detail_context(run=run))
+
+
+@require_POST
+@login_required
+@permission_required("clustering.activate_run", raise_exception=True)
+def run_activate_view(request: HttpRequest, run_id: int) -> HttpResponse:
+    try:
+        run = run_activate(run_id=run_id)
+    except TrainingRun.DoesNotExist:
+        messages.error(request, "That run does not exist.")
+        return redirect("clustering:run_list")
+    except TrainingError as problem:
+        messages.error(request, str(problem))
+    else:
+        messages.success(request, f"Run {run.id} is now the active model.")
+    return redirect("clustering:run_detail", run_id=run_id)
+
+
+@require_GET
+@login_required
+@permission_required("clustering.view_trainingrun", raise_exception=True)
+def run_compare(request: HttpRequest) -> HttpResponse:
+    context = selectors.run_comparison_context(request.GET.get("a"), request.GET.get("b"))
+    return render(request, "clustering/run_compare.html", context)
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_SEGMENTS, raise_exception=True)
+def segment_members(request: HttpRequest, segment_id: int) -> HttpResponse:
+    segment = get_object_or_404(Segment, id=segment_id)
+    context = selectors.segment_members_context(segment=segment, params=request.GET)
+    return render(
+        request, _partial(request, "clustering/segment_members.html", "members-table"), context
+    )
+
+
+@require_GET
+@login_required
+@permission_required("clustering.export_segment", raise_exception=True)
+def segment_export(request: HttpRequest, segment_id: int) -> HttpResponse:
+    segment = get_object_or_404(Segment, id=segment_id)
+    cluster = selectors.segment_active_cluster(segment=segment)
+    if cluster is None:
+        messages.error(request, f"“{segment.name}” has no customers in the active model.")
+        return redirect("clustering:dashboard")
+    lines = selectors.segment_export_lines(cluster=cluster, params=request.GET)
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    filename = f"segment-{slugify(segment.name)}-run-{cluster.run_id}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

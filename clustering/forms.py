@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+from django import forms
+
+from clustering import engine
+from clustering.models import Segment
+from customers.models import RANGES, Customer
+
+FEATURE_CHOICES = [
+    ("age", "Age"),
+    ("annual_income", "Annual income"),
+    ("spending_score", "Spending score"),
+    ("purchase_frequency", "Purchases per year"),
+]
+
+
+def _range_field(field: str, label: str, help_text: str, *, decimal: bool = False):
+    bounds = RANGES[field]
+    kind = forms.FloatField if decimal else forms.IntegerField
+    return kind(
+        label=label,
+        required=False,
+        min_value=bounds.minimum,
+        max_value=bounds.maximum,
+        help_text=help_text,
+        error_messages={
+            "required": f"Enter the customer's {label.lower()}.",
+            "invalid": f"{label} must be a number.",
+            "min_value": f"{label} must be at least %(limit_value)s.",
+            "max_value": f"{label} must be at most %(limit_value)s.",
+        },
+    )
+
+
+class PredictForm(forms.Form):
+    age = _range_field("age", "Age", "In years, 16 to 110.")
+    annual_income = _range_field(
+        "annual_income", "Annual income (k)", "Thousands a year, e.g. 75.", decimal=True
+    )
+    spending_score = _range_field(
+        "spending_score", "Spending score", "1 (spends little) to 100 (spends a lot)."
+    )
+    purchase_frequency = _range_field("purchase_frequency", "Purchases per year", "E.g. 12.")
+    sex = forms.ChoiceField(
+        choices=Customer.Sex.choices,
+        initial=Customer.Sex.UNKNOWN,
+        required=False,
+        help_text="Never used to place a customer.",
+    )
+
+    def __init__(self, *args, features: tuple[str, ...] = engine.FEATURES, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.features = features
+        for name in features:
+            self.fields[name].required = True
+
+    def row(self) -> dict[str, float]:
+        return {name: self.cleaned_data[name] for name in self.features}
+
+
+class SegmentForm(forms.ModelForm):
+    actions_text = forms.CharField(
+        label="Actions",
+        widget=forms.Textarea(attrs={"rows": 5}),
+        required=False,
+        help_text="One action per line.",
+    )
+
+    class Meta:
+        model = Segment
+        fields = ("name", "description")
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["actions_text"].initial = "\n".join(self.instance.actions or [])
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise forms.ValidationError("A segment needs a name.")
+        return name
+
+    def save(self, commit: bool = True) -> Segment:
+        lines = self.cleaned_data.get("actions_text", "").splitlines()
+        self.instance.actions = [line.strip() for line in lines if line.strip()]
+        return super().save(commit)
+
+
+class RetrainForm(forms.Form):
+    MODE_AUTO, MODE_FIXED = "auto", "fixed"
+    mode = forms.ChoiceField(
+        choices=[
+            (MODE_AUTO, "Choose the number of segments for me"),
+            (MODE_FIXED, "Use a fixed number of segments"),
+        ],
+        initial=MODE_AUTO,
+        widget=forms.RadioSelect,
+    )
+    k = forms.IntegerField(label="Number of segments", min_value=2, max_value=20, required=False)
+    k_min = forms.IntegerField(label="Try from", min_value=2, max_value=20, initial=2)
+    k_max = forms.IntegerField(label="up to", min_value=2, max_value=20, initial=10)
+    features = forms.MultipleChoiceField(
+        choices=FEATURE_CHOICES,
+        initial=list(engine.FEATURES),
+        widget=forms.CheckboxSelectMultiple,
+        help_text="At least two. Sex is never used.",
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("mode") == self.MODE_FIXED and not data.get("k"):
+            self.add_error("k", "Give the number of segments, or let the site choose.")
+        if data.get("k_min") and data.get("k_max") and data["k_min"] > data["k_max"]:
+            self.add_error("k_max", "The upper end must not be below the lower end.")
+        if data.get("features") is not None and len(data["features"]) < 2:
+            self.add_error("features", "Choose at least two features.")
+        return data
+
+    def params(self):
+        from clustering.services import TrainingParams
+
+        data = self.cleaned_data
+        features = tuple(f for f in engine.FEATURES if f in data["features"])
+        k = data["k"] if data["mode"] == self.MODE_FIXED else None
+        return TrainingParams(features, k, data["k_min"], data["k_max"])

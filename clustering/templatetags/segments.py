@@ -1,0 +1,80 @@
+"""Small display helpers for the segmentation pages."""
+
+from __future__ import annotations
+
+from django import template
+
+from clustering import engine
+
+register = template.Library()
+
+STABILITY_BANDS = ((0.90, "very stable"), (0.75, "stable"), (0.50, "shaky"), (-1.0, "unstable"))
+
+
+@register.filter
+def percent(value, digits: int = 0) -> str:
+    if value is None or value == "":
+        return "–"
+    return f"{float(value) * 100:.{int(digits)}f} %"
+
+
+@register.filter
+def number(value, digits: int = 1) -> str:
+    if value is None or value == "":
+        return "–"
+    value = float(value)
+    return f"{value:,.{int(digits)}f}" if not value.is_integer() or digits else f"{value:,.0f}"
+
+
+@register.filter
+def stability_band(value) -> str:
+    if value is None:
+        return ""
+    return next(label for threshold, label in STABILITY_BANDS if float(value) >= threshold)
+
+
+@register.filter
+def band_class(label: str) -> str:
+    """CSS class for a band label ('very confident', 'weak', ...)."""
+    return "band-" + str(label).replace(" ", "-")
+
+
+@register.filter
+def sd_words(diff_sd) -> str:
+    """'1.2 sd above' / 'about the same' for a difference in standard deviations."""
+    diff = float(diff_sd)
+    if abs(diff) < 0.25:
+        return "about the same"
+    return f"{abs(diff):.1f} sd {'above' if diff > 0 else 'below'}"
+
+
+@register.filter
+def relative(difference) -> str:
+    """'+35 %' / '−12 %' against the population average."""
+    if difference is None:
+        return ""
+    sign = "+" if difference >= 0 else "−"
+    return f"{sign}{abs(difference) * 100:.0f} %"
+
+
+@register.filter
+def feature_label(name: str) -> str:
+    return {
+        "age": "Age",
+        "annual_income": "Annual income (k)",
+        "spending_score": "Spending score",
+        "purchase_frequency": "Purchases per year",
+    }.get(name, name)
+
+
+@register.filter
+def index(sequence, position: int):
+    try:
+        return sequence[int(position)]
+    except (IndexError, TypeError, ValueError):
+        return None
+
+
+@register.filter
+def confidence_band(value) -> str:
+    return engine.confidence_band(float(value))

@@ -1,0 +1,127 @@
+/* Draws the dashboard's and the run page's charts with Chart.js from the
+   JSON the server embeds (json_script). No data is fetched. */
+(function () {
+  "use strict";
+
+  function readData() {
+    var node = document.getElementById("chart-data");
+    return node ? JSON.parse(node.textContent) : null;
+  }
+
+  var axisFont = { size: 13 };
+  var gridColour = "#e3e7ee";
+
+  function axis(title) {
+    return { title: { display: true, text: title, font: axisFont }, grid: { color: gridColour } };
+  }
+
+  function lineByK(canvas, data, values, label, colour, digits) {
+    var chosen = data.k_values.indexOf(data.chosen_k);
+    return new Chart(canvas, {
+      type: "line",
+      data: {
+        labels: data.k_values,
+        datasets: [{
+          label: label,
+          data: values,
+          borderColor: colour,
+          backgroundColor: colour,
+          pointRadius: data.k_values.map(function (_k, i) { return i === chosen ? 8 : 4; }),
+          pointBackgroundColor: data.k_values.map(function (_k, i) { return i === chosen ? "#D55E00" : colour; }),
+          pointStyle: data.k_values.map(function (_k, i) { return i === chosen ? "rectRot" : "circle"; }),
+          tension: 0.15
+        }]
+      },
+      options: {
+        maintainAspectRatio: false,
+        animation: false,
+        plugins: {
+          legend: { display: false },
+          tooltip: {
+            callbacks: {
+              label: function (item) {
+                var text = label + ": " + Number(item.raw).toFixed(digits);
+                return item.dataIndex === chosen ? text + " (chosen)" : text;
+              }
+            }
+          }
+        },
+        scales: { x: axis("Number of segments (K)"), y: axis(label) }
+      }
+    });
+  }
+
+  function sizes(canvas, data) {
+    return new Chart(canvas, {
+      type: "bar",
+      data: {
+        labels: data.segments.map(function (s) { return s.name; }),
+        datasets: [{
+          label: "Customers",
+          data: data.segments.map(function (s) { return s.size; }),
+          backgroundColor: data.segments.map(function (s) { return s.colour; })
+        }]
+      },
+      options: {
+        indexAxis: "y",
+        maintainAspectRatio: false,
+        animation: false,
+        plugins: {
+          legend: { display: false },
+          tooltip: {
+            callbacks: {
+              label: function (item) {
+                var s = data.segments[item.dataIndex];
+                return s.size.toLocaleString() + " customers (" + (s.share * 100).toFixed(1) + " %)";
+              }
+            }
+          }
+        },
+        scales: { x: axis("Customers"), y: { grid: { display: false } } }
+      }
+    });
+  }
+
+  function projection(canvas, data) {
+    var p = data.projection;
+    if (!p || !p.x) { return null; }
+    var datasets = data.segments.map(function (s) {
+      var points = [];
+      for (var i = 0; i < p.x.length; i++) {
+        if (p.cluster[i] === s.index) { points.push({ x: p.x[i], y: p.y[i] }); }
+      }
+      return { label: s.name, data: points, backgroundColor: s.colour + "99", pointRadius: 2.5 };
+    });
+    return new Chart(canvas, {
+      type: "scatter",
+      data: { datasets: datasets },
+      options: {
+        maintainAspectRatio: false,
+        animation: false,
+        plugins: { legend: { position: "bottom" } },
+        scales: { x: axis("First principal component"), y: axis("Second principal component") }
+      }
+    });
+  }
+
+  function draw() {
+    var data = readData();
+    if (!data || typeof Chart === "undefined") { return; }
+    Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
+    Chart.defaults.color = "#1d2433";
+    var elbow = document.getElementById("chart-elbow");
+    var silhouette = document.getElementById("chart-silhouette");
+    var sizeCanvas = document.getElementById("chart-sizes");
+    var map = document.getElementById("chart-projection");
+    if (elbow) { lineByK(elbow, data, data.inertia, "Inertia", "#0072B2", 1); }
+    if (silhouette) { lineByK(silhouette, data, data.silhouette, "Silhouette", "#009E73", 3); }
+    if (sizeCanvas) { sizes(sizeCanvas, data); }
+    if (map) { projection(map, data); }
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", draw);
+  } else {
+    draw();
+  }
+})();

@@ -77,6 +77,8 @@ class CustomerAdmin(admin.ModelAdmin):
     ordering = ("customer_id",)
     readonly_fields = ("created_at", "updated_at")
     actions = (export_selected,)
+    # Adds the "Import CSV" link (to the upload page) next to "Add customer".
+    change_list_template = "customers/admin/change_list.html"
     list_per_page = 50
     # Counting a million rows on every page costs more than it tells.
     show_full_result_count = False

@@ -201,6 +201,9 @@ def _parse_field(field: str, text: str, *, decimal_comma: bool):
     if field == "customer_id":
         if not text:
             raise _Invalid("is empty; every customer needs an ID")
+        if "\x00" in text:
+            # The database cannot store it (PostgreSQL refuses NUL in text).
+            raise _Invalid("contains a NUL byte (binary data)")
         if len(text) > CUSTOMER_ID_MAX_LENGTH:
             raise _Invalid(f"is longer than {CUSTOMER_ID_MAX_LENGTH} characters")
         return text

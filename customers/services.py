@@ -52,6 +52,8 @@ class ImportReport:
     unchanged: int = 0
     blank_lines: int = 0
     error_count: int = 0
+    # Counted as rows are read: errors beyond MAX_REPORTED_ERRORS are not kept to count later.
+    invalid_rows: int = 0
     errors: list[RowError] = field(default_factory=list)
     ignored_columns: tuple[str, ...] = ()
     columns: dict[str, str] = field(default_factory=dict)
@@ -63,10 +65,6 @@ class ImportReport:
         self.error_count += 1
         if len(self.errors) < MAX_REPORTED_ERRORS:
             self.errors.append(error)
-
-    @property
-    def invalid_rows(self) -> int:
-        return len({error.row for error in self.errors}) if self.errors else 0
 
 
 @dataclass(frozen=True)
@@ -83,11 +81,12 @@ def _check_text(head: bytes) -> None:
     try:
         head.decode("utf-8-sig")
     except UnicodeDecodeError as problem:
-        # A multi-byte character cut at the end of the sample is not an error.
-        if problem.start < len(head) - 4:
+        # A multi-byte character cut at the end of a partial sample is not an error.
+        if len(head) < SNIFF_BYTES or problem.start < len(head) - 4:
+            line = head[: problem.start].count(b"\n") + 1
             raise CsvFormatError(
-                f"the file is not UTF-8 text (byte 0x{head[problem.start]:02x} at position "
-                f"{problem.start}); save it as 'CSV UTF-8' and try again"
+                f"the file is not UTF-8 text (byte 0x{head[problem.start]:02x} on line {line}); "
+                "save it as 'CSV UTF-8' and try again"
             ) from None
 
 
@@ -132,13 +131,19 @@ def iter_rows(
     progress: ProgressCallback | None,
     phase: str = "checking",
 ) -> Iterator[tuple[int, CustomerRow | None, list[RowError]]]:
-    """Yield (row number, customer or None, errors) for every non-blank data row."""
+    """Yield (row number, customer or None, errors) for every non-blank data row.
+
+    A structural problem (a quote never closed, a runaway field, bytes that are
+    not UTF-8) makes every later row unreliable, so it is a CsvFormatError for
+    the whole file rather than one invalid row that --skip-invalid could skip.
+    """
     total = _stream_size(stream)
     text = _open_text(stream)
     reader = _reader(text, layout.delimiter)
     decimal_comma = layout.delimiter != ","
     line = 1
     rows = 0
+    undecodable = False
     try:
         next(reader)  # the header row, already mapped
         while True:
@@ -147,14 +152,13 @@ def iter_rows(
             except StopIteration:
                 break
             except csv.Error as problem:
-                yield (
-                    reader.line_num,
-                    None,
-                    [RowError(reader.line_num, "", "", _csv_reason(problem))],
-                )
-                break
+                # The record that failed starts on the line after the last one read.
+                raise CsvFormatError(
+                    f"line {line + 1} {_csv_reason(problem)}; nothing after it can be read"
+                ) from None
             line = reader.line_num
-            if not cells or (len(cells) == 1 and not cells[0].strip()):
+            if not any(cell.strip() for cell in cells):
+                # Empty lines, and the ";;;;" rows spreadsheets leave at the end.
                 report.blank_lines += 1
                 continue
             customer, errors = parse_row(cells, line, layout.mapping, decimal_comma=decimal_comma)
@@ -162,10 +166,26 @@ def iter_rows(
             rows += 1
             if progress and rows % CHUNK_ROWS == 0:
                 progress(phase, stream.tell(), total)
-    except UnicodeDecodeError as problem:
-        yield line + 1, None, [RowError(line + 1, "", "", f"is not UTF-8 text ({problem.reason})")]
+    except UnicodeDecodeError:
+        undecodable = True
     finally:
         text.detach()
+    if undecodable:
+        raise _not_utf8_error(stream)
+
+
+def _not_utf8_error(stream: BinaryIO) -> CsvFormatError:
+    """Name the line of the first byte that is not UTF-8 (the text reader only knows its chunk)."""
+    stream.seek(0)
+    for number, raw in enumerate(stream, start=1):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as problem:
+            return CsvFormatError(
+                f"the file is not UTF-8 text (byte 0x{raw[problem.start]:02x} on line {number}); "
+                "save it as 'CSV UTF-8' and try again"
+            )
+    return CsvFormatError("the file is not UTF-8 text; save it as 'CSV UTF-8' and try again")
 
 
 def _csv_reason(problem: csv.Error) -> str:
@@ -195,11 +215,15 @@ def _validate(
     id_hashes = array("q")
     for _line, customer, errors in iter_rows(stream, layout, report, progress):
         report.rows_read += 1
+        if errors:
+            report.invalid_rows += 1
         for error in errors:
             report.add_error(error)
         if customer is not None:
             id_hashes.append(hash(customer.customer_id))
     for error in _duplicate_errors(stream, layout, id_hashes):
+        # A repeated ID is reported only on rows that are otherwise valid: one more bad row each.
+        report.invalid_rows += 1
         report.add_error(error)
     report.valid_rows = report.rows_read - report.invalid_rows
 
@@ -245,6 +269,8 @@ def customers_import_csv(
         dry_run=dry_run,
     )
     _validate(stream, layout, report, progress)
+    if report.rows_read == 0:
+        raise CsvFormatError("the file has a header row but no customer rows; nothing to import")
     if dry_run or (report.error_count and not skip_invalid) or report.valid_rows == 0:
         return report
     bad_rows = {error.row for error in report.errors}
@@ -376,7 +402,7 @@ def _upsert_postgresql(cursor, table: str, rows: list[CustomerRow]) -> tuple[int
     return existing, cursor.rowcount
 
 
-class _Echo:
+class EchoBuffer:
     """A file-like object whose write returns the line, for streaming csv.writer output."""
 
     def write(self, value: str) -> str:
@@ -391,7 +417,7 @@ def format_number(value: float | int | None) -> str:
 
 def customers_export_lines(*, queryset=None) -> Iterator[str]:
     """CSV lines (header first) in the import format, streamed in primary-key chunks."""
-    writer = csv.writer(_Echo())
+    writer = csv.writer(EchoBuffer())
     yield writer.writerow(EXPORT_COLUMNS)
     queryset = Customer.objects.all() if queryset is None else queryset
     rows = queryset.order_by("pk").values_list(*EXPORT_COLUMNS)

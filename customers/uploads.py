@@ -26,7 +26,11 @@ def upload_store(session, uploaded_file) -> str:
     with open(upload_dir() / f"{token}.csv", "wb") as out:
         for chunk in uploaded_file.chunks():
             out.write(chunk)
-    session[SESSION_KEY] = [*session.get(SESSION_KEY, [])[-4:], token]
+    pending = session.get(SESSION_KEY, [])
+    for dropped in pending[:-4]:
+        # The session keeps the last five uploads; older files could never be confirmed.
+        (upload_dir() / f"{dropped}.csv").unlink(missing_ok=True)
+    session[SESSION_KEY] = [*pending[-4:], token]
     return token
 
 

@@ -19,7 +19,12 @@ IMPORT_PERMISSIONS = ("customers.add_customer", "customers.change_customer")
 @require_http_methods(["GET", "POST"])
 def import_upload(request: HttpRequest) -> HttpResponse:
     """Step 1: upload a file and see the validation report; nothing is written yet."""
-    form = ImportUploadForm(request.POST or None, request.FILES or None)
+    # Bound on every POST: a POST carrying only the file (CSRF token in a header) is still a POST.
+    form = (
+        ImportUploadForm(request.POST, request.FILES)
+        if request.method == "POST"
+        else ImportUploadForm()
+    )
     context = {"form": form}
     if request.method == "POST" and form.is_valid():
         token = upload_store(request.session, form.cleaned_data["file"])
@@ -31,6 +36,9 @@ def import_upload(request: HttpRequest) -> HttpResponse:
             form.add_error("file", str(problem))
         else:
             can_import = report.valid_rows > 0 and (skip_invalid or not report.error_count)
+            if not can_import:
+                # Nothing can be confirmed: do not keep the customers' data on disk.
+                upload_discard(request.session, token)
             context.update(
                 report=report,
                 token=token,

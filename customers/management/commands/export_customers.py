@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import sys
-
 from django.core.management.base import BaseCommand
 
 from customers.services import customers_export_lines
@@ -18,4 +16,6 @@ class Command(BaseCommand):
             with open(options["output"], "w", encoding="utf-8", newline="") as out:
                 out.writelines(customers_export_lines())
         else:
-            sys.stdout.writelines(customers_export_lines())
+            # self.stdout, not sys.stdout, so that call_command(stdout=...) captures it.
+            for line in customers_export_lines():
+                self.stdout.write(line, ending="")

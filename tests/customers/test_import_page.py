@@ -1,0 +1,307 @@
+"""The upload page: upload, read the validation report, confirm."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
+
+from customers.models import Customer
+from customers.uploads import SESSION_KEY
+from tests.customers.factories import CustomerFactory
+from tests.customers.helpers import MALL_HEADER, MALL_ROWS, csv_text, stored
+
+pytestmark = pytest.mark.django_db
+
+IMPORT = reverse("customers:import")
+CONFIRM = reverse("customers:import_confirm")
+VALID = csv_text(MALL_HEADER, *MALL_ROWS, newline="\r\n").encode()
+INVALID = csv_text(MALL_HEADER, *MALL_ROWS, "0006,Male,abc,20,50", "0007,Robot,30,20,50").encode()
+
+
+def user_with(django_user_model, *codenames: str):
+    user = django_user_model.objects.create_user("clerk", password="not-used")
+    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    return user
+
+
+@pytest.fixture
+def importer(client, django_user_model):
+    """A client signed in as a user allowed to import (add and change customers)."""
+    client.force_login(user_with(django_user_model, "add_customer", "change_customer"))
+    return client
+
+
+@pytest.fixture
+def bystander():
+    return CustomerFactory(customer_id="0001", age=64, annual_income=99.5, spending_score=3)
+
+
+def upload(client, content: bytes, name: str = "customers.csv", **fields):
+    return client.post(IMPORT, {"file": SimpleUploadedFile(name, content), **fields})
+
+
+def confirm_token(response) -> str | None:
+    html = response.content.decode()
+    if f'action="{CONFIRM}"' not in html:
+        return None
+    return re.search(r'name="token" value="([0-9a-f]+)"', html).group(1)
+
+
+def page_messages(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
+
+
+# --- Who may import -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", [IMPORT, CONFIRM])
+def test_anonymous_visitor_is_sent_to_sign_in(client, url):
+    response = client.get(url)
+
+    assert response.status_code == 302
+    assert response["Location"] == f"{reverse('login')}?next={url}"
+
+
+@pytest.mark.parametrize(
+    "codenames",
+    [(), ("add_customer",), ("change_customer",), ("view_customer",)],
+    ids=["no permission", "add only", "change only", "view only"],
+)
+def test_a_user_without_add_and_change_permission_is_forbidden(
+    client, django_user_model, codenames
+):
+    client.force_login(user_with(django_user_model, *codenames))
+
+    assert client.get(IMPORT).status_code == 403
+    assert upload(client, VALID).status_code == 403
+    assert client.post(CONFIRM, {"token": "0" * 32}).status_code == 403
+    assert not Customer.objects.exists()
+
+
+def test_a_permitted_user_sees_the_upload_form(importer):
+    response = importer.get(IMPORT)
+
+    assert response.status_code == 200
+    assert 'type="file"' in response.content.decode()
+
+
+# --- Step 1: the report -------------------------------------------------------------------------
+
+
+def test_a_valid_upload_shows_the_row_count_and_a_confirm_button_without_writing(
+    importer, bystander
+):
+    before = stored()
+
+    response = upload(importer, VALID)
+
+    html = response.content.decode()
+    n = len(MALL_ROWS)
+    assert response.status_code == 200
+    assert f"{n} data rows, {n} valid." in html
+    assert f"Import {n} customers</button>" in html
+    assert confirm_token(response) is not None
+    assert stored() == before
+
+
+def test_the_report_names_the_column_used_for_each_field(importer):
+    html = upload(importer, VALID).content.decode()
+
+    assert "<code>Spending Score (1-100)</code> → spending_score" in html
+    assert "<code>Genre</code> → sex" in html
+
+
+def test_an_invalid_upload_shows_row_column_and_reason_and_no_confirm_button(importer, bystander):
+    before = stored()
+
+    response = upload(importer, INVALID)
+
+    html = response.content.decode()
+    assert "<h3>2 problems</h3>" in html
+    assert (
+        "<tr><td>7</td><td>Age</td><td><code>abc</code></td><td>age is not a number</td></tr>"
+        in html
+    )
+    assert (
+        "<tr><td>8</td><td>Genre</td><td><code>Robot</code></td>"
+        "<td>sex must be female, male, other or unknown (or empty)</td></tr>"
+    ) in html
+    assert confirm_token(response) is None
+    assert "Nothing can be imported from this file as it is." in html
+    assert stored() == before
+
+
+def test_an_invalid_upload_does_not_keep_the_file(importer, var_dir):
+    upload(importer, INVALID)
+
+    assert list((var_dir / "uploads").iterdir()) == []
+    assert importer.session.get(SESSION_KEY) == []
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)), "contains binary data"),
+        (b"", "The submitted file is empty."),
+        ("customer_id,age\nMüller,30\n".encode("latin-1"), "the file is not UTF-8 text"),
+        (b"name,email\nAnn,ann@example.com\n", "no recognisable customer columns"),
+        (f"{MALL_HEADER}\r\n".encode(), "no customer rows; nothing to import"),
+        (b'customer_id,age,income,score\n"1,2,3,4\n5,6,7,8\n', "line 2 has a quote that is never"),
+    ],
+    ids=["binary", "empty", "latin-1", "no columns", "only a header", "open quote"],
+)
+def test_an_unreadable_upload_is_a_clear_form_error(importer, bystander, var_dir, content, message):
+    before = stored()
+
+    response = upload(importer, content)
+
+    assert response.status_code == 200
+    assert message in " ".join(response.context["form"].errors["file"])
+    assert message in response.content.decode()
+    assert confirm_token(response) is None
+    assert list((var_dir / "uploads").glob("*")) == []
+    assert stored() == before
+
+
+def test_an_upload_without_a_file_asks_for_one(importer):
+    response = importer.post(IMPORT, {})
+
+    assert response.status_code == 200
+    assert response.context["form"].errors["file"] == ["This field is required."]
+
+
+# --- Step 2: confirm ----------------------------------------------------------------------------
+
+
+def test_confirm_writes_the_customers_and_says_so(importer):
+    token = confirm_token(upload(importer, VALID))
+
+    response = importer.post(CONFIRM, {"token": token, "skip_invalid": "0"}, follow=True)
+
+    assert response.redirect_chain == [(IMPORT, 302)]
+    assert page_messages(response) == [
+        f"Imported {len(MALL_ROWS)} new and 0 changed customers (0 unchanged)."
+    ]
+    assert set(stored()) == {row.split(",")[0] for row in MALL_ROWS}
+    assert stored()["0003"][:5] == ("female", 20, 16.0, 6, None)
+
+
+def test_confirm_updates_changed_customers_and_counts_them(importer, bystander):
+    token = confirm_token(upload(importer, VALID))
+
+    response = importer.post(CONFIRM, {"token": token}, follow=True)
+
+    assert page_messages(response) == [
+        f"Imported {len(MALL_ROWS) - 1} new and 1 changed customers (0 unchanged)."
+    ]
+    assert stored()["0001"][:5] == ("male", 19, 15.0, 39, None)
+
+
+def test_confirm_with_skip_invalid_writes_only_the_valid_rows(importer):
+    response = upload(importer, INVALID, skip_invalid="on")
+    assert f"Import {len(MALL_ROWS)} customers</button>" in response.content.decode()
+
+    response = importer.post(
+        CONFIRM, {"token": confirm_token(response), "skip_invalid": "1"}, follow=True
+    )
+
+    assert page_messages(response) == [
+        f"Imported {len(MALL_ROWS)} new and 0 changed customers (0 unchanged, "
+        "2 invalid rows skipped)."
+    ]
+    assert set(stored()) == {row.split(",")[0] for row in MALL_ROWS}
+
+
+def test_confirm_removes_the_uploaded_file(importer, var_dir):
+    token = confirm_token(upload(importer, VALID))
+
+    importer.post(CONFIRM, {"token": token})
+
+    assert list((var_dir / "uploads").iterdir()) == []
+
+
+def test_confirming_the_same_upload_twice_imports_once(importer):
+    token = confirm_token(upload(importer, VALID))
+    importer.post(CONFIRM, {"token": token}, follow=True)  # reads the success message
+    before = stored()
+
+    response = importer.post(CONFIRM, {"token": token}, follow=True)
+
+    assert page_messages(response) == [
+        "That upload has expired or was already imported; upload again."
+    ]
+    assert stored() == before
+
+
+@pytest.mark.parametrize(
+    "token", ["0" * 32, "../../etc/passwd", ""], ids=["unknown", "path", "empty"]
+)
+def test_confirm_with_a_forged_token_is_an_error_and_writes_nothing(importer, bystander, token):
+    upload(importer, VALID)  # a real pending upload must not be reachable by another token
+    before = stored()
+
+    response = importer.post(CONFIRM, {"token": token}, follow=True)
+
+    assert page_messages(response) == [
+        "That upload has expired or was already imported; upload again."
+    ]
+    assert stored() == before
+
+
+def test_another_users_token_cannot_be_confirmed(importer, django_user_model):
+    token = confirm_token(upload(importer, VALID))
+    other = Client()
+    other_user = django_user_model.objects.create_user("other", password="not-used")
+    other_user.user_permissions.set(
+        Permission.objects.filter(codename__in=["add_customer", "change_customer"])
+    )
+    other.force_login(other_user)
+
+    response = other.post(CONFIRM, {"token": token}, follow=True)
+
+    assert page_messages(response) == [
+        "That upload has expired or was already imported; upload again."
+    ]
+    assert not Customer.objects.exists()
+
+
+def test_confirm_only_accepts_post(importer):
+    assert importer.get(CONFIRM).status_code == 405
+
+
+def test_only_the_last_five_pending_uploads_are_kept_on_disk(importer, var_dir):
+    tokens = [confirm_token(upload(importer, VALID)) for _ in range(7)]
+
+    on_disk = {path.stem for path in (var_dir / "uploads").iterdir()}
+
+    assert on_disk == set(tokens[-5:])
+    assert importer.session[SESSION_KEY] == tokens[-5:]
+
+
+def test_the_whole_flow_works_with_csrf_checks_like_a_browser(django_user_model):
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(user_with(django_user_model, "add_customer", "change_customer"))
+
+    def csrf(response) -> str:
+        return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', response.content.decode())[
+            1
+        ]
+
+    form = browser.get(IMPORT)
+    report = browser.post(
+        IMPORT, {"csrfmiddlewaretoken": csrf(form), "file": SimpleUploadedFile("c.csv", VALID)}
+    )
+    done = browser.post(
+        CONFIRM,
+        {"csrfmiddlewaretoken": csrf(report), "token": confirm_token(report)},
+        follow=True,
+    )
+
+    assert report.status_code == 200
+    assert done.redirect_chain == [(IMPORT, 302)]
+    assert Customer.objects.count() == len(MALL_ROWS)

@@ -43,3 +43,7 @@ format: $(VENV)/.installed-dev
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
+
+## Benchmarks: ratios against bare scikit-learn scripts (BENCH_DATABASE_URL for PostgreSQL).
+bench: $(VENV)/.installed-dev
+	$(PY) bench/run.py

@@ -1,0 +1,171 @@
+"""The measured programs of `make bench`, each run in a fresh process by bench/run.py.
+
+    python bench/children.py prepare COUNT NPY   # ensure COUNT demo customers; dump features
+    python bench/children.py train               # full retrain through the training service
+    python bench/children.py baseline-small NPY  # bare scikit-learn: KMeans + silhouette_score
+    python bench/children.py baseline-large NPY  # bare scikit-learn: MiniBatchKMeans, same settings
+    python bench/children.py predict             # one prediction: service vs sklearn predict
+
+Each prints one JSON line with its wall time and peak memory (ru_maxrss).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+K_VALUES = range(2, 11)
+N_INIT = 4
+RANDOM_STATE = 0
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def emit(**values) -> None:
+    print(json.dumps({**values, "peak_mb": round(peak_mb(), 1)}), flush=True)
+
+
+def django_setup() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "segmentation_site.settings")
+    import django
+
+    django.setup()
+
+
+def prepare(count: int, npy: str) -> None:
+    django_setup()
+    from django.core.management import call_command
+
+    from clustering.models import TrainingRun
+    from clustering.selectors import customers_feature_matrix
+    from customers.models import Customer
+
+    call_command("migrate", verbosity=0)
+    if Customer.objects.count() != count:
+        TrainingRun.objects.all().delete()
+        Customer.objects.all().delete()
+        call_command("generate_customers", count=count, seed=42, verbosity=0)
+    TrainingRun.objects.all().delete()  # every measured retrain starts from the same state
+    data = customers_feature_matrix(
+        features=["age", "annual_income", "spending_score", "purchase_frequency"]
+    )
+    np.save(npy, data.X)
+    emit(customers=len(data.X))
+
+
+def train() -> None:
+    django_setup()
+    from clustering.models import TrainingRun
+    from clustering.services import (
+        TrainingParams,
+        training_run_claim,
+        training_run_execute,
+        training_run_start,
+    )
+
+    started = time.perf_counter()
+    run = training_run_start(params=TrainingParams(), enqueue=False)
+    training_run_claim(run_id=run.id)
+    run = training_run_execute(run_id=run.id)
+    seconds = time.perf_counter() - started
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.error
+    emit(
+        seconds=seconds,
+        k=run.chosen_k,
+        silhouette=run.silhouette_by_k,
+        timings=run.timings,
+        customers=run.customers_used,
+    )
+
+
+def baseline_small(npy: str) -> None:
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+    from sklearn.preprocessing import StandardScaler
+
+    X = np.load(npy)
+    started = time.perf_counter()
+    Xs = StandardScaler().fit_transform(X)
+    silhouettes = []
+    for k in K_VALUES:
+        labels = KMeans(n_clusters=k, n_init=N_INIT, random_state=RANDOM_STATE).fit_predict(Xs)
+        silhouettes.append(float(silhouette_score(Xs, labels)))
+    best = list(K_VALUES)[int(np.argmax(silhouettes))]
+    KMeans(n_clusters=best, n_init=N_INIT, random_state=RANDOM_STATE).fit(Xs)
+    emit(seconds=time.perf_counter() - started, k=best, silhouette=silhouettes)
+
+
+def baseline_large(npy: str) -> None:
+    """MiniBatchKMeans with the engine's large-data settings, sweep on the same sample size."""
+    from sklearn.cluster import MiniBatchKMeans
+    from sklearn.metrics import silhouette_score
+    from sklearn.preprocessing import StandardScaler
+
+    from clustering.engine import MINIBATCH_SIZE, SILHOUETTE_EXACT_MAX, SWEEP_SAMPLE_SIZE
+
+    X = np.load(npy)
+    started = time.perf_counter()
+    Xs = StandardScaler().fit_transform(X)
+    rng = np.random.default_rng(RANDOM_STATE)
+    sample = Xs[rng.choice(len(Xs), min(SWEEP_SAMPLE_SIZE, len(Xs)), replace=False)]
+    silhouettes = []
+    for k in K_VALUES:
+        model = MiniBatchKMeans(
+            n_clusters=k, batch_size=MINIBATCH_SIZE, n_init=N_INIT, random_state=RANDOM_STATE
+        ).fit(sample)
+        silhouettes.append(
+            float(
+                silhouette_score(
+                    sample,
+                    model.labels_,
+                    sample_size=SILHOUETTE_EXACT_MAX,
+                    random_state=RANDOM_STATE,
+                )
+            )
+        )
+    best = list(K_VALUES)[int(np.argmax(silhouettes))]
+    final = MiniBatchKMeans(
+        n_clusters=best, batch_size=MINIBATCH_SIZE, n_init=N_INIT, random_state=RANDOM_STATE
+    ).fit(Xs)
+    final.predict(Xs)
+    emit(seconds=time.perf_counter() - started, k=best, silhouette=silhouettes)
+
+
+def predict(repeats: int = 2000) -> None:
+    django_setup()
+    from clustering.prediction import model_active, predict_one
+
+    row = {"age": 38, "annual_income": 95.0, "spending_score": 60, "purchase_frequency": 28}
+    model = model_active()
+    one = np.array([[row[f] for f in model.features]], dtype=np.float64)
+    predict_one(row)  # warm the per-process model cache, as a serving process has it
+    started = time.perf_counter()
+    for _ in range(repeats):
+        predict_one(row)
+    service = (time.perf_counter() - started) / repeats
+    started = time.perf_counter()
+    for _ in range(repeats):
+        model.pipeline.predict(one)
+    bare = (time.perf_counter() - started) / repeats
+    emit(service_ms=service * 1000, sklearn_ms=bare * 1000)
+
+
+if __name__ == "__main__":
+    command, *args = sys.argv[1:]
+    {
+        "prepare": lambda: prepare(int(args[0]), args[1]),
+        "train": train,
+        "baseline-small": lambda: baseline_small(args[0]),
+        "baseline-large": lambda: baseline_large(args[0]),
+        "predict": predict,
+    }[command]()

@@ -1,0 +1,123 @@
+"""`make bench`: speed and memory as ratios against a baseline measured in the same run.
+
+Every measurement runs in a fresh process on the same generated customers:
+- 5,000 customers: the full retrain through the training service (read from the
+  database, sweep, fit, stability, names, assignments written, run activated)
+  against a bare scikit-learn script doing the same sweep on an in-memory array.
+- 1,000,000 customers: the same end-to-end retrain against a bare MiniBatchKMeans
+  script with the engine's large-data settings on an in-memory array.
+- One prediction through the service against scikit-learn's predict on one row.
+
+The database is BENCH_DATABASE_URL (PostgreSQL recommended: the production path,
+COPY included) or, when unset, SQLite files under var/bench/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "var" / "bench"
+CHILD = [sys.executable, str(ROOT / "bench" / "children.py")]
+
+
+def database_url(name: str) -> str:
+    base = os.environ.get("BENCH_DATABASE_URL", "")
+    if not base:
+        return f"sqlite:///{WORK / f'{name}.sqlite3'}"
+    parsed = urlparse(base)
+    database = f"{parsed.path.lstrip('/') or 'segmentation'}_bench_{name}"
+    _create_postgres_database(base, database)
+    return urlunparse(parsed._replace(path=f"/{database}"))
+
+
+def _create_postgres_database(base: str, database: str) -> None:
+    import psycopg
+
+    with psycopg.connect(base, autocommit=True) as connection:
+        exists = connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [database]
+        ).fetchone()
+        if not exists:
+            connection.execute(f'CREATE DATABASE "{database}"')
+
+
+def child(args: list[str], url: str) -> dict:
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "MODEL_STORAGE_DIR": str(WORK / "models"),
+        "DJANGO_LOG_LEVEL": "WARNING",
+    }
+    result = subprocess.run(CHILD + args, env=env, cwd=ROOT, capture_output=True, text=True)
+    if result.returncode:
+        sys.exit(f"bench step {args[0]} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def compare(label: str, count: int, baseline: str, target: float, memory_limit: float | None):
+    url = database_url(label)
+    npy = str(WORK / f"{label}.npy")
+    print(f"\n## {count:,} customers ({url.split('://')[0]})", flush=True)
+    child(["prepare", str(count), npy], url)
+    ours = child(["train"], url)
+    bare = child([baseline, npy], url)
+    ratio = ours["seconds"] / bare["seconds"]
+    worst = max(abs(a - b) for a, b in zip(ours["silhouette"], bare["silhouette"]))
+    rows = [
+        ("retrain through the service", f"{ours['seconds']:.2f} s", f"{ours['peak_mb']:.0f} MB"),
+        (f"bare script ({baseline})", f"{bare['seconds']:.2f} s", f"{bare['peak_mb']:.0f} MB"),
+    ]
+    for name, seconds, memory in rows:
+        print(f"  {name:<34} {seconds:>10} {memory:>10}")
+    print(f"  ratio {ratio:.2f} (target <= {target}) {'OK' if ratio <= target else 'MISSED'}")
+    print(
+        f"  chosen K: service {ours['k']}, script {bare['k']} "
+        f"{'(same)' if ours['k'] == bare['k'] else '(DIFFERENT)'}"
+    )
+    print(f"  largest silhouette difference over K: {worst:.2e}")
+    if memory_limit:
+        verdict = "OK" if ours["peak_mb"] < memory_limit else "MISSED"
+        print(
+            f"  service peak memory {ours['peak_mb']:.0f} MB (target < {memory_limit:.0f}) "
+            f"{verdict}"
+        )
+    print(f"  service steps (s): {json.dumps(ours['timings'])}")
+    return url
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--large", type=int, default=1_000_000, help="customers for the big case")
+    parser.add_argument("--skip-large", action="store_true")
+    args = parser.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    import numpy
+    import sklearn
+
+    print(
+        f"# make bench on {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, numpy {numpy.__version__}, scikit-learn "
+        f"{sklearn.__version__}"
+    )
+    small_url = compare("small", 5_000, "baseline-small", 0.5, None)
+    prediction = child(["predict"], small_url)
+    print("\n## one prediction")
+    print(
+        f"  service {prediction['service_ms']:.3f} ms, sklearn predict "
+        f"{prediction['sklearn_ms']:.3f} ms, ratio "
+        f"{prediction['service_ms'] / prediction['sklearn_ms']:.2f}"
+    )
+    if not args.skip_large:
+        compare("large", args.large, "baseline-large", 1.0, 2048)
+
+
+if __name__ == "__main__":
+    main()

@@ -382,7 +382,7 @@ def segment_members_context(*, segment, params) -> dict:
         return context
     queryset, filtered, search, band = _members_queryset(cluster, params)
     sort = params.get("sort") if params.get("sort") in SORTS else "-confidence"
-    queryset = queryset.select_related("customer").order_by(SORTS[sort], "id")
+    queryset = queryset.select_related("customer").order_by(SORTS[sort], "customer_id")
     paginator = Paginator(queryset, 50)
     if not filtered:
         # The size is known from the run: no COUNT over a large segment.
@@ -412,7 +412,7 @@ def segment_export_lines(*, cluster: Cluster, params) -> Iterator[str]:
         )
     )
     queryset, _filtered, _search, _band = _members_queryset(cluster, params)
-    rows = queryset.order_by("id").values_list(
+    rows = queryset.order_by("-confidence", "customer_id").values_list(
         "customer__customer_id",
         "customer__sex",
         "customer__age",

@@ -38,7 +38,11 @@ class TrainingError(Exception):
 
 
 class QueueUnavailable(Exception):
-    """The broker could not take the training task."""
+    """The broker could not take the training task; the run was marked failed."""
+
+    def __init__(self, run_id: int, detail: str) -> None:
+        super().__init__(detail)
+        self.run_id = run_id
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,7 @@ def training_run_enqueue(*, run_id: int) -> None:
             message="The training queue is unavailable, so the retrain was not started. "
             "Try again in a few minutes; the current model is still active.",
         )
-        raise QueueUnavailable(str(problem)) from problem
+        raise QueueUnavailable(run_id, str(problem)) from problem
 
 
 def training_run_claim(*, run_id: int) -> bool:

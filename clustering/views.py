@@ -87,34 +87,24 @@ def segment_edit(request: HttpRequest, segment_id: int) -> HttpResponse:
 @login_required
 @permission_required("clustering.start_training", raise_exception=True)
 def run_start(request: HttpRequest) -> HttpResponse:
+    """Queue a retrain (or show the one already going); the panel then polls its progress."""
     form = RetrainForm(request.POST)
     if not form.is_valid():
-        return render(
-            request,
-            _partial(request, "clustering/retrain.html", "retrain-panel"),
-            {"retrain_form": form, "run": selectors.run_in_flight()},
-            status=400,
-        )
+        context = {"retrain_form": form, "training": selectors.run_in_flight()}
+        # htmx swaps only successful responses; the form with its messages is the answer.
+        status = 200 if request.htmx else 400
+        template = _partial(request, "clustering/retrain.html", "retrain-panel")
+        return render(request, template, context, status=status)
     try:
         run = training_run_start(user=request.user, params=form.params())
-    except QueueUnavailable:
-        run = None
-        messages.error(
-            request,
-            "The training queue is unavailable right now, so the retrain "
-            "was not started. The current model stays active; try again later.",
-        )
+    except QueueUnavailable as problem:
+        run = TrainingRun.objects.defer("projection").get(id=problem.run_id)
     if not request.htmx:
-        return (
-            redirect("clustering:run_detail", run_id=run.id)
-            if run
-            else redirect("clustering:dashboard")
-        )
-    return render(
-        request,
-        "clustering/retrain.html#retrain-panel",
-        {"retrain_form": RetrainForm(), "run": run},
-    )
+        if run.status == TrainingRun.Status.FAILED:
+            messages.error(request, run.error)
+        return redirect("clustering:run_detail", run_id=run.id)
+    context = {"retrain_form": RetrainForm(), "training": run}
+    return render(request, "clustering/retrain.html#retrain-panel", context)
 
 
 @require_GET

@@ -8,14 +8,16 @@ active run. A run that fails at any point leaves the active model as it was.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
 
 import numpy as np
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from sklearn.decomposition import PCA
@@ -68,6 +70,7 @@ def training_run_start(*, user=None, params: TrainingParams, enqueue: bool = Tru
 
     ``enqueue=False`` leaves the run pending for the caller to claim and train itself.
     """
+    training_runs_reap()
     existing = run_in_flight()
     if existing:
         return existing
@@ -237,6 +240,8 @@ def training_run_execute(*, run_id: int) -> TrainingRun:
     run = TrainingRun.objects.get(id=run_id)
     report = ProgressReporter(run_id)
     stored = None
+    heartbeat = Heartbeat(run_id)
+    heartbeat.start()
     try:
         started = time.perf_counter()
         outcome = training_compute(run=run, report=report)
@@ -255,7 +260,65 @@ def training_run_execute(*, run_id: int) -> TrainingRun:
         training_run_fail(run_id=run_id, message=failure_message(problem))
     else:
         assignments_prune()
+    finally:
+        heartbeat.stop()
     return TrainingRun.objects.get(id=run_id)
+
+
+class Heartbeat(threading.Thread):
+    """Touches the run's heartbeat from a thread of its own while the worker trains.
+
+    A worker that dies (killed, out of memory, machine lost) stops beating, and
+    ``training_runs_reap`` then marks its run failed, so nothing stays "running".
+    """
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__(name=f"heartbeat-run-{run_id}", daemon=True)
+        self.run_id = run_id
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(settings.CLUSTERING_HEARTBEAT_SECONDS):
+                try:
+                    TrainingRun.objects.filter(
+                        id=self.run_id, status=TrainingRun.Status.RUNNING
+                    ).update(heartbeat_at=timezone.now())
+                except DatabaseError:
+                    # SQLite is locked while the run's results are written; beat later.
+                    logger.debug("heartbeat of run %s skipped", self.run_id)
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=5)
+
+
+def training_runs_reap() -> int:
+    """Fail runs whose worker stopped beating, or that no worker picked up in time."""
+    now = timezone.now()
+    silent = now - timedelta(seconds=settings.CLUSTERING_HEARTBEAT_TIMEOUT)
+    waiting = now - timedelta(seconds=settings.CLUSTERING_PENDING_TIMEOUT)
+    dead = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, heartbeat_at__lt=silent)
+    stale = TrainingRun.objects.filter(status=TrainingRun.Status.PENDING, created_at__lt=waiting)
+    reaped = 0
+    for run_id in dead.values_list("id", flat=True):
+        training_run_fail(
+            run_id=run_id,
+            message="The worker training this run stopped responding (it may have been "
+            "restarted or run out of memory). The previous model is still active; "
+            "start the retrain again.",
+        )
+        reaped += 1
+    for run_id in stale.values_list("id", flat=True):
+        training_run_fail(
+            run_id=run_id,
+            message="No worker picked up this run in time. Check that a Celery worker is "
+            "running; the previous model is still active.",
+        )
+        reaped += 1
+    return reaped
 
 
 def failure_message(problem: Exception) -> str:

@@ -15,7 +15,13 @@ from clustering import engine, selectors
 from clustering.forms import PredictForm, RetrainForm, SegmentForm
 from clustering.models import Segment, TrainingRun
 from clustering.prediction import NoActiveModel, model_active, predict_one
-from clustering.services import QueueUnavailable, TrainingError, run_activate, training_run_start
+from clustering.services import (
+    QueueUnavailable,
+    TrainingError,
+    run_activate,
+    training_run_start,
+    training_runs_reap,
+)
 
 VIEW_SEGMENTS = "clustering.view_segment"
 
@@ -28,6 +34,7 @@ def _partial(request: HttpRequest, template: str, name: str) -> str:
 @login_required
 @permission_required(VIEW_SEGMENTS, raise_exception=True)
 def dashboard(request: HttpRequest) -> HttpResponse:
+    training_runs_reap()
     context = selectors.dashboard_context()
     context["predict_form"] = PredictForm(features=context["features"])
     context["retrain_form"] = RetrainForm()
@@ -112,6 +119,7 @@ def run_start(request: HttpRequest) -> HttpResponse:
 @permission_required("clustering.view_trainingrun", raise_exception=True)
 def run_status(request: HttpRequest, run_id: int) -> HttpResponse:
     """The progress partial; polling stops once the run has finished."""
+    training_runs_reap()
     run = get_object_or_404(TrainingRun.objects.defer("projection"), id=run_id)
     if request.htmx and run.is_finished and request.GET.get("was") in ("pending", "running"):
         # The run just finished: reload the page so it shows the new active model.

@@ -179,3 +179,8 @@ CLUSTERING_RANDOM_STATE = int(os.environ.get("CLUSTERING_RANDOM_STATE", "0"))
 # Customer assignments of older runs are deleted; their statistics stay.
 CLUSTERING_KEEP_ASSIGNMENT_RUNS = int(os.environ.get("CLUSTERING_KEEP_ASSIGNMENT_RUNS", "5"))
 CLUSTERING_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CLUSTERING_TASK_SOFT_TIME_LIMIT", "3600"))
+# A running run whose worker has not beaten for this long is marked failed.
+CLUSTERING_HEARTBEAT_SECONDS = float(os.environ.get("CLUSTERING_HEARTBEAT_SECONDS", "5"))
+CLUSTERING_HEARTBEAT_TIMEOUT = float(os.environ.get("CLUSTERING_HEARTBEAT_TIMEOUT", "120"))
+# A run no worker has picked up after this long is marked failed.
+CLUSTERING_PENDING_TIMEOUT = float(os.environ.get("CLUSTERING_PENDING_TIMEOUT", "900"))

@@ -26,6 +26,9 @@ def require_service(available: bool, what: str) -> None:
 def model_storage(settings, tmp_path):
     """Fitted models of a test go to a folder of its own."""
     settings.MODEL_STORAGE_DIR = tmp_path / "models"
+    # In-process trainings of a test run inside its transaction, which a heartbeat
+    # thread's own connection would wait on; worker processes keep their own setting.
+    settings.CLUSTERING_HEARTBEAT_SECONDS = 3600
     return settings.MODEL_STORAGE_DIR
 
 

@@ -178,3 +178,22 @@ class ClusterAssignment(models.Model):
 
     def __str__(self) -> str:
         return f"customer {self.customer_id} in cluster {self.cluster_id} (run {self.run_id})"
+
+
+class ApiToken(models.Model):
+    """A bearer token for the JSON API. Only its sha256 is stored; the token is shown once."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    name = models.CharField(max_length=80, help_text="What uses it, e.g. 'CRM sync'.")
+    prefix = models.CharField(max_length=12, editable=False, help_text="To recognise it in lists.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…, {self.user})"

@@ -1,0 +1,204 @@
+"""The JSON API for other systems (a CRM, a campaign tool), with bearer tokens.
+
+Every answer is JSON, errors included: 400 names each invalid field, 401 a
+missing or wrong token, 403 a missing permission, 409 a missing model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import wraps
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from clustering import selectors
+from clustering.forms import PredictForm
+from clustering.models import TrainingRun
+from clustering.openapi import openapi_document
+from clustering.prediction import NoActiveModel, Prediction, model_active, predict_many
+from clustering.tokens import api_token_user
+
+MAX_BATCH = 1_000
+
+
+def error(status: int, message: str, **extra) -> JsonResponse:
+    return JsonResponse({"error": message, **extra}, status=status)
+
+
+def api_view(method: str, permission: str | None = None) -> Callable:
+    """Method check, bearer-token authentication and a permission check, all answered in
+    JSON. CSRF does not apply: the API reads no cookies."""
+
+    def decorate(view):
+        @csrf_exempt
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs):
+            if request.method != method:
+                response = error(405, f"Use {method}.")
+                response["Allow"] = method
+                return response
+            scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+            user = api_token_user(secret.strip()) if scheme.lower() == "bearer" else None
+            if user is None:
+                response = error(401, "Send a valid token as 'Authorization: Bearer <token>'.")
+                response["WWW-Authenticate"] = 'Bearer realm="segmentation"'
+                return response
+            if permission and not user.has_perm(permission):
+                return error(403, f"This token's user lacks the permission {permission}.")
+            request.user = user
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def _prediction_json(prediction: Prediction) -> dict:
+    return {
+        "segment": {
+            "id": prediction.segment.id,
+            "name": prediction.segment.name,
+            "archetype": prediction.segment.archetype,
+        },
+        "confidence": round(prediction.confidence, 4),
+        "band": prediction.band,
+        "runner_up": {
+            "id": prediction.runner_up.id,
+            "name": prediction.runner_up.name,
+            "probability": round(prediction.runner_up_probability, 4),
+        },
+        "explanation": [
+            {
+                "feature": item.feature,
+                "value": item.value,
+                "segment_centre": round(item.centroid_value, 3),
+                "difference_sd": round(item.diff_sd, 3),
+            }
+            for item in prediction.explanation
+        ],
+        "strategy": {
+            "description": prediction.segment.description,
+            "actions": list(prediction.segment.actions),
+        },
+    }
+
+
+def _parse_customers(body: bytes) -> tuple[list | None, bool, dict]:
+    """(customers, is_batch, errors) from the request body."""
+    try:
+        data = json.loads(body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        return None, False, {"body": ["The body must be JSON."]}
+    if isinstance(data, dict) and "customers" in data:
+        customers = data["customers"]
+        if not isinstance(customers, list) or not customers:
+            return None, True, {"customers": ["Must be a non-empty list of customers."]}
+        if len(customers) > MAX_BATCH:
+            return None, True, {"customers": [f"At most {MAX_BATCH} customers per request."]}
+        return customers, True, {}
+    if isinstance(data, dict):
+        return [data], False, {}
+    return None, False, {"body": ['Send one customer as an object, or {"customers": [...]}.']}
+
+
+NUMBER_FIELDS = ("age", "annual_income", "spending_score", "purchase_frequency")
+KNOWN_FIELDS = (*NUMBER_FIELDS, "sex", "customer_id")
+
+
+def _type_errors(customer: dict) -> dict[str, list[str]]:
+    """JSON types are checked before ranges: "35" or true is not an age."""
+    errors = {}
+    for field in NUMBER_FIELDS:
+        value = customer.get(field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            errors[field] = ["Must be a number."]
+    customer_id = customer.get("customer_id")
+    if customer_id is not None and (not isinstance(customer_id, str) or len(customer_id) > 64):
+        errors["customer_id"] = ["Must be text of at most 64 characters."]
+    if customer.get("sex") is not None and not isinstance(customer["sex"], str):
+        errors["sex"] = ["Must be one of female, male, other, unknown."]
+    for field in customer:
+        if field not in KNOWN_FIELDS:
+            errors[field] = ["Unknown field."]
+    return errors
+
+
+def _validate(customers: list, features: tuple[str, ...], is_batch: bool) -> tuple[list, dict]:
+    rows, errors = [], {}
+    for index, customer in enumerate(customers):
+        prefix = f"customers[{index}]." if is_batch else ""
+        if not isinstance(customer, dict):
+            errors[prefix.rstrip(".") or "body"] = ["Each customer must be an object."]
+            continue
+        problems = _type_errors(customer)
+        values = {
+            k: ("" if v is None else str(v)) for k, v in customer.items() if k not in problems
+        }
+        form = PredictForm(values, features=features)
+        if form.is_valid() and not problems:
+            rows.append(form.row())
+        problems.update(
+            {
+                field: list(messages)
+                for field, messages in form.errors.items()
+                if field not in problems
+            }
+        )
+        errors.update({prefix + field: messages for field, messages in problems.items()})
+    return rows, errors
+
+
+@api_view("POST", "clustering.view_segment")
+def predict(request: HttpRequest) -> JsonResponse:
+    customers, is_batch, errors = _parse_customers(request.body)
+    if errors:
+        return error(400, "Invalid request.", errors=errors)
+    try:
+        model = model_active()
+    except NoActiveModel:
+        return error(409, "No segmentation has been trained yet.")
+    rows, errors = _validate(customers, model.features, is_batch)
+    if errors:
+        return error(400, "Invalid customer data.", errors=errors)
+    predictions = [_prediction_json(p) for p in predict_many(rows, model=model)]
+    for customer, prediction in zip(customers, predictions):
+        if customer.get("customer_id") is not None:
+            prediction["customer_id"] = customer["customer_id"]
+    if is_batch:
+        return JsonResponse({"run_id": model.run_id, "predictions": predictions})
+    return JsonResponse({"run_id": model.run_id, **predictions[0]})
+
+
+@api_view("GET", "clustering.view_segment")
+def segments(request: HttpRequest) -> JsonResponse:
+    run = selectors.run_active()
+    if run is None:
+        return error(409, "No segmentation has been trained yet.")
+    return JsonResponse(
+        {
+            "run_id": run.id,
+            "population_means": run.population_means,
+            "segments": selectors.run_summary(run=run)["clusters"],
+        }
+    )
+
+
+@api_view("GET", "clustering.view_trainingrun")
+def run_detail(request: HttpRequest, run_id: int) -> JsonResponse:
+    run = TrainingRun.objects.defer("projection").filter(id=run_id).first()
+    if run is None:
+        return error(404, f"There is no run {run_id}.")
+    return JsonResponse(selectors.run_summary(run=run))
+
+
+@api_view("GET")
+def ping(request: HttpRequest) -> JsonResponse:
+    """The smallest authenticated answer: for monitoring, and the load test's baseline."""
+    return JsonResponse({"ok": True, "user": request.user.get_username()})
+
+
+@api_view("GET")
+def openapi(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(openapi_document(request.build_absolute_uri("/api/")))

@@ -1,0 +1,225 @@
+"""The OpenAPI 3.1 description of the JSON API, kept beside the views it describes."""
+
+from __future__ import annotations
+
+from customers.models import RANGES
+
+
+def _number(field: str, kind: str, description: str, nullable: bool = False) -> dict:
+    bounds = RANGES[field]
+    schema = {
+        "type": [kind, "null"] if nullable else kind,
+        "minimum": bounds.minimum,
+        "maximum": bounds.maximum,
+        "description": description,
+    }
+    return schema
+
+
+CUSTOMER = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["age", "annual_income", "spending_score", "purchase_frequency"],
+    "properties": {
+        "customer_id": {"type": "string", "maxLength": 64, "description": "Your own ID, echoed."},
+        "age": _number("age", "integer", "Years."),
+        "annual_income": _number("annual_income", "number", "Thousands per year."),
+        "spending_score": _number("spending_score", "integer", "1 to 100."),
+        "purchase_frequency": _number(
+            "purchase_frequency",
+            "integer",
+            "Purchases per year; required when the active model uses it.",
+            nullable=True,
+        ),
+        "sex": {
+            "type": ["string", "null"],
+            "enum": ["female", "male", "other", "unknown", None],
+            "description": "For display only; never used to place a customer.",
+        },
+    },
+}
+SEGMENT_REF = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "name": {"type": "string"},
+        "archetype": {"type": "string"},
+    },
+}
+PREDICTION = {
+    "type": "object",
+    "properties": {
+        "segment": SEGMENT_REF,
+        "confidence": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "description": "Probability of the segment under equal-sized round "
+            "clouds around each segment centre; 0.5 = halfway.",
+        },
+        "band": {"type": "string", "enum": ["very confident", "confident", "moderate", "low"]},
+        "runner_up": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "name": {"type": "string"},
+                "probability": {"type": "number"},
+            },
+        },
+        "explanation": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "feature": {"type": "string"},
+                    "value": {"type": "number"},
+                    "segment_centre": {"type": "number"},
+                    "difference_sd": {"type": "number"},
+                },
+            },
+        },
+        "strategy": {
+            "type": "object",
+            "properties": {
+                "description": {"type": "string"},
+                "actions": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+    },
+}
+ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {"type": "string"},
+        "errors": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+            "description": "Messages by field; batch fields are named customers[i].field.",
+        },
+    },
+}
+
+
+def _json(schema: dict) -> dict:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict:
+    text = {
+        400: "Invalid input, by field",
+        401: "Missing or wrong token",
+        403: "The token's user lacks the permission",
+        404: "Not found",
+        409: "No model has been trained yet",
+    }
+    return {
+        str(code): {"description": text[code], **_json({"$ref": "#/components/schemas/Error"})}
+        for code in codes
+    }
+
+
+def openapi_document(server_url: str) -> dict:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Customer segmentation API",
+            "version": "1.0.0",
+            "description": "Place customers in the active model's segments and read the "
+            "segments. Authenticate with 'Authorization: Bearer <token>' "
+            "(tokens: admin, or `manage.py api_token USERNAME`).",
+        },
+        "servers": [{"url": server_url.rstrip("/")}],
+        "security": [{"bearer": []}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Customer": CUSTOMER, "Prediction": PREDICTION, "Error": ERROR},
+        },
+        "paths": _paths(),
+    }
+
+
+def _paths() -> dict:
+    prediction = {
+        "allOf": [
+            {"$ref": "#/components/schemas/Prediction"},
+            {"type": "object", "properties": {"run_id": {"type": "integer"}}},
+        ]
+    }
+    batch_request = {
+        "type": "object",
+        "required": ["customers"],
+        "additionalProperties": False,
+        "properties": {
+            "customers": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 1000,
+                "items": {"$ref": "#/components/schemas/Customer"},
+            }
+        },
+    }
+    batch_response = {
+        "type": "object",
+        "properties": {
+            "run_id": {"type": "integer"},
+            "predictions": {"type": "array", "items": {"$ref": "#/components/schemas/Prediction"}},
+        },
+    }
+    return {
+        "/predict/": {
+            "post": {
+                "summary": "Segment, confidence and strategy for one customer or up to 1,000",
+                "operationId": "predict",
+                "requestBody": {
+                    "required": True,
+                    **_json({"oneOf": [{"$ref": "#/components/schemas/Customer"}, batch_request]}),
+                },
+                "responses": {
+                    "200": {
+                        "description": "The prediction(s)",
+                        **_json({"oneOf": [prediction, batch_response]}),
+                    },
+                    **_errors(400, 401, 403, 409),
+                },
+            }
+        },
+        "/segments/": {
+            "get": {
+                "summary": "The active model's segments with statistics and strategies",
+                "operationId": "segments",
+                "responses": {
+                    "200": {"description": "Segments", **_json({"type": "object"})},
+                    **_errors(401, 403, 409),
+                },
+            }
+        },
+        "/runs/{run_id}/": {
+            "get": {
+                "summary": "One training run: status, K, metrics, segments",
+                "operationId": "run",
+                "parameters": [
+                    {
+                        "name": "run_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 1},
+                    }
+                ],
+                "responses": {
+                    "200": {"description": "The run", **_json({"type": "object"})},
+                    **_errors(401, 403, 404),
+                },
+            }
+        },
+        "/ping/": {
+            "get": {
+                "summary": "Check a token",
+                "operationId": "ping",
+                "responses": {
+                    "200": {"description": "The token works", **_json({"type": "object"})},
+                    **_errors(401),
+                },
+            }
+        },
+    }

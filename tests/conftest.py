@@ -32,6 +32,17 @@ def model_storage(settings, tmp_path):
     return settings.MODEL_STORAGE_DIR
 
 
+@pytest.fixture(autouse=True)
+def private_cache(settings, request):
+    """Each test counts sign-in failures in a cache of its own."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": request.node.nodeid,
+        }
+    }
+
+
 @pytest.fixture
 def celery_worker(transactional_db, settings, tmp_path):
     """A real `celery worker` process on the test database; Redis in CI."""

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
+
+logger = logging.getLogger(__name__)
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -46,23 +49,36 @@ def _attempts_key(request: HttpRequest, username: str) -> str:
     return f"signin-failures:{digest}"
 
 
+def _failures(key: str) -> int:
+    try:
+        return cache.get(key, 0)
+    except Exception:  # the cache (Redis) is down: sign-in still works, unthrottled
+        logger.warning("sign-in throttling skipped: the cache is unavailable")
+        return 0
+
+
+def _record(key: str, failed: bool) -> None:
+    try:
+        if not failed:
+            cache.delete(key)
+        elif not cache.add(key, 1, settings.LOGIN_LOCKOUT_SECONDS):
+            cache.incr(key)
+    except Exception:
+        logger.warning("sign-in throttling skipped: the cache is unavailable")
+
+
 class ThrottledLoginView(auth_views.LoginView):
     """Django's sign-in, refusing a user name from an address after repeated failures."""
 
     def post(self, request, *args, **kwargs):
         key = _attempts_key(request, request.POST.get("username", ""))
-        if cache.get(key, 0) >= settings.LOGIN_MAX_FAILURES:
+        if _failures(key) >= settings.LOGIN_MAX_FAILURES:
             minutes = max(1, settings.LOGIN_LOCKOUT_SECONDS // 60)
             form = self.get_form()
             form.errors.clear()
             context = self.get_context_data(form=form, locked_minutes=minutes)
             return self.render_to_response(context, status=429)
         response = super().post(request, *args, **kwargs)
-        if response.status_code == 200:  # the form came back: the attempt failed
-            try:
-                cache.incr(key)
-            except ValueError:
-                cache.set(key, 1, settings.LOGIN_LOCKOUT_SECONDS)
-        else:
-            cache.delete(key)
+        # The form comes back (200) when the attempt failed; success redirects.
+        _record(key, failed=response.status_code == 200)
         return response

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format bench install install-dev clean
+.PHONY: run test lint format bench loadtest install install-dev clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,3 +47,7 @@ clean:
 ## Benchmarks: ratios against bare scikit-learn scripts (BENCH_DATABASE_URL for PostgreSQL).
 bench: $(VENV)/.installed-dev
 	$(PY) bench/run.py
+
+## Load test: gunicorn on loopback, prediction API against a trivial authenticated view.
+loadtest: $(VENV)/.installed-dev
+	$(PY) bench/loadtest.py

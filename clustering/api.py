@@ -40,12 +40,16 @@ def api_view(method: str, permission: str | None = None) -> Callable:
                 response["Allow"] = method
                 return response
             scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
-            user = api_token_user(secret.strip()) if scheme.lower() == "bearer" else None
+            user, allowed = (
+                api_token_user(secret.strip(), permission)
+                if scheme.lower() == "bearer"
+                else (None, False)
+            )
             if user is None:
                 response = error(401, "Send a valid token as 'Authorization: Bearer <token>'.")
                 response["WWW-Authenticate"] = 'Bearer realm="segmentation"'
                 return response
-            if permission and not user.has_perm(permission):
+            if permission and not allowed:
                 return error(403, f"This token's user lacks the permission {permission}.")
             request.user = user
             return view(request, *args, **kwargs)

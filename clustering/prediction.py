@@ -1,17 +1,20 @@
 """Place customers in the active run's segments.
 
-The fitted pipeline is cached per process and reloaded when the active run
-changes. Segment names and strategies are read fresh with the active run in
-one query, so a marketer's edit shows at once and every answer comes from
-exactly one run, even while another run is being activated.
+Each process keeps the active model (the fitted numbers and the segments'
+current names and strategies) for PREDICTION_CACHE_SECONDS, then checks the
+database again; this process's own changes (activating a run, editing a
+segment) clear it at once. Every answer comes from exactly one run: the run,
+its pipeline and its segments are read together.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
+from django.conf import settings
 
 from clustering import engine
 from clustering.model_store import model_load
@@ -37,6 +40,7 @@ class ActiveModel:
     features: tuple[str, ...]
     sigma2: float
     pipeline: object
+    compact: engine.CompactModel
     segments: tuple[SegmentInfo, ...]  # by cluster index
 
 
@@ -53,6 +57,7 @@ class Prediction:
 
 _lock = threading.Lock()
 _pipelines: dict[tuple[int, str], object] = {}
+_active: dict[str, tuple[float, ActiveModel]] = {}
 
 
 def _pipeline(run_id: int, file_name: str, sha256: str):
@@ -65,8 +70,12 @@ def _pipeline(run_id: int, file_name: str, sha256: str):
         return _pipelines[key]
 
 
-def model_active() -> ActiveModel:
-    """The active run with its pipeline and current segment texts (one query)."""
+def cache_clear() -> None:
+    """Forget this process's active model (after an activation or a segment edit)."""
+    _active.clear()
+
+
+def _load_active() -> ActiveModel:
     rows = list(
         Cluster.objects.filter(run__is_active=True)
         .order_by("index")
@@ -91,7 +100,19 @@ def model_active() -> ActiveModel:
         for *_run, archetype, segment_id, name, description, actions in rows
     )
     pipeline = _pipeline(run_id, model_file, sha256)
-    return ActiveModel(run_id, tuple(features), sigma2, pipeline, segments)
+    compact = engine.CompactModel.from_pipeline(pipeline, sigma2)
+    return ActiveModel(run_id, tuple(features), sigma2, pipeline, compact, segments)
+
+
+def model_active() -> ActiveModel:
+    """The active run with its model and segment texts, cached briefly per process."""
+    cached = _active.get("model")
+    now = time.monotonic()
+    if cached and now < cached[0]:
+        return cached[1]
+    model = _load_active()
+    _active["model"] = (now + settings.PREDICTION_CACHE_SECONDS, model)
+    return model
 
 
 def predict_many(
@@ -100,7 +121,7 @@ def predict_many(
     """Predict a segment for each row (a dict with at least the run's features)."""
     model = model or model_active()
     X = np.array([[float(row[f]) for f in model.features] for row in rows], dtype=np.float64)
-    scores = engine.score(model.pipeline, X, sigma2=model.sigma2)
+    scores = model.compact.score(X)
     predictions = []
     for i in range(len(rows)):
         cluster, runner_up = int(scores.cluster[i]), int(scores.runner_up[i])
@@ -113,7 +134,7 @@ def predict_many(
                 band=engine.confidence_band(confidence),
                 runner_up=model.segments[runner_up],
                 runner_up_probability=float(scores.runner_up_probability[i]),
-                explanation=tuple(engine.explain(model.pipeline, X[i], cluster, model.features)),
+                explanation=tuple(model.compact.explain(X[i], cluster, model.features)),
             )
         )
     return predictions

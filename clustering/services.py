@@ -25,6 +25,7 @@ from sklearn.decomposition import PCA
 from clustering import engine
 from clustering.model_store import ModelFileError, model_delete, model_save
 from clustering.models import Cluster, ClusterAssignment, Segment, TrainingRun
+from clustering.prediction import cache_clear as prediction_cache_clear
 from clustering.selectors import SEX_CODES, FeatureMatrix, customers_feature_matrix, run_in_flight
 
 logger = logging.getLogger(__name__)
@@ -579,6 +580,7 @@ def run_activate(*, run_id: int) -> TrainingRun:
         TrainingRun.objects.filter(id=run.id).update(is_active=True, activated_at=timezone.now())
         in_run = Cluster.objects.filter(run_id=run.id, segment_id=OuterRef("pk"))
         Segment.objects.update(is_active=Exists(in_run))
+        transaction.on_commit(prediction_cache_clear)
     run.refresh_from_db()
     return run
 

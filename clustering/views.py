@@ -15,6 +15,7 @@ from clustering import engine, selectors
 from clustering.forms import PredictForm, RetrainForm, SegmentForm
 from clustering.models import Segment, TrainingRun
 from clustering.prediction import NoActiveModel, model_active, predict_one
+from clustering.prediction import cache_clear as prediction_cache_clear
 from clustering.services import (
     QueueUnavailable,
     TrainingError,
@@ -72,6 +73,7 @@ def segment_edit(request: HttpRequest, segment_id: int) -> HttpResponse:
         segment = form.save(commit=False)
         segment.updated_by = request.user
         segment.save()
+        prediction_cache_clear()
         if not request.htmx:
             messages.success(request, f"Saved “{segment.name}”.")
             return redirect("clustering:dashboard")

@@ -227,5 +227,7 @@ CLUSTERING_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CLUSTERING_TASK_SOFT_TIME_
 # A running run whose worker has not beaten for this long is marked failed.
 CLUSTERING_HEARTBEAT_SECONDS = float(os.environ.get("CLUSTERING_HEARTBEAT_SECONDS", "5"))
 CLUSTERING_HEARTBEAT_TIMEOUT = float(os.environ.get("CLUSTERING_HEARTBEAT_TIMEOUT", "120"))
+# How long a web process reuses the active model before checking the database again.
+PREDICTION_CACHE_SECONDS = float(os.environ.get("PREDICTION_CACHE_SECONDS", "2"))
 # A run no worker has picked up after this long is marked failed.
 CLUSTERING_PENDING_TIMEOUT = float(os.environ.get("CLUSTERING_PENDING_TIMEOUT", "900"))

@@ -57,3 +57,13 @@ def celery_worker(transactional_db, settings, tmp_path):
     process = start_worker(tmp_path / "worker.log")
     yield process
     stop_worker(process)
+
+
+@pytest.fixture(autouse=True)
+def fresh_prediction_cache():
+    """A model cached by an earlier test's process state must not answer this test."""
+    from clustering.prediction import cache_clear
+
+    cache_clear()
+    yield
+    cache_clear()

@@ -335,3 +335,19 @@ def test_match_centroids_leaves_far_and_extra_clusters_unmatched():
     assert engine.match_centroids(previous, far, max_distance=1.0) == {0: 0}
     scaled = engine.match_centroids(previous, far, scale=[100.0, 1.0], max_distance=1.0)
     assert scaled == {0: 0, 1: 1}
+
+
+def test_compact_model_scores_like_the_pipeline():
+    rng = np.random.default_rng(5)
+    X = np.vstack([rng.normal(c, 3.0, size=(200, 4)) for c in ((20, 30, 20, 5), (50, 90, 80, 30))])
+    pipeline = engine.fit(X, k=2, random_state=0)
+    sigma2 = engine.within_variance(pipeline, len(X))
+    compact = engine.CompactModel.from_pipeline(pipeline, sigma2)
+
+    full, fast = engine.score(pipeline, X, sigma2=sigma2), compact.score(X)
+
+    np.testing.assert_array_equal(fast.cluster, pipeline.predict(X))
+    np.testing.assert_allclose(fast.confidence, full.confidence, atol=1e-12)
+    assert compact.explain(X[0], int(fast.cluster[0]), engine.FEATURES) == engine.explain(
+        pipeline, X[0], int(fast.cluster[0]), engine.FEATURES
+    )

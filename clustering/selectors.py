@@ -13,6 +13,7 @@ from django.db import connection
 from clustering import engine
 from clustering.engine import FEATURES
 from clustering.models import Cluster, ClusterAssignment, TrainingRun
+from customers.csv_format import EXPORT_COLUMNS
 from customers.models import Customer
 from customers.services import EchoBuffer, format_number
 
@@ -397,20 +398,7 @@ def segment_export_lines(*, cluster: Cluster, params) -> Iterator[str]:
     writer = csv.writer(EchoBuffer())
     segment = cluster.segment
     strategy = " | ".join([segment.description, *segment.actions]).strip(" |")
-    yield writer.writerow(
-        (
-            "customer_id",
-            "sex",
-            "age",
-            "annual_income",
-            "spending_score",
-            "purchase_frequency",
-            "segment",
-            "confidence",
-            "band",
-            "strategy",
-        )
-    )
+    yield writer.writerow((*EXPORT_COLUMNS, "segment", "confidence", "band", "strategy"))
     queryset, _filtered, _search, _band = _members_queryset(cluster, params)
     rows = queryset.order_by("-confidence", "customer_id").values_list(
         "customer__customer_id",

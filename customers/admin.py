@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 
+from customers.csv_format import EXPORT_COLUMNS
 from customers.models import Customer
 from customers.services import customers_export_lines
 
@@ -63,15 +64,7 @@ def export_selected(modeladmin, request, queryset):
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
-    list_display = (
-        "customer_id",
-        "sex",
-        "age",
-        "annual_income",
-        "spending_score",
-        "purchase_frequency",
-        "updated_at",
-    )
+    list_display = (*EXPORT_COLUMNS, "updated_at")
     list_filter = ("sex", AgeBandFilter, IncomeBandFilter)
     search_fields = ("customer_id__startswith",)
     ordering = ("customer_id",)

@@ -183,7 +183,8 @@ def _card(segment, cluster: Cluster | None, population: dict) -> SegmentCard:
             FeatureRow(label, unit, cluster.means.get(name), population.get(name))
             for name, (label, unit) in FEATURE_LABELS.items()
         ]
-        sex_mix = [(SEX_LABELS[k], v) for k, v in cluster.sex_mix.items() if v]
+        # A fixed order: PostgreSQL's jsonb does not keep the keys' order.
+        sex_mix = [(SEX_LABELS[k], cluster.sex_mix[k]) for k in SEX_CODES if cluster.sex_mix.get(k)]
         colour = PALETTE[cluster.index % len(PALETTE)]
     return SegmentCard(segment, cluster, features, sex_mix, colour)
 

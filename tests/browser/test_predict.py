@@ -1,0 +1,73 @@
+"""Placing a new customer with the prediction form, with and without JavaScript."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.helpers import mark_page, page_was_not_reloaded, sign_in
+
+pytestmark = pytest.mark.services
+
+A_BIG_SPENDER = {
+    "Age": "42",
+    "Annual income (k)": "118",
+    "Spending score": "85",
+    "Purchases per year": "30",
+}
+BANDS = re.compile(r"^(very confident|confident|moderate|low)$")
+
+
+def fill_customer(page, values: dict[str, str]) -> None:
+    form = page.locator("#predict-panel form")
+    for label, value in values.items():
+        form.get_by_label(label).fill(value)
+
+
+def test_prediction_appears_in_place_without_a_reload(page, trained, marketer, screenshot):
+    sign_in(page, marketer)
+    mark_page(page)
+
+    fill_customer(page, A_BIG_SPENDER)
+    page.get_by_role("button", name="Find the segment").click()
+
+    prediction = page.locator("#prediction")
+    expect(prediction).to_be_visible()
+    expect(prediction.locator(".segment-name")).to_have_text("High-Value Customers")
+    expect(prediction.locator(".confidence")).to_have_text(re.compile(r"^\d{1,3} %$"))
+    expect(prediction.locator(".badge")).to_have_text(BANDS)
+    expect(prediction.get_by_role("heading", name="What to do")).to_be_visible()
+    # The form keeps what was typed, ready for the next customer.
+    expect(page.get_by_label("Age")).to_have_value("42")
+    assert page_was_not_reloaded(page)
+    prediction.scroll_into_view_if_needed()
+    screenshot(page, "prediction")
+
+    page.get_by_label("Age").fill("300")
+    page.get_by_role("button", name="Find the segment").click()
+
+    age_field = page.locator("#predict-panel .field").filter(has=page.locator("#id_age"))
+    expect(age_field).to_contain_text("Age must be at most 110.")
+    expect(page.locator("#id_age")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#prediction")).to_have_count(0)
+    assert page_was_not_reloaded(page)
+    assert page.js_errors == []
+    screenshot(page, "invalid")
+
+
+def test_prediction_works_without_javascript(new_page, trained, marketer, screenshot):
+    page = new_page(java_script_enabled=False)
+    sign_in(page, marketer)
+
+    fill_customer(page, A_BIG_SPENDER)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Find the segment").click()
+
+    assert page.url.endswith("/predict/")
+    prediction = page.locator("#prediction")
+    expect(prediction.locator(".segment-name")).to_have_text("High-Value Customers")
+    expect(prediction.locator(".confidence")).to_have_text(re.compile(r"^\d{1,3} %$"))
+    expect(prediction.locator(".badge")).to_have_text(BANDS)
+    screenshot(page)

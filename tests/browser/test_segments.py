@@ -1,0 +1,139 @@
+"""Working with one segment: edit its strategy in place, export it, browse its customers."""
+
+from __future__ import annotations
+
+import csv
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from clustering.models import Segment
+from tests.browser.helpers import (
+    card_customer_count,
+    mark_page,
+    page_was_not_reloaded,
+    segment_card,
+    sign_in,
+)
+
+pytestmark = pytest.mark.services
+
+EXPORT_HEADER = [
+    "customer_id",
+    "sex",
+    "age",
+    "annual_income",
+    "spending_score",
+    "purchase_frequency",
+    "segment",
+    "confidence",
+    "band",
+    "strategy",
+]
+
+
+def test_a_marketer_edits_a_strategy_in_place(page, trained, marketer, screenshot):
+    sign_in(page, marketer)
+    mark_page(page)
+    card = segment_card(page, "Budget Shoppers")
+    card_id = card.get_attribute("id")
+
+    card.get_by_role("link", name="Edit name and strategy").click()
+    editor = page.locator(f"#{card_id}.editing")
+    expect(editor).to_be_visible()
+    expect(editor.get_by_label("Name")).to_have_value("Budget Shoppers")
+    editor.get_by_label("Name").fill("Deal Hunters")
+    actions = editor.get_by_label("Actions")
+    actions.press("Control+End")
+    actions.press("Enter")
+    actions.type("Send the weekend flyer on Thursday")
+    screenshot(page, "editing")
+    editor.get_by_role("button", name="Save").click()
+
+    card = page.locator(f"#{card_id}")
+    expect(card).not_to_have_class(re.compile("editing"))
+    expect(card.get_by_role("heading", level=3)).to_have_text("Deal Hunters")
+    expect(card.locator(".strategy li").last).to_have_text("Send the weekend flyer on Thursday")
+    assert page_was_not_reloaded(page)
+
+    page.reload()
+    card = segment_card(page, "Deal Hunters")
+    expect(card.locator(".strategy li").last).to_have_text("Send the weekend flyer on Thursday")
+    expect(segment_card(page, "Budget Shoppers")).to_have_count(0)
+    segment = Segment.objects.get(name="Deal Hunters")
+    assert segment.actions[-1] == "Send the weekend flyer on Thursday"
+    assert segment.updated_by == marketer
+    assert page.js_errors == []
+    screenshot(page, "saved")
+
+
+def test_a_marketer_exports_a_segment_as_csv(page, trained, marketer, tmp_path):
+    sign_in(page, marketer)
+    card = segment_card(page, "Loyal Customers")
+    expected_rows = card_customer_count(card)
+
+    with page.expect_download() as download_info:
+        card.get_by_role("link", name="Export CSV").click()
+    download = download_info.value
+    assert re.fullmatch(r"segment-loyal-customers-run-\d+\.csv", download.suggested_filename)
+    path = tmp_path / download.suggested_filename
+    download.save_as(path)
+
+    with path.open(newline="", encoding="utf-8") as file:
+        header, *rows = list(csv.reader(file))
+    assert header == EXPORT_HEADER
+    assert len(rows) == expected_rows
+    assert {row[6] for row in rows} == {"Loyal Customers"}
+    assert all(row[0].startswith("DEMO-") for row in rows)
+
+
+def test_the_members_page_filters_as_you_type(page, trained, marketer, screenshot):
+    sign_in(page, marketer)
+    card = segment_card(page, "Potential Targets")
+    size = card_customer_count(card)
+    card.get_by_role("link", name="See the customers").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Potential Targets")
+    rows = page.locator("#members-table tbody tr")
+    expect(rows).to_have_count(min(size, 50))
+    expect(page.locator("#members-table .pager")).to_contain_text("Page 1 of")
+    screenshot(page, "all")
+    mark_page(page)
+
+    wanted = rows.nth(3).locator("td").first.inner_text()
+    page.get_by_label("Customer ID starts with").press_sequentially(wanted, delay=20)
+
+    expect(rows).to_have_count(1)
+    expect(rows.first.locator("td").first).to_have_text(wanted)
+    expect(page.locator("#members-table .pager")).to_contain_text("(1 matching)")
+    assert f"q={wanted}" in page.url
+    assert page_was_not_reloaded(page)
+
+    page.get_by_label("Customer ID starts with").fill("NOBODY")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_text("No customers match.")
+    assert page_was_not_reloaded(page)
+    assert page.js_errors == []
+    page.get_by_label("Customer ID starts with").fill(wanted)
+    expect(rows.first.locator("td").first).to_have_text(wanted)
+    screenshot(page, "filtered")
+
+
+def test_the_campaign_export_follows_the_members_filter(page, trained, marketer, tmp_path):
+    sign_in(page, marketer)
+    segment_card(page, "Budget Shoppers").get_by_role("link", name="See the customers").click()
+    rows = page.locator("#members-table tbody tr")
+    wanted = rows.first.locator("td").first.inner_text()
+
+    page.get_by_label("Customer ID starts with").fill(wanted)
+    expect(rows).to_have_count(1)
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Export for a campaign (CSV)").click()
+    path = tmp_path / "export.csv"
+    download_info.value.save_as(path)
+
+    with path.open(newline="", encoding="utf-8") as file:
+        header, *exported = list(csv.reader(file))
+    assert header == EXPORT_HEADER
+    assert [row[0] for row in exported] == [wanted], "the export ignored the filter on the page"

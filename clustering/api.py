@@ -7,6 +7,7 @@ missing or wrong token, 403 a missing permission, 409 a missing model.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from functools import wraps
 
@@ -15,12 +16,19 @@ from django.views.decorators.csrf import csrf_exempt
 
 from clustering import selectors
 from clustering.forms import PredictForm
+from clustering.model_store import ModelFileError
 from clustering.models import TrainingRun
 from clustering.openapi import openapi_document
 from clustering.prediction import NoActiveModel, Prediction, model_active, predict_many
 from clustering.tokens import api_token_user
 
 MAX_BATCH = 1_000
+MODEL_UNAVAILABLE = (
+    "The active model cannot be loaded (its file is missing or altered). An administrator "
+    "must retrain, or activate another run."
+)
+
+logger = logging.getLogger(__name__)
 
 
 def error(status: int, message: str, **extra) -> JsonResponse:
@@ -93,7 +101,8 @@ def _parse_customers(body: bytes) -> tuple[list | None, bool, dict]:
     """(customers, is_batch, errors) from the request body."""
     try:
         data = json.loads(body or b"null")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: arrays or objects nested too deeply for the parser.
         return None, False, {"body": ["The body must be JSON."]}
     if isinstance(data, dict) and "customers" in data:
         customers = data["customers"]
@@ -163,6 +172,9 @@ def predict(request: HttpRequest) -> JsonResponse:
         model = model_active()
     except NoActiveModel:
         return error(409, "No segmentation has been trained yet.")
+    except ModelFileError:
+        logger.exception("the active model cannot be loaded")
+        return error(503, MODEL_UNAVAILABLE)
     rows, errors = _validate(customers, model.features, is_batch)
     if errors:
         return error(400, "Invalid customer data.", errors=errors)

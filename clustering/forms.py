@@ -70,6 +70,8 @@ class SegmentForm(forms.ModelForm):
         model = Segment
         fields = ("name", "description")
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+        # A blank name (spaces included, they are stripped) never reaches clean_name.
+        error_messages = {"name": {"required": "A segment needs a name."}}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -20,7 +20,8 @@ import scipy
 import sklearn
 from django.conf import settings
 
-FILE_NAME = re.compile(r"^run-\d+-[0-9a-f]{16}\.joblib$")
+# \Z, not $: "$" would also accept the name followed by a newline.
+FILE_NAME = re.compile(r"^run-\d+-[0-9a-f]{16}\.joblib\Z")
 
 
 class ModelFileError(RuntimeError):

@@ -48,7 +48,11 @@ SEGMENT_REF = {
 }
 PREDICTION = {
     "type": "object",
+    # Required, so that a single answer and a batch answer each match exactly one of the
+    # alternatives of the 200 response's oneOf.
+    "required": ["segment", "confidence", "band", "runner_up", "explanation", "strategy"],
     "properties": {
+        "customer_id": {"type": "string", "description": "Echoed when the request had one."},
         "segment": SEGMENT_REF,
         "confidence": {
             "type": "number",
@@ -112,6 +116,7 @@ def _errors(*codes: int) -> dict:
         403: "The token's user lacks the permission",
         404: "Not found",
         409: "No model has been trained yet",
+        503: "The active model's file is missing or altered; retrain or activate another run",
     }
     return {
         str(code): {"description": text[code], **_json({"$ref": "#/components/schemas/Error"})}
@@ -143,7 +148,11 @@ def _paths() -> dict:
     prediction = {
         "allOf": [
             {"$ref": "#/components/schemas/Prediction"},
-            {"type": "object", "properties": {"run_id": {"type": "integer"}}},
+            {
+                "type": "object",
+                "required": ["run_id"],
+                "properties": {"run_id": {"type": "integer"}},
+            },
         ]
     }
     batch_request = {
@@ -161,6 +170,7 @@ def _paths() -> dict:
     }
     batch_response = {
         "type": "object",
+        "required": ["run_id", "predictions"],
         "properties": {
             "run_id": {"type": "integer"},
             "predictions": {"type": "array", "items": {"$ref": "#/components/schemas/Prediction"}},
@@ -180,7 +190,7 @@ def _paths() -> dict:
                         "description": "The prediction(s)",
                         **_json({"oneOf": [prediction, batch_response]}),
                     },
-                    **_errors(400, 401, 403, 409),
+                    **_errors(400, 401, 403, 409, 503),
                 },
             }
         },

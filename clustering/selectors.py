@@ -363,7 +363,12 @@ def _members_queryset(cluster: Cluster, params) -> tuple:
     filtered = False
     search = (params.get("q") or "").strip()
     if search:
-        queryset = queryset.filter(customer__customer_id__startswith=search)
+        # No customer ID holds a NUL (PostgreSQL even refuses one in a query): nothing matches.
+        queryset = (
+            queryset.none()
+            if "\x00" in search
+            else queryset.filter(customer__customer_id__startswith=search)
+        )
         filtered = True
     band = params.get("band") or ""
     if band in CONFIDENCE_FILTERS:

@@ -3,6 +3,8 @@ selector or service and renders a page or, for htmx, one partial of it."""
 
 from __future__ import annotations
 
+import logging
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -12,7 +14,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRefresh
 
 from clustering import engine, selectors
+from clustering.api import MODEL_UNAVAILABLE
 from clustering.forms import PredictForm, RetrainForm, SegmentForm
+from clustering.model_store import ModelFileError
 from clustering.models import Segment, TrainingRun
 from clustering.prediction import NoActiveModel, model_active, predict_one
 from clustering.prediction import cache_clear as prediction_cache_clear
@@ -25,6 +29,8 @@ from clustering.services import (
 )
 
 VIEW_SEGMENTS = "clustering.view_segment"
+
+logger = logging.getLogger(__name__)
 
 
 def _partial(request: HttpRequest, template: str, name: str) -> str:
@@ -48,16 +54,28 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @permission_required(VIEW_SEGMENTS, raise_exception=True)
 def predict(request: HttpRequest) -> HttpResponse:
     """The prediction form: htmx swaps in the answer; without JavaScript it is a normal POST."""
+    model_error = None
     try:
         model = model_active()
     except NoActiveModel:
         model = None
+    except ModelFileError:
+        logger.exception("the active model cannot be loaded")
+        model, model_error = None, MODEL_UNAVAILABLE
     features = model.features if model else engine.FEATURES
     form = PredictForm(request.POST or None, features=features)
-    context = {"predict_form": form, "prediction": None, "has_model": model is not None}
+    context = {
+        "predict_form": form,
+        "prediction": None,
+        "has_model": model is not None,
+        "model_error": model_error,
+    }
     if request.method == "POST" and model and form.is_valid():
         context["prediction"] = predict_one(form.row())
-    return render(request, _partial(request, "clustering/predict.html", "predict-panel"), context)
+    template = _partial(request, "clustering/predict.html", "predict-panel")
+    # htmx swaps only successful responses: the panel with the message is its answer.
+    status = 503 if model_error and not request.htmx else 200
+    return render(request, template, context, status=status)
 
 
 @require_http_methods(["GET", "POST"])

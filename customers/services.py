@@ -8,6 +8,7 @@ at all. On PostgreSQL the chunks go through COPY into a temporary table.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from array import array
@@ -73,9 +74,24 @@ class CsvLayout:
     mapping: ColumnMapping
 
 
+# UTF-32 first: its little-endian byte order mark starts with UTF-16's.
+_WIDE_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+
 def _check_text(head: bytes) -> None:
     if not head.strip(b"\xef\xbb\xbf \r\n\t"):
         raise CsvFormatError("the file is empty")
+    wide = next((name for bom, name in _WIDE_BOMS if head.startswith(bom)), None)
+    if wide:
+        # Spreadsheets' "Unicode text" export: every character has NUL bytes, not binary data.
+        raise CsvFormatError(
+            f"the file is {wide} text, not UTF-8; save it as 'CSV UTF-8' and try again"
+        )
     if b"\x00" in head:
         raise CsvFormatError("this is not a CSV file: it contains binary data")
     try:

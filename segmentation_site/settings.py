@@ -223,6 +223,8 @@ LOGGING = {
 CLUSTERING_RANDOM_STATE = int(os.environ.get("CLUSTERING_RANDOM_STATE", "0"))
 # Customer assignments of older runs are deleted; their statistics stay.
 CLUSTERING_KEEP_ASSIGNMENT_RUNS = int(os.environ.get("CLUSTERING_KEEP_ASSIGNMENT_RUNS", "5"))
+# Threads numpy and scikit-learn may use while training (see services.training_run_execute).
+CLUSTERING_THREADS = int(os.environ.get("CLUSTERING_THREADS", "1"))
 CLUSTERING_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CLUSTERING_TASK_SOFT_TIME_LIMIT", "3600"))
 # A running run whose worker has not beaten for this long is marked failed.
 CLUSTERING_HEARTBEAT_SECONDS = float(os.environ.get("CLUSTERING_HEARTBEAT_SECONDS", "5"))

@@ -1,0 +1,92 @@
+"""Placing one customer in the active run's segments: segment, confidence, runner-up, why."""
+
+from __future__ import annotations
+
+import pytest
+
+from clustering.prediction import predict_many, predict_one
+from customers.models import Customer
+from tests.clustering.conftest import client_for
+from tests.clustering.helpers import segment_of, train
+
+
+def centre(run, name: str) -> dict[str, float]:
+    """The centre of a segment of ``run``, in the customers' own units."""
+    return dict(segment_of(run, name).centroid)
+
+
+def halfway(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+    return {feature: (a[feature] + b[feature]) / 2 for feature in a}
+
+
+def test_a_customer_at_the_high_value_centre_is_very_confidently_high_value(trained):
+    prediction = predict_one(centre(trained, "High-Value Customers"))
+
+    assert prediction.segment.name == "High-Value Customers"
+    assert prediction.band == "very confident"
+    assert prediction.confidence > 0.9
+
+
+def test_a_customer_halfway_between_two_segments_gets_even_odds(trained):
+    row = halfway(centre(trained, "High-Value Customers"), centre(trained, "Potential Targets"))
+
+    prediction = predict_one(row)
+
+    assert prediction.confidence == pytest.approx(0.5, abs=0.03)
+    assert prediction.runner_up_probability == pytest.approx(prediction.confidence, abs=1e-3)
+    pair = {prediction.segment.name, prediction.runner_up.name}
+    assert pair == {"High-Value Customers", "Potential Targets"}
+
+
+def test_segment_and_runner_up_probabilities_never_add_up_to_more_than_one(trained):
+    rows = list(Customer.objects.values(*trained.features))
+    rows.append(halfway(centre(trained, "Budget Shoppers"), centre(trained, "Loyal Customers")))
+
+    for prediction in predict_many(rows):
+        assert prediction.runner_up.id != prediction.segment.id
+        assert prediction.runner_up_probability <= prediction.confidence
+        assert prediction.confidence + prediction.runner_up_probability <= 1 + 1e-9
+
+
+def test_the_explanation_compares_every_feature_of_the_run_with_the_segment_centre(trained):
+    loyal = segment_of(trained, "Loyal Customers")
+    row = {"age": 30, "annual_income": 50, "spending_score": 40, "purchase_frequency": 60}
+
+    prediction = predict_one(row)
+
+    assert prediction.segment.id == loyal.segment_id
+    assert [item.feature for item in prediction.explanation] == trained.features
+    for item in prediction.explanation:
+        assert item.value == row[item.feature]
+        assert item.centroid_value == pytest.approx(loyal.centroid[item.feature], abs=1e-3)
+    frequency = prediction.explanation[-1]
+    assert frequency.diff_sd > 0  # 60 a year is more than even a loyal customer's usual
+
+
+def test_predictions_come_from_a_newly_activated_run_at_once(
+    trained, django_capture_on_commit_callbacks
+):
+    row = centre(trained, "Budget Shoppers")
+    assert predict_one(row).run_id == trained.id
+
+    with django_capture_on_commit_callbacks(execute=True):
+        newer = train(k=3)
+
+    assert predict_one(row).run_id == newer.id
+
+
+def test_a_renamed_segment_is_predicted_under_its_new_name_without_retraining(trained, marketer):
+    row = centre(trained, "Budget Shoppers")
+    segment = predict_one(row).segment
+    assert segment.name == "Budget Shoppers"
+
+    response = client_for(marketer).post(
+        f"/segments/{segment.id}/edit/",
+        {"name": "Bargain hunters", "description": "Loves a deal.", "actions_text": "Coupons"},
+    )
+
+    assert response.status_code == 302
+    prediction = predict_one(row)
+    assert (prediction.run_id, prediction.segment.id) == (trained.id, segment.id)
+    assert prediction.segment.name == "Bargain hunters"
+    assert prediction.segment.actions == ("Coupons",)

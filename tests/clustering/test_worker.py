@@ -38,3 +38,19 @@ def test_worker_trains_a_queued_run_and_activates_it(celery_worker):
         "Potential Targets",
         "Loyal Customers",
     }
+
+
+def test_train_command_waits_for_the_worker_and_prints_the_summary(celery_worker):
+    import io
+    import json
+
+    call_command("generate_customers", count=600, seed=4)
+    out = io.StringIO()
+
+    call_command("train", wait=True, json=True, k=3, timeout=120, stdout=out)
+
+    summary = json.loads(out.getvalue())
+    assert summary["status"] == "succeeded"
+    assert summary["k"] == 3
+    assert len(summary["clusters"]) == 3
+    assert sum(cluster["size"] for cluster in summary["clusters"]) == summary["customers_used"]

@@ -399,11 +399,17 @@ def segment_members_context(*, segment, params) -> dict:
     return context
 
 
+def spreadsheet_safe(text: str) -> str:
+    """Free text a marketer typed must not run as a formula when the file opens in Excel."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def segment_export_lines(*, cluster: Cluster, params) -> Iterator[str]:
     """Campaign-ready CSV lines of a segment's members, streamed in chunks."""
     writer = csv.writer(EchoBuffer())
     segment = cluster.segment
-    strategy = " | ".join([segment.description, *segment.actions]).strip(" |")
+    name = spreadsheet_safe(segment.name)
+    strategy = spreadsheet_safe(" | ".join([segment.description, *segment.actions]).strip(" |"))
     yield writer.writerow((*EXPORT_COLUMNS, "segment", "confidence", "band", "strategy"))
     queryset, _filtered, _search, _band = _members_queryset(cluster, params)
     rows = queryset.order_by("-confidence", "customer_id").values_list(
@@ -424,7 +430,7 @@ def segment_export_lines(*, cluster: Cluster, params) -> Iterator[str]:
                 format_number(income),
                 score,
                 format_number(frequency),
-                segment.name,
+                name,
                 f"{confidence:.4f}",
                 engine.confidence_band(confidence),
                 strategy,

@@ -70,9 +70,13 @@ def _pipeline(run_id: int, file_name: str, sha256: str):
         return _pipelines[key]
 
 
-def cache_clear() -> None:
-    """Forget this process's active model (after an activation or a segment edit)."""
+def cache_clear(*, files: bool = False) -> None:
+    """Forget this process's active model (after an activation or a segment edit);
+    ``files`` also forgets loaded model files, so the next use reads and checks them."""
     _active.clear()
+    if files:
+        with _lock:
+            _pipelines.clear()
 
 
 def _load_active() -> ActiveModel:

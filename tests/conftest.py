@@ -64,6 +64,6 @@ def fresh_prediction_cache():
     """A model cached by an earlier test's process state must not answer this test."""
     from clustering.prediction import cache_clear
 
-    cache_clear()
+    cache_clear(files=True)
     yield
-    cache_clear()
+    cache_clear(files=True)

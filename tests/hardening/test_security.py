@@ -232,6 +232,8 @@ def deploy_check(tmp_path, **env: str) -> subprocess.CompletedProcess:
         "DJANGO_ALLOWED_HOSTS": "segments.example.com",
     }
     environment.pop("DJANGO_HTTPS", None)
+    # The browser tests set this for the live server; production never does.
+    environment.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     environment.update(env)
     command = [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"]
     return subprocess.run(

@@ -67,3 +67,39 @@ def fresh_prediction_cache():
     cache_clear(files=True)
     yield
     cache_clear(files=True)
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Tests create and sign in many users; the real hasher is slow on purpose."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def var_dir(settings, tmp_path):
+    """Uploads waiting for confirmation go to a folder of each test's own."""
+    settings.VAR_DIR = tmp_path / "var"
+    settings.VAR_DIR.mkdir()
+    return settings.VAR_DIR
+
+
+@pytest.fixture
+def make_user(django_user_model):
+    """make_user(name, *groups, perms=(), **fields): a user with tests.users.PASSWORD."""
+    from tests.users import user_create
+
+    return lambda username, *groups, **options: user_create(
+        django_user_model, username, *groups, **options
+    )
+
+
+@pytest.fixture
+def marketer(make_user):
+    """In the "Marketing" group: views, predicts, edits and exports segments."""
+    return make_user("mia", "Marketing")
+
+
+@pytest.fixture
+def manager(make_user):
+    """In "Marketing managers": also starts retrains, activates runs, imports."""
+    return make_user("max", "Marketing managers")

@@ -13,7 +13,6 @@ import os
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 import contextlib  # noqa: E402
-import importlib  # noqa: E402
 import io  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
@@ -23,7 +22,6 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
-from tests.browser.helpers import PASSWORD  # noqa: E402
 from tests.conftest import require_service  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +41,6 @@ PHONE = {"width": 390, "height": 844}
 
 # The groups come from a data migration; transactional tests flush them away,
 # so each test puts them back from the migration's own permission lists.
-GROUPS = importlib.import_module("clustering.migrations.0002_marketing_groups")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -71,12 +68,6 @@ def browser() -> Iterator:
         )
         yield browser
         browser.close()
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """Signing in through the form hashes the password; the real hasher is slow on purpose."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -134,45 +125,9 @@ def page(new_page):
 
 
 @pytest.fixture
-def groups(transactional_db):
-    """The "Marketing" and "Marketing managers" groups with their permissions."""
-    from django.contrib.auth.models import Group, Permission
-
-    made = {}
-    for name, codes in (("Marketing", GROUPS.MARKETING), ("Marketing managers", GROUPS.MANAGERS)):
-        group, _ = Group.objects.get_or_create(name=name)
-        group.permissions.add(
-            *(
-                Permission.objects.get(content_type__app_label=app, codename=code)
-                for app, code in codes
-            )
-        )
-        made[name] = group
-    return made
-
-
-@pytest.fixture
-def make_user(groups) -> Callable:
-    """make_user(username, group) -> a user in that group, with PASSWORD."""
-    from django.contrib.auth.models import User
-
-    def make(username: str, group: str | None = None):
-        user = User.objects.create_user(username, password=PASSWORD)
-        if group:
-            user.groups.add(groups[group])
-        return user
-
-    return make
-
-
-@pytest.fixture
-def marketer(make_user):
-    return make_user("maria", "Marketing")
-
-
-@pytest.fixture
-def manager(make_user):
-    return make_user("manon", "Marketing managers")
+def make_user(transactional_db, make_user):
+    """The suite's make_user, on the committed database the live server reads."""
+    return make_user
 
 
 @pytest.fixture

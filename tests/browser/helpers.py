@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-PASSWORD = "a-browser-test-password"
+from tests.users import PASSWORD
+
 SEGMENT_NAMES = {
     "High-Value Customers",
     "Budget Shoppers",

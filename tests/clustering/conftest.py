@@ -3,12 +3,7 @@ groups and a signed-in test client for each of them."""
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-
 import pytest
-from django.apps import apps as django_apps
-from django.contrib.auth.models import Group, Permission
 from django.test import Client
 from threadpoolctl import threadpool_limits
 
@@ -36,44 +31,10 @@ def trained(customers) -> TrainingRun:
     return train()
 
 
-@pytest.fixture
-def make_user(django_user_model) -> Callable:
-    """make_user(name, *groups, perms=()): a user in the site's groups, with extra permissions
-    given as "app_label.codename"."""
-
-    def make(username: str, *groups: str, perms: tuple[str, ...] = ()):
-        if Group.objects.filter(name__in=groups).count() < len(groups):
-            # A transactional test before this one flushed the groups the migration made.
-            migration = importlib.import_module("clustering.migrations.0002_marketing_groups")
-            migration.create_groups(django_apps, None)
-        user = django_user_model.objects.create_user(username)
-        user.groups.set(Group.objects.filter(name__in=groups))
-        for perm in perms:
-            app_label, codename = perm.split(".")
-            user.user_permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
-        return user
-
-    return make
-
-
 def client_for(user) -> Client:
     client = Client()
     client.force_login(user)
     return client
-
-
-@pytest.fixture
-def marketer(make_user):
-    """In the "Marketing" group: views, predicts, edits and exports segments."""
-    return make_user("mia", "Marketing")
-
-
-@pytest.fixture
-def manager(make_user):
-    """In "Marketing managers": also starts retrains and activates runs."""
-    return make_user("max", "Marketing managers")
 
 
 @pytest.fixture

@@ -10,20 +10,6 @@ import pytest
 from django.core.management import call_command
 
 
-@pytest.fixture(autouse=True)
-def var_dir(settings, tmp_path):
-    """Uploads waiting for confirmation go to a folder of each test's own."""
-    settings.VAR_DIR = tmp_path / "var"
-    settings.VAR_DIR.mkdir()
-    return settings.VAR_DIR
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """admin_client and friends hash a password per test; the real hasher is slow on purpose."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def write_csv(tmp_path) -> Callable[..., Path]:
     """write_csv(text or bytes, name=...) -> the path of a file with exactly that content."""

@@ -3,16 +3,12 @@ and a Celery broker pointed somewhere else for one test."""
 
 from __future__ import annotations
 
-import importlib
 import io
 from collections.abc import Callable, Iterator
 
 import pytest
-from django.apps import apps as django_apps
-from django.contrib.auth.models import Group
 from django.core.management import call_command
 
-from clustering import prediction
 from clustering.models import TrainingRun
 from clustering.services import (
     TrainingParams,
@@ -21,62 +17,10 @@ from clustering.services import (
     training_run_start,
 )
 from clustering.tokens import api_token_create
+from tests.users import PASSWORD as _PASSWORD
 
-PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """Signing in hashes a password; the real hasher is slow on purpose."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
-def var_dir(settings, tmp_path):
-    """Uploads waiting for confirmation go to a folder of each test's own."""
-    settings.VAR_DIR = tmp_path / "var"
-    settings.VAR_DIR.mkdir()
-    return settings.VAR_DIR
-
-
-@pytest.fixture(autouse=True)
-def fresh_model_files():
-    """Forget fitted models loaded by earlier tests.
-
-    The process keeps the loaded pipeline by (run id, sha256); training is deterministic and
-    SQLite reuses ids after a rollback, so an earlier test's model would answer without its
-    file being read (tests/conftest.py's fresh_prediction_cache clears only the active model).
-    """
-    prediction._pipelines.clear()
-    yield
-    prediction._pipelines.clear()
-
-
-@pytest.fixture
-def make_user(django_user_model) -> Callable:
-    """make_user(name, *groups, **fields): a user in the given groups (created by migration)."""
-
-    def make(username: str, *groups: str, **fields):
-        if Group.objects.filter(name__in=groups).count() < len(groups):
-            # A transactional test before this one flushed the groups the migration made.
-            migration = importlib.import_module("clustering.migrations.0002_marketing_groups")
-            migration.create_groups(django_apps, None)
-        user = django_user_model.objects.create_user(username, password=PASSWORD, **fields)
-        user.groups.set(Group.objects.filter(name__in=groups))
-        assert user.groups.count() == len(groups), f"missing group among {groups}"
-        return user
-
-    return make
-
-
-@pytest.fixture
-def marketer(make_user):
-    return make_user("mia", "Marketing")
-
-
-@pytest.fixture
-def manager(make_user):
-    return make_user("max", "Marketing managers")
+# PASSWORD lives in tests.users; re-exported for the hardening tests.
+PASSWORD = _PASSWORD
 
 
 @pytest.fixture

@@ -77,11 +77,16 @@ def start_server(env: dict, workers: int) -> subprocess.Popen:
         cwd=ROOT,
     )
     for _ in range(100):
+        probe = http.client.HTTPConnection(HOST, PORT, timeout=1)
         try:
-            http.client.HTTPConnection(HOST, PORT, timeout=1).connect()
+            # A real request: an idle open socket would hold a sync worker for its timeout.
+            probe.request("GET", "/api/openapi.json")
+            probe.getresponse().read()
             return server
         except OSError:
             time.sleep(0.1)
+        finally:
+            probe.close()
     server.kill()
     sys.exit("gunicorn did not start")
 
@@ -112,6 +117,7 @@ def hammer(method: str, path: str, token: str, seconds: float, concurrency: int)
                 connection = http.client.HTTPConnection(HOST, PORT, timeout=10)
             mine.append(time.perf_counter() - started)
             failed += not ok
+        connection.close()
         with lock:
             latencies.extend(mine)
             errors[0] += failed

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from functools import wraps
 
@@ -21,6 +22,7 @@ from clustering.models import TrainingRun
 from clustering.openapi import openapi_document
 from clustering.prediction import NoActiveModel, Prediction, model_active, predict_many
 from clustering.tokens import api_token_user
+from customers.models import RANGES
 
 MAX_BATCH = 1_000
 MODEL_UNAVAILABLE = (
@@ -138,6 +140,44 @@ def _type_errors(customer: dict) -> dict[str, list[str]]:
     return errors
 
 
+WHOLE_NUMBER_FIELDS = ("age", "spending_score", "purchase_frequency")
+SEX_VALUES = ("female", "male", "other", "unknown")
+
+
+def _number_error(field: str, value: int | float) -> str | None:
+    """The prediction form's rules and messages, without building a form per customer
+    (that cost more than the prediction)."""
+    label, bounds = PredictForm.base_fields[field].label, RANGES[field]
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{label} must be a number."
+    if field in WHOLE_NUMBER_FIELDS and value != int(value):
+        return f"{label} must be a whole number."
+    if value < bounds.minimum:
+        return f"{label} must be at least {bounds.minimum:g}."
+    if value > bounds.maximum:
+        return f"{label} must be at most {bounds.maximum:g}."
+    return None
+
+
+def _check_customer(customer: dict, features: tuple[str, ...]) -> tuple[dict, dict]:
+    """(row of the run's features, errors by field) for one customer object."""
+    errors = _type_errors(customer)
+    for field in NUMBER_FIELDS:
+        value = customer.get(field)
+        if field in errors:
+            continue
+        if value is None:
+            if field in features:
+                label = PredictForm.base_fields[field].label.lower()
+                errors[field] = [f"Enter the customer's {label}."]
+        elif problem := _number_error(field, value):
+            errors[field] = [problem]
+    if isinstance(customer.get("sex"), str) and customer["sex"] not in SEX_VALUES:
+        errors["sex"] = [f"Must be one of {', '.join(SEX_VALUES)}."]
+    row = {} if errors else {field: float(customer[field]) for field in features}
+    return row, errors
+
+
 def _validate(customers: list, features: tuple[str, ...], is_batch: bool) -> tuple[list, dict]:
     rows, errors = [], {}
     for index, customer in enumerate(customers):
@@ -145,20 +185,8 @@ def _validate(customers: list, features: tuple[str, ...], is_batch: bool) -> tup
         if not isinstance(customer, dict):
             errors[prefix.rstrip(".") or "body"] = ["Each customer must be an object."]
             continue
-        problems = _type_errors(customer)
-        values = {
-            k: ("" if v is None else str(v)) for k, v in customer.items() if k not in problems
-        }
-        form = PredictForm(values, features=features)
-        if form.is_valid() and not problems:
-            rows.append(form.row())
-        problems.update(
-            {
-                field: list(messages)
-                for field, messages in form.errors.items()
-                if field not in problems
-            }
-        )
+        row, problems = _check_customer(customer, features)
+        rows.append(row)
         errors.update({prefix + field: messages for field, messages in problems.items()})
     return rows, errors
 

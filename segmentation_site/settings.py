@@ -231,5 +231,7 @@ CLUSTERING_HEARTBEAT_SECONDS = float(os.environ.get("CLUSTERING_HEARTBEAT_SECOND
 CLUSTERING_HEARTBEAT_TIMEOUT = float(os.environ.get("CLUSTERING_HEARTBEAT_TIMEOUT", "120"))
 # How long a web process reuses the active model before checking the database again.
 PREDICTION_CACHE_SECONDS = float(os.environ.get("PREDICTION_CACHE_SECONDS", "2"))
+# How long a web process remembers an API user's permission (a revoked token stops at once).
+API_PERMISSION_CACHE_SECONDS = float(os.environ.get("API_PERMISSION_CACHE_SECONDS", "2"))
 # A run no worker has picked up after this long is marked failed.
 CLUSTERING_PENDING_TIMEOUT = float(os.environ.get("CLUSTERING_PENDING_TIMEOUT", "900"))

@@ -63,10 +63,13 @@ def celery_worker(transactional_db, settings, tmp_path):
 def fresh_prediction_cache():
     """A model cached by an earlier test's process state must not answer this test."""
     from clustering.prediction import cache_clear
+    from clustering.tokens import permission_cache_clear
 
     cache_clear(files=True)
+    permission_cache_clear()
     yield
     cache_clear(files=True)
+    permission_cache_clear()
 
 
 @pytest.fixture(autouse=True)

@@ -20,15 +20,17 @@ from clustering.forms import PredictForm
 from clustering.model_store import ModelFileError
 from clustering.models import TrainingRun
 from clustering.openapi import openapi_document
-from clustering.prediction import NoActiveModel, Prediction, model_active, predict_many
+from clustering.prediction import (
+    MODEL_UNAVAILABLE,
+    NoActiveModel,
+    Prediction,
+    model_active,
+    predict_many,
+)
 from clustering.tokens import api_token_user
 from customers.models import RANGES
 
 MAX_BATCH = 1_000
-MODEL_UNAVAILABLE = (
-    "The active model cannot be loaded (its file is missing or altered). An administrator "
-    "must retrain, or activate another run."
-)
 
 logger = logging.getLogger(__name__)
 

@@ -20,6 +20,11 @@ from clustering import engine
 from clustering.model_store import model_load
 from clustering.models import Cluster
 
+MODEL_UNAVAILABLE = (
+    "The active model cannot be loaded (its file is missing or altered). An administrator "
+    "must retrain, or activate another run."
+)
+
 
 class NoActiveModel(Exception):
     """No run has been trained and activated yet."""

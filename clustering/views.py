@@ -14,11 +14,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRefresh
 
 from clustering import engine, selectors
-from clustering.api import MODEL_UNAVAILABLE
 from clustering.forms import PredictForm, RetrainForm, SegmentForm
 from clustering.model_store import ModelFileError
 from clustering.models import Segment, TrainingRun
-from clustering.prediction import NoActiveModel, model_active, predict_one
+from clustering.prediction import MODEL_UNAVAILABLE, NoActiveModel, model_active, predict_one
 from clustering.prediction import cache_clear as prediction_cache_clear
 from clustering.services import (
     QueueUnavailable,

@@ -389,7 +389,9 @@ def segment_members_context(*, segment, params) -> dict:
         return context
     queryset, filtered, search, band = _members_queryset(cluster, params)
     sort = params.get("sort") if params.get("sort") in SORTS else "-confidence"
-    queryset = queryset.select_related("customer").order_by(SORTS[sort], "customer_id")
+    # Ties follow the main direction, so the confidence order is one index scan.
+    tie_break = "-customer_id" if sort.startswith("-") else "customer_id"
+    queryset = queryset.select_related("customer").order_by(SORTS[sort], tie_break)
     paginator = Paginator(queryset, 50)
     if not filtered:
         # The size is known from the run: no COUNT over a large segment.

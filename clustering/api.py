@@ -219,12 +219,13 @@ def predict(request: HttpRequest) -> JsonResponse:
 
 @api_view("GET", "clustering.view_segment")
 def segments(request: HttpRequest) -> JsonResponse:
-    run = selectors.run_active()
+    run = selectors.run_active(with_projection=False)
     if run is None:
         return error(409, "No segmentation has been trained yet.")
     return JsonResponse(
         {
             "run_id": run.id,
+            "features": run.features,
             "population_means": run.population_means,
             "segments": selectors.run_summary(run=run)["clusters"],
         }

@@ -64,7 +64,8 @@ ALGORITHM_KMEANS = "kmeans"
 ALGORITHM_MINIBATCH = "minibatch_kmeans"
 
 K_RULE = (
-    "We try 2 to 10 segments and keep the number of segments with the highest silhouette "
+    "We try a range of segment counts (2 to 10 unless you choose otherwise) and keep the one "
+    "with the highest silhouette "
     "score (how much closer customers are to their own segment than to the next one); "
     "on a tie the smaller number wins."
 )

@@ -19,16 +19,21 @@ def _number(field: str, kind: str, description: str, nullable: bool = False) -> 
 CUSTOMER = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["age", "annual_income", "spending_score", "purchase_frequency"],
+    "description": "The features the active model uses (GET /segments/ lists them as "
+    "`features`) are required; the others are ignored.",
     "properties": {
-        "customer_id": {"type": "string", "maxLength": 64, "description": "Your own ID, echoed."},
+        "customer_id": {
+            "type": ["string", "null"],
+            "maxLength": 64,
+            "description": "Your own ID, echoed.",
+        },
         "age": _number("age", "integer", "Years."),
         "annual_income": _number("annual_income", "number", "Thousands per year."),
         "spending_score": _number("spending_score", "integer", "1 to 100."),
         "purchase_frequency": _number(
             "purchase_frequency",
             "integer",
-            "Purchases per year; required when the active model uses it.",
+            "Purchases per year.",
             nullable=True,
         ),
         "sex": {

@@ -60,12 +60,14 @@ def customers_feature_matrix(*, features: list[str]) -> FeatureMatrix:
         values=values,
         X=np.ascontiguousarray(values[:, chosen]),
         sex=data[:, -1].astype(np.int8),
-        excluded=total - len(data),
+        # max: an import committed between the two reads must not make this negative.
+        excluded=max(0, total - len(data)),
     )
 
 
-def run_active() -> TrainingRun | None:
-    return TrainingRun.objects.filter(is_active=True).select_related("created_by").first()
+def run_active(*, with_projection: bool = True) -> TrainingRun | None:
+    runs = TrainingRun.objects.filter(is_active=True).select_related("created_by")
+    return (runs if with_projection else runs.defer("projection")).first()
 
 
 def run_in_flight() -> TrainingRun | None:
@@ -205,7 +207,6 @@ def segment_card(*, segment) -> SegmentCard:
 
 
 def _chart_data(run: TrainingRun, clusters: list[Cluster]) -> dict:
-    by_index = {c.index: c for c in clusters}
     return {
         "k_values": run.k_values,
         "inertia": run.inertia_by_k,
@@ -221,10 +222,7 @@ def _chart_data(run: TrainingRun, clusters: list[Cluster]) -> dict:
             }
             for c in sorted(clusters, key=lambda c: c.index)
         ],
-        "projection": {
-            **run.projection,
-            "names": {i: by_index[i].segment.name for i in by_index},
-        },
+        "projection": run.projection,
     }
 
 
@@ -370,8 +368,8 @@ def _members_queryset(cluster: Cluster, params) -> tuple:
             else queryset.filter(customer__customer_id__startswith=search)
         )
         filtered = True
-    band = params.get("band") or ""
-    if band in CONFIDENCE_FILTERS:
+    band = params.get("band") if params.get("band") in CONFIDENCE_FILTERS else ""
+    if band:
         low, high = CONFIDENCE_FILTERS[band]
         if low is not None:
             queryset = queryset.filter(confidence__gte=low)
@@ -426,7 +424,7 @@ def segment_export_lines(*, cluster: Cluster, params) -> Iterator[str]:
     for cid, sex, age, income, score, frequency, confidence in rows.iterator(chunk_size=5_000):
         yield writer.writerow(
             (
-                cid,
+                spreadsheet_safe(cid),
                 sex,
                 age,
                 format_number(income),

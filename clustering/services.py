@@ -16,9 +16,11 @@ from datetime import timedelta
 from functools import partial
 
 import numpy as np
+from django import db
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import Case, Exists, OuterRef, When
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Case, Exists, OuterRef, Q, When
+from django.db.models.functions import Now
 from django.utils import timezone
 from sklearn.decomposition import PCA
 from threadpoolctl import threadpool_limits
@@ -111,12 +113,11 @@ def training_run_enqueue(*, run_id: int) -> None:
 
 def training_run_claim(*, run_id: int) -> bool:
     """Pending -> running in one UPDATE, so a task delivered twice runs once."""
-    now = timezone.now()
     return bool(
         TrainingRun.objects.filter(id=run_id, status=TrainingRun.Status.PENDING).update(
             status=TrainingRun.Status.RUNNING,
-            started_at=now,
-            heartbeat_at=now,
+            started_at=timezone.now(),
+            heartbeat_at=Now(),
             step="Starting",
             progress=1,
         )
@@ -146,7 +147,7 @@ class ProgressReporter:
             return
         self.last = now
         TrainingRun.objects.filter(id=self.run_id, status=TrainingRun.Status.RUNNING).update(
-            progress=max(1, min(99, int(percent))), step=step[:120], heartbeat_at=timezone.now()
+            progress=max(1, min(99, int(percent))), step=step[:120], heartbeat_at=Now()
         )
 
     def between(self, start: float, end: float) -> Callable[[float, str], None]:
@@ -288,10 +289,12 @@ class Heartbeat(threading.Thread):
                 try:
                     TrainingRun.objects.filter(
                         id=self.run_id, status=TrainingRun.Status.RUNNING
-                    ).update(heartbeat_at=timezone.now())
-                except DatabaseError:
-                    # SQLite is locked while the run's results are written; beat later.
-                    logger.debug("heartbeat of run %s skipped", self.run_id)
+                    ).update(heartbeat_at=Now())
+                except db.Error:
+                    # SQLite is locked while the run's results are written, or the
+                    # connection dropped: start afresh and beat again next time.
+                    logger.warning("heartbeat of run %s skipped", self.run_id, exc_info=True)
+                    connection.close()
         finally:
             connection.close()
 
@@ -301,29 +304,43 @@ class Heartbeat(threading.Thread):
 
 
 def training_runs_reap() -> int:
-    """Fail runs whose worker stopped beating, or that no worker picked up in time."""
-    now = timezone.now()
-    silent = now - timedelta(seconds=settings.CLUSTERING_HEARTBEAT_TIMEOUT)
-    waiting = now - timedelta(seconds=settings.CLUSTERING_PENDING_TIMEOUT)
+    """Fail runs whose worker stopped beating, or that no worker picked up in time.
+
+    Times come from the database's clock (workers may run on other machines), and each
+    run is failed by one conditional UPDATE, so a run that beats or is claimed meanwhile
+    is left alone.
+    """
+    silent = Now() - timedelta(seconds=settings.CLUSTERING_HEARTBEAT_TIMEOUT)
+    waiting = Now() - timedelta(seconds=settings.CLUSTERING_PENDING_TIMEOUT)
     dead = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, heartbeat_at__lt=silent)
     stale = TrainingRun.objects.filter(status=TrainingRun.Status.PENDING, created_at__lt=waiting)
     reaped = 0
-    for run_id in dead.values_list("id", flat=True):
-        training_run_fail(
-            run_id=run_id,
-            message="The worker training this run stopped responding (it may have been "
-            "restarted or run out of memory). The previous model is still active; "
-            "start the retrain again.",
-        )
-        reaped += 1
-    for run_id in stale.values_list("id", flat=True):
-        training_run_fail(
-            run_id=run_id,
-            message="No worker picked up this run in time. Check that a Celery worker is "
-            "running; the previous model is still active.",
-        )
-        reaped += 1
+    # Read first: a page poll must not queue for SQLite's write lock while a run is written.
+    if dead.exists():
+        reaped += _fail_all(dead, WORKER_SILENT)
+    if stale.exists():
+        reaped += _fail_all(stale, NO_WORKER)
     return reaped
+
+
+WORKER_SILENT = (
+    "The worker training this run stopped responding (it may have been restarted or run out "
+    "of memory). The previous model is still active; start the retrain again."
+)
+NO_WORKER = (
+    "No worker picked up this run in time. Check that a Celery worker is running; the "
+    "previous model is still active."
+)
+
+
+def _fail_all(runs, message: str) -> int:
+    return runs.update(
+        status=TrainingRun.Status.FAILED,
+        in_flight=None,
+        error=message,
+        finished_at=Now(),
+        step="Failed",
+    )
 
 
 def failure_message(problem: Exception) -> str:
@@ -573,7 +590,12 @@ def assignments_write_chunk(cursor, run_id, customer_pks, cluster_ids, confidenc
 def run_activate(*, run_id: int) -> TrainingRun:
     """Make a succeeded run the active model (also a rollback to an earlier run)."""
     with transaction.atomic():
-        run = TrainingRun.objects.select_for_update().get(id=run_id)
+        # Lock the active run too: two activations at once then take turns instead of
+        # both switching the old one off and colliding on the one-active-run constraint.
+        locked = TrainingRun.objects.select_for_update().filter(Q(id=run_id) | Q(is_active=True))
+        run = next((r for r in locked.order_by("id") if r.id == run_id), None)
+        if run is None:
+            raise TrainingRun.DoesNotExist(f"There is no run {run_id}.")
         if run.status != TrainingRun.Status.SUCCEEDED:
             raise TrainingError(f"Run {run.id} has not succeeded, so it cannot be activated.")
         if run.assignments_pruned:
@@ -595,10 +617,16 @@ def assignments_prune() -> int:
     succeeded = TrainingRun.objects.filter(
         status=TrainingRun.Status.SUCCEEDED, assignments_pruned=False
     ).order_by("-finished_at", "-id")
-    old = [run.id for run in succeeded[keep:] if not run.is_active]
-    if not old:
+    candidates = [run.id for run in succeeded[keep:] if not run.is_active]
+    if not candidates:
         return 0
     with transaction.atomic():
+        # Locked and checked again: a run activated meanwhile keeps its assignments.
+        old = list(
+            TrainingRun.objects.select_for_update()
+            .filter(id__in=candidates, is_active=False)
+            .values_list("id", flat=True)
+        )
         deleted, _ = ClusterAssignment.objects.filter(run_id__in=old).delete()
         TrainingRun.objects.filter(id__in=old).update(assignments_pruned=True)
     return deleted

@@ -17,7 +17,7 @@ from clustering import engine, selectors
 from clustering.forms import PredictForm, RetrainForm, SegmentForm
 from clustering.model_store import ModelFileError
 from clustering.models import Segment, TrainingRun
-from clustering.prediction import MODEL_UNAVAILABLE, NoActiveModel, model_active, predict_one
+from clustering.prediction import MODEL_UNAVAILABLE, NoActiveModel, model_active, predict_many
 from clustering.prediction import cache_clear as prediction_cache_clear
 from clustering.services import (
     QueueUnavailable,
@@ -70,7 +70,8 @@ def predict(request: HttpRequest) -> HttpResponse:
         "model_error": model_error,
     }
     if request.method == "POST" and model and form.is_valid():
-        context["prediction"] = predict_one(form.row())
+        # The model read above answers: the cache may move on to a newer run meanwhile.
+        context["prediction"] = predict_many([form.row()], model=model)[0]
     template = _partial(request, "clustering/predict.html", "predict-panel")
     # htmx swaps only successful responses: the panel with the message is its answer.
     status = 503 if model_error and not request.htmx else 200
@@ -83,7 +84,12 @@ def predict(request: HttpRequest) -> HttpResponse:
 def segment_edit(request: HttpRequest, segment_id: int) -> HttpResponse:
     """GET: the edit form in place of the card. POST: save and return the card."""
     segment = get_object_or_404(Segment, id=segment_id)
-    if request.method == "POST" and not request.user.has_perm("clustering.change_segment"):
+    if request.method == "GET" and request.GET.get("cancel"):
+        if not request.htmx:
+            return redirect("clustering:dashboard")
+        card = selectors.segment_card(segment=segment)
+        return render(request, "clustering/_segment_card.html", {"card": card})
+    if not request.user.has_perm("clustering.change_segment"):
         return HttpResponse("You may not edit segments.", status=403)
     form = SegmentForm(request.POST or None, instance=segment)
     if request.method == "POST" and form.is_valid():
@@ -96,12 +102,6 @@ def segment_edit(request: HttpRequest, segment_id: int) -> HttpResponse:
             return redirect("clustering:dashboard")
         card = selectors.segment_card(segment=segment)
         return render(request, "clustering/_segment_card.html", {"card": card})
-    if request.GET.get("cancel") and request.htmx:
-        return render(
-            request,
-            "clustering/_segment_card.html",
-            {"card": selectors.segment_card(segment=segment)},
-        )
     return render(
         request,
         "clustering/segment_edit.html" if not request.htmx else "clustering/_segment_form.html",

@@ -61,8 +61,9 @@ def _record(key: str, failed: bool) -> None:
     try:
         if not failed:
             cache.delete(key)
-        elif not cache.add(key, 1, settings.LOGIN_LOCKOUT_SECONDS):
-            cache.incr(key)
+        else:
+            # get + set, not incr: Django's incr on some caches resets the timeout.
+            cache.set(key, cache.get(key, 0) + 1, settings.LOGIN_LOCKOUT_SECONDS)
     except Exception:
         logger.warning("sign-in throttling skipped: the cache is unavailable")
 

@@ -61,6 +61,12 @@ class Command(BaseCommand):
 
     def train_here(self, params: TrainingParams) -> TrainingRun:
         run = training_run_start(params=params, enqueue=False)
+        asked = (list(params.features), params.k, params.k_min, params.k_max)
+        if (run.features, run.k_requested, run.k_min, run.k_max) != asked:
+            raise CommandError(
+                f"Run {run.id} with other settings is already {run.status}; one training "
+                "runs at a time. Wait for it (or use --wait) and try again."
+            )
         if not training_run_claim(run_id=run.id):
             raise CommandError(f"Run {run.id} is already {run.status}; wait for it or use --wait.")
         return training_run_execute(run_id=run.id)

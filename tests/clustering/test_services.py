@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import timedelta
 
 import numpy as np
 import pytest
 from django.db import connections
+from django.db.models.functions import Now
 
 from clustering import engine
 from clustering.model_store import ModelFileError, file_sha256, model_load, model_save
@@ -19,6 +21,7 @@ from clustering.services import (
     training_run_claim,
     training_run_fail,
     training_run_start,
+    training_runs_reap,
 )
 from customers.models import Customer
 from tests.clustering.helpers import PLAYBOOK, train, train_command, train_run
@@ -404,3 +407,46 @@ def test_a_model_file_name_we_do_not_write_is_refused(stored_model, settings, na
 
     with pytest.raises(ModelFileError, match="refusing"):
         model_load(file_name=name.format(name=stored_model.file_name), sha256=stored_model.sha256)
+
+
+# --------------------------------------------------------------------------- the reaper
+
+
+def _running_run(*, silent_for: timedelta) -> TrainingRun:
+    run = TrainingRun.objects.create(status=TrainingRun.Status.RUNNING)
+    TrainingRun.objects.filter(id=run.id).update(heartbeat_at=Now() - silent_for)
+    return run
+
+
+def test_the_reaper_fails_a_run_whose_worker_went_silent(db, settings):
+    settings.CLUSTERING_HEARTBEAT_TIMEOUT = 60
+    silent = _running_run(silent_for=timedelta(minutes=5))
+
+    assert training_runs_reap() == 1
+
+    silent.refresh_from_db()
+    assert silent.status == TrainingRun.Status.FAILED
+    assert "stopped responding" in silent.error
+    assert silent.in_flight is None
+
+
+def test_the_reaper_leaves_a_run_that_is_still_beating(db, settings):
+    settings.CLUSTERING_HEARTBEAT_TIMEOUT = 60
+    alive = _running_run(silent_for=timedelta(seconds=5))
+
+    assert training_runs_reap() == 0
+
+    alive.refresh_from_db()
+    assert alive.status == TrainingRun.Status.RUNNING
+
+
+def test_train_sync_refuses_to_take_over_a_pending_run_with_other_settings(customers):
+    from django.core.management import CommandError, call_command
+
+    pending = training_run_start(params=TrainingParams(k=3), enqueue=False)
+
+    with pytest.raises(CommandError, match=f"Run {pending.id} with other settings"):
+        call_command("train", sync=True, k=5)
+
+    pending.refresh_from_db()
+    assert pending.status == TrainingRun.Status.PENDING

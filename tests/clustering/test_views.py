@@ -438,3 +438,21 @@ def test_a_run_page_shows_the_score_of_every_k_and_marks_the_chosen_one(trained,
     assert table
     assert re.findall(r"<tr[^>]*><td>(\d+)", table.group(0)) == [str(k) for k in range(2, 11)]
     assert re.findall(r'<tr class="chosen"><td>(\d+) \(chosen\)', table.group(0)) == ["4"]
+
+
+def test_a_viewer_without_the_edit_permission_does_not_get_the_edit_form(trained, viewer_client):
+    segment = trained.clusters.first().segment
+
+    response = viewer_client.get(f"/segments/{segment.id}/edit/", HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 403
+
+
+def test_an_unknown_confidence_band_is_ignored_on_the_members_page(trained, marketer_client):
+    cluster = trained.clusters.first()
+
+    response = marketer_client.get(f"/segments/{cluster.segment_id}/?band=x%26sort%3Dage")
+
+    assert response.status_code == 200
+    assert response.context["band"] == ""
+    assert response.context["page"].paginator.count == cluster.size

@@ -201,3 +201,28 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…, {self.user})"
+
+
+class RunComparison(models.Model):
+    """How many customers went from which cluster of one run to which of a later one.
+
+    Counting means joining two runs' assignments (a million rows each), so the counts
+    are kept once computed: the comparison page then reads a few dozen numbers, and a
+    comparison outlives the pruning of its runs' assignments.
+    """
+
+    earlier = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="+")
+    later = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="+")
+    moves = models.JSONField(help_text="[earlier cluster id, later cluster id, customers] rows.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["earlier", "later"], name="run_comparison_unique"),
+            models.CheckConstraint(
+                condition=Q(earlier__lt=models.F("later")), name="run_comparison_ordered"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.earlier_id} to run {self.later_id}"

@@ -11,6 +11,7 @@ from django.core.paginator import Paginator
 from django.db import connection
 
 from clustering import engine
+from clustering.comparisons import run_moves
 from clustering.engine import FEATURES
 from clustering.models import Cluster, ClusterAssignment, TrainingRun
 from customers.csv_format import EXPORT_COLUMNS
@@ -294,19 +295,11 @@ def run_comparison_context(first, second) -> dict:
     }
     if not run_a or not run_b or run_a.id == run_b.id:
         return context
-    if run_a.assignments_pruned or run_b.assignments_pruned:
+    counts = run_moves(run_a=run_a, run_b=run_b)
+    if counts is None:
         context["pruned"] = True
         return context
     clusters_a, clusters_b = run_clusters(run=run_a), run_clusters(run=run_b)
-    table = ClusterAssignment._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT a.cluster_id, b.cluster_id, COUNT(*) FROM {table} a "
-            f"JOIN {table} b ON a.customer_id = b.customer_id AND b.run_id = %s "
-            f"WHERE a.run_id = %s GROUP BY a.cluster_id, b.cluster_id",
-            [run_b.id, run_a.id],
-        )
-        counts = {(a, b): n for a, b, n in cursor.fetchall()}
     rows = []
     for ca in clusters_a:
         cells = [counts.get((ca.id, cb.id), 0) for cb in clusters_b]

@@ -26,6 +26,7 @@ from sklearn.decomposition import PCA
 from threadpoolctl import threadpool_limits
 
 from clustering import engine
+from clustering.comparisons import run_moves_warm
 from clustering.model_store import ModelFileError, model_delete, model_save
 from clustering.models import Cluster, ClusterAssignment, Segment, TrainingRun
 from clustering.prediction import cache_clear as prediction_cache_clear
@@ -254,6 +255,9 @@ def training_run_execute(*, run_id: int) -> TrainingRun:
         report(92, "Saving the model", force=True)
         stored = model_save(run_id=run.id, pipeline=outcome.pipeline)
         report(93, "Writing segments and assignments", force=True)
+        previous_id = (
+            TrainingRun.objects.filter(is_active=True).values_list("id", flat=True).first()
+        )
         _timed(
             outcome.timings, "write", training_run_write, run=run, outcome=outcome, stored=stored
         )
@@ -265,6 +269,8 @@ def training_run_execute(*, run_id: int) -> TrainingRun:
         logger.exception("training run %s failed", run_id)
         training_run_fail(run_id=run_id, message=failure_message(problem))
     else:
+        # Before pruning, which may take the previous run's assignments away.
+        run_moves_warm(earlier_id=previous_id, later_id=run_id)
         assignments_prune()
     finally:
         heartbeat.stop()

@@ -11,7 +11,7 @@ import pytest
 from django.utils.html import escape
 
 from clustering import engine
-from clustering.models import ClusterAssignment, Segment, TrainingRun
+from clustering.models import ClusterAssignment, RunComparison, Segment, TrainingRun
 from clustering.services import (
     TrainingParams,
     training_run_claim,
@@ -419,6 +419,35 @@ def test_comparing_two_runs_counts_who_stayed_in_the_same_segment(
 
     assert response.context["same_segment"] == stayed
     assert f"{stayed} of them" in text(response)
+
+
+def test_comparing_the_other_way_round_turns_the_table_over(trained, second_run, marketer_client):
+    forward = marketer_client.get("/runs/compare/", {"a": trained.id, "b": second_run.id})
+    backward = marketer_client.get("/runs/compare/", {"a": second_run.id, "b": trained.id})
+
+    cells = [row["cells"] for row in forward.context["matrix"]]
+    turned = [row["cells"] for row in backward.context["matrix"]]
+    assert turned == [list(column) for column in zip(*cells)]
+    assert backward.context["same_segment"] == forward.context["same_segment"]
+
+
+def test_a_retrain_counts_the_moves_from_the_run_it_replaces(trained, second_run):
+    stored = RunComparison.objects.get()
+
+    assert (stored.earlier_id, stored.later_id) == (trained.id, second_run.id)
+    assert sum(n for _a, _b, n in stored.moves) == 400
+
+
+def test_the_moves_to_the_next_run_outlive_pruning(customers, settings, marketer_client):
+    settings.CLUSTERING_KEEP_ASSIGNMENT_RUNS = 1
+    first, second, third = train(k=4), train(k=3), train(k=4)
+    assert not ClusterAssignment.objects.filter(run__in=[first, second]).exists()
+
+    kept = marketer_client.get("/runs/compare/", {"a": first.id, "b": second.id})
+    lost = marketer_client.get("/runs/compare/", {"a": first.id, "b": third.id})
+
+    assert "400 customers are in both runs" in text(kept)
+    assert "assignments were pruned" in text(lost) and "matrix" not in lost.context
 
 
 def test_the_runs_list_shows_every_run_and_which_is_active(trained, second_run, marketer_client):

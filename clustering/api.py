@@ -27,6 +27,7 @@ from clustering.prediction import (
     model_active,
     predict_many,
 )
+from clustering.services import training_runs_reap
 from clustering.tokens import api_token_user
 from customers.models import RANGES
 
@@ -234,6 +235,7 @@ def segments(request: HttpRequest) -> JsonResponse:
 
 @api_view("GET", "clustering.view_trainingrun")
 def run_detail(request: HttpRequest, run_id: int) -> JsonResponse:
+    training_runs_reap()  # a system polling a run whose worker died sees it fail
     run = TrainingRun.objects.defer("projection").filter(id=run_id).first()
     if run is None:
         return error(404, f"There is no run {run_id}.")

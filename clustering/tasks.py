@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from django.conf import settings
 
-from clustering.services import training_run_claim, training_run_execute
+from clustering.services import training_run_claim, training_run_execute, training_runs_reap
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(
@@ -17,3 +21,12 @@ def train_task(run_id: int) -> None:
     """Train run ``run_id`` unless another delivery of this task already claimed it."""
     if training_run_claim(run_id=run_id):
         training_run_execute(run_id=run_id)
+
+
+@shared_task(ignore_result=True)
+def reap_task() -> int:
+    """Fail runs whose worker went silent; Celery beat sends this every CLUSTERING_REAP_SECONDS."""
+    reaped = training_runs_reap()
+    if reaped:
+        logger.warning("marked %s silent or abandoned training run(s) failed", reaped)
+    return reaped

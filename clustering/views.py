@@ -150,6 +150,7 @@ def run_status(request: HttpRequest, run_id: int) -> HttpResponse:
 @login_required
 @permission_required("clustering.view_trainingrun", raise_exception=True)
 def run_list(request: HttpRequest) -> HttpResponse:
+    training_runs_reap()
     return render(request, "clustering/runs.html", {"runs": selectors.runs_recent()})
 
 
@@ -157,6 +158,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @permission_required("clustering.view_trainingrun", raise_exception=True)
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    training_runs_reap()
     run = get_object_or_404(TrainingRun, id=run_id)
     return render(request, "clustering/run_detail.html", selectors.run_detail_context(run=run))
 

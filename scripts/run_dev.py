@@ -49,6 +49,8 @@ def main() -> int:
                 "INFO",
                 "--concurrency",
                 "1",
+                # Celery beat inside the worker: it fails runs whose worker went silent.
+                "--beat",
             ]
         ),
         start([python, "manage.py", "runserver", "--noreload", f"{args.host}:{args.port}"]),

@@ -235,3 +235,14 @@ PREDICTION_CACHE_SECONDS = float(os.environ.get("PREDICTION_CACHE_SECONDS", "2")
 API_PERMISSION_CACHE_SECONDS = float(os.environ.get("API_PERMISSION_CACHE_SECONDS", "2"))
 # A run no worker has picked up after this long is marked failed.
 CLUSTERING_PENDING_TIMEOUT = float(os.environ.get("CLUSTERING_PENDING_TIMEOUT", "900"))
+# Celery beat looks for such runs this often, so one is failed even when nobody opens a page.
+CLUSTERING_REAP_SECONDS = float(os.environ.get("CLUSTERING_REAP_SECONDS", "60"))
+CELERY_BEAT_SCHEDULE = {
+    "reap-silent-training-runs": {
+        "task": "clustering.tasks.reap_task",
+        "schedule": CLUSTERING_REAP_SECONDS,
+        # A reap that waited longer than its period is superseded by the next one.
+        "options": {"expires": CLUSTERING_REAP_SECONDS},
+    }
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

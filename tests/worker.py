@@ -40,7 +40,7 @@ def test_database_url() -> str:
     return f"postgres://{user}{password}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-def start_worker(log_path: Path) -> subprocess.Popen:
+def start_worker(log_path: Path, *options: str) -> subprocess.Popen:
     env = {
         **os.environ,
         "DATABASE_URL": test_database_url(),
@@ -65,6 +65,7 @@ def start_worker(log_path: Path) -> subprocess.Popen:
         "--without-mingle",
         "--hostname",
         f"test-{os.getpid()}@%h",
+        *options,
     ]
     log = open(log_path, "w")  # noqa: SIM115 (closed when the process is stopped)
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 from django.core.management import call_command
+from django.db.models.functions import Now
 
 from clustering.models import TrainingRun
 from clustering.services import TrainingParams, training_run_start
@@ -54,3 +56,26 @@ def test_train_command_waits_for_the_worker_and_prints_the_summary(celery_worker
     assert summary["k"] == 3
     assert len(summary["clusters"]) == 3
     assert sum(cluster["size"] for cluster in summary["clusters"]) == summary["customers_used"]
+
+
+def test_the_worker_s_schedule_fails_a_silent_run_without_anyone_looking(
+    transactional_db, monkeypatch, tmp_path
+):
+    """`make run` starts the worker with Celery beat, which sends the reaper every minute."""
+    from tests.worker import start_worker, stop_worker
+
+    monkeypatch.setenv("CLUSTERING_REAP_SECONDS", "1")
+    monkeypatch.setenv("CLUSTERING_HEARTBEAT_TIMEOUT", "60")
+    silent = TrainingRun.objects.create(status=TrainingRun.Status.RUNNING)
+    TrainingRun.objects.filter(id=silent.id).update(heartbeat_at=Now() - timedelta(minutes=5))
+    worker = start_worker(tmp_path / "worker.log", "--beat")
+    try:
+        deadline = time.monotonic() + 30
+        while silent.status != TrainingRun.Status.FAILED and time.monotonic() < deadline:
+            time.sleep(0.3)
+            silent.refresh_from_db()
+    finally:
+        stop_worker(worker)
+
+    assert silent.status == TrainingRun.Status.FAILED, worker.log_path.read_text()[-2000:]
+    assert "stopped responding" in silent.error

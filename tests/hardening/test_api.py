@@ -6,15 +6,17 @@ from __future__ import annotations
 import io
 import json
 import re
+from datetime import timedelta
 
 import jsonschema
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db.models.functions import Now
 from django.urls import URLPattern
 
 from clustering import api_urls
-from clustering.models import ApiToken
+from clustering.models import ApiToken, TrainingRun
 from clustering.tokens import api_token_create
 from tests.hardening.conftest import bearer
 
@@ -364,3 +366,15 @@ def test_a_malformed_body_is_400_naming_what_is_wrong(client, token, trained, bo
 
 def test_without_a_trained_model_a_prediction_is_409(client, token):
     assert_json_error(predict(client, token, CUSTOMER), 409)
+
+
+def test_a_system_polling_a_run_whose_worker_died_sees_it_fail(client, token, settings):
+    settings.CLUSTERING_HEARTBEAT_TIMEOUT = 60
+    run = TrainingRun.objects.create(status=TrainingRun.Status.RUNNING)
+    TrainingRun.objects.filter(id=run.id).update(heartbeat_at=Now() - timedelta(minutes=5))
+
+    response = client.get(f"/api/runs/{run.id}/", headers=bearer(token))
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "failed"
+    assert "stopped responding" in response.json()["error"]

@@ -14,6 +14,7 @@ from clustering.services import (
     training_run_claim,
     training_run_execute,
     training_run_start,
+    training_runs_reap,
 )
 
 
@@ -77,6 +78,7 @@ class Command(BaseCommand):
             if time.monotonic() > deadline:
                 raise CommandError(f"Run {run.id} did not finish within {timeout:.0f} s")
             time.sleep(0.5)
+            training_runs_reap()  # a worker that died fails the run instead of hanging here
             run.refresh_from_db()
         return run
 

@@ -16,21 +16,9 @@ from tests.browser.helpers import (
     segment_card,
     sign_in,
 )
+from tests.clustering.helpers import CAMPAIGN_HEADER
 
 pytestmark = pytest.mark.services
-
-EXPORT_HEADER = [
-    "customer_id",
-    "sex",
-    "age",
-    "annual_income",
-    "spending_score",
-    "purchase_frequency",
-    "segment",
-    "confidence",
-    "band",
-    "strategy",
-]
 
 
 def test_a_marketer_edits_a_strategy_in_place(page, trained, marketer, screenshot):
@@ -82,7 +70,7 @@ def test_a_marketer_exports_a_segment_as_csv(page, trained, marketer, tmp_path):
 
     with path.open(newline="", encoding="utf-8") as file:
         header, *rows = list(csv.reader(file))
-    assert header == EXPORT_HEADER
+    assert header == CAMPAIGN_HEADER
     assert len(rows) == expected_rows
     assert {row[6] for row in rows} == {"Loyal Customers"}
     assert all(row[0].startswith("DEMO-") for row in rows)
@@ -135,5 +123,5 @@ def test_the_campaign_export_follows_the_members_filter(page, trained, marketer,
 
     with path.open(newline="", encoding="utf-8") as file:
         header, *exported = list(csv.reader(file))
-    assert header == EXPORT_HEADER
+    assert header == CAMPAIGN_HEADER
     assert [row[0] for row in exported] == [wanted], "the export ignored the filter on the page"

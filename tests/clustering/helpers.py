@@ -15,6 +15,19 @@ from clustering.services import (
 )
 from customers.models import Customer
 
+# The campaign CSV's columns, spelled out: marketers' tools read them by these names.
+CAMPAIGN_HEADER = [
+    "customer_id",
+    "sex",
+    "age",
+    "annual_income",
+    "spending_score",
+    "purchase_frequency",
+    "segment",
+    "confidence",
+    "band",
+    "strategy",
+]
 PLAYBOOK = {"High-Value Customers", "Budget Shoppers", "Potential Targets", "Loyal Customers"}
 
 

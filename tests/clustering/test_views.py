@@ -19,7 +19,7 @@ from clustering.services import (
     training_run_start,
 )
 from customers.models import Customer
-from tests.clustering.helpers import PLAYBOOK, segment_of, train, train_run
+from tests.clustering.helpers import CAMPAIGN_HEADER, PLAYBOOK, segment_of, train, train_run
 from tests.customers.factories import CustomerFactory
 
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -347,20 +347,6 @@ def test_an_htmx_members_request_returns_only_the_table(loyal, marketer_client):
 # --------------------------------------------------------------------------- export
 
 
-EXPORT_HEADER = [
-    "customer_id",
-    "sex",
-    "age",
-    "annual_income",
-    "spending_score",
-    "purchase_frequency",
-    "segment",
-    "confidence",
-    "band",
-    "strategy",
-]
-
-
 def test_a_segment_exports_as_csv_with_one_row_per_member(loyal, marketer_client):
     response = marketer_client.get(f"/segments/{loyal.segment_id}/export.csv")
 
@@ -368,7 +354,7 @@ def test_a_segment_exports_as_csv_with_one_row_per_member(loyal, marketer_client
     assert response.streaming
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert rows[0] == EXPORT_HEADER
+    assert rows[0] == CAMPAIGN_HEADER
     assert sorted(row[0] for row in rows[1:]) == sorted(member_ids(loyal))
     assert {row[6] for row in rows[1:]} == {"Loyal Customers"}
     first = Customer.objects.get(customer_id=rows[1][0])

@@ -206,16 +206,20 @@ def test_a_post_with_a_wrong_csrf_token_is_refused(csrf_client, trained):
     assert response.status_code == 403
 
 
-def test_the_api_needs_no_csrf_token(trained, marketer):
-    client = Client(enforce_csrf_checks=True)
-    secret = api_token_create(user=marketer, name="crm")[1]
-
-    response = client.post(
+def api_predict(client: Client, secret: str):
+    return client.post(
         "/api/predict/",
         json.dumps(CUSTOMER),
         content_type="application/json",
         headers=bearer(secret),
     )
+
+
+def test_the_api_needs_no_csrf_token(trained, marketer):
+    client = Client(enforce_csrf_checks=True)
+    secret = api_token_create(user=marketer, name="crm")[1]
+
+    response = api_predict(client, secret)
 
     assert response.status_code == 200
 
@@ -451,12 +455,7 @@ def test_an_api_prediction_with_a_repointed_model_file_is_a_clear_503(
     TrainingRun.objects.filter(id=trained.id).update(model_file=repoint(trained))
     secret = api_token_create(user=marketer, name="crm")[1]
 
-    response = client.post(
-        "/api/predict/",
-        json.dumps(CUSTOMER),
-        content_type="application/json",
-        headers=bearer(secret),
-    )
+    response = api_predict(client, secret)
 
     assert response.status_code == 503
     assert response["Content-Type"] == "application/json"

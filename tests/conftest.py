@@ -22,6 +22,18 @@ def require_service(available: bool, what: str) -> None:
     pytest.skip(f"{what} is not available here")
 
 
+def require_broker() -> None:
+    """A worker's broker: Redis in CI (and wherever REDIS_URL is set), else the filesystem."""
+    from django.conf import settings
+
+    from tests.worker import redis_reachable
+
+    if REQUIRE_SERVICES:
+        require_service(bool(settings.REDIS_URL), "REDIS_URL (CI runs the worker on Redis)")
+    if settings.REDIS_URL:
+        require_service(redis_reachable(settings.REDIS_URL), "Redis")
+
+
 @pytest.fixture(autouse=True)
 def model_storage(settings, tmp_path):
     """Fitted models of a test go to a folder of its own."""
@@ -46,14 +58,9 @@ def private_cache(settings, request):
 @pytest.fixture
 def celery_worker(transactional_db, settings, tmp_path):
     """A real `celery worker` process on the test database; Redis in CI."""
-    from django.conf import settings as live_settings
+    from tests.worker import start_worker, stop_worker
 
-    from tests.worker import redis_reachable, start_worker, stop_worker
-
-    if REQUIRE_SERVICES:
-        require_service(bool(live_settings.REDIS_URL), "REDIS_URL (CI runs the worker on Redis)")
-    if live_settings.REDIS_URL:
-        require_service(redis_reachable(live_settings.REDIS_URL), "Redis")
+    require_broker()
     process = start_worker(tmp_path / "worker.log")
     yield process
     stop_worker(process)

@@ -10,6 +10,7 @@ from django.db.models.functions import Now
 
 from clustering.models import TrainingRun
 from clustering.services import TrainingParams, training_run_start
+from tests.conftest import require_broker
 
 
 def wait_for(run: TrainingRun, timeout: float = 120) -> TrainingRun:
@@ -64,6 +65,7 @@ def test_the_worker_s_schedule_fails_a_silent_run_without_anyone_looking(
     """`make run` starts the worker with Celery beat, which sends the reaper every minute."""
     from tests.worker import start_worker, stop_worker
 
+    require_broker()
     monkeypatch.setenv("CLUSTERING_REAP_SECONDS", "1")
     monkeypatch.setenv("CLUSTERING_HEARTBEAT_TIMEOUT", "60")
     silent = TrainingRun.objects.create(status=TrainingRun.Status.RUNNING)

@@ -28,7 +28,7 @@ from clustering.services import (
     training_run_start,
     training_runs_reap,
 )
-from tests.conftest import REQUIRE_SERVICES, require_service
+from tests.conftest import require_broker
 from tests.hardening.conftest import train
 
 CUSTOMER = {"age": 30, "annual_income": 60, "spending_score": 50, "purchase_frequency": 20}
@@ -158,12 +158,9 @@ def forget_unacked_delivery(run_id: int) -> int:
 @pytest.fixture
 def workers(transactional_db, monkeypatch, tmp_path):
     """workers() starts a real Celery worker that beats every 0.5 s; all are stopped after."""
-    from tests.worker import redis_reachable, start_worker, stop_worker
+    from tests.worker import start_worker, stop_worker
 
-    if REQUIRE_SERVICES:
-        require_service(bool(live_settings.REDIS_URL), "REDIS_URL (CI runs the worker on Redis)")
-    if live_settings.REDIS_URL:
-        require_service(redis_reachable(live_settings.REDIS_URL), "Redis")
+    require_broker()
     monkeypatch.setenv("CLUSTERING_HEARTBEAT_SECONDS", "0.5")
     started = []
 

@@ -175,6 +175,34 @@ def test_an_upload_without_a_file_asks_for_one(importer):
     assert response.context["form"].errors["file"] == ["This field is required."]
 
 
+def test_a_file_above_the_upload_limit_is_sent_to_the_command(importer, settings, var_dir):
+    settings.IMPORT_UPLOAD_MAX_BYTES = len(VALID) - 1
+
+    response = upload(importer, VALID)
+
+    errors = response.context["form"].errors["file"]
+    assert errors == [
+        f"This file is {len(VALID)}\xa0bytes; the upload page takes files of up to "
+        f"{len(VALID) - 1}\xa0bytes (about {(len(VALID) - 1) // 32:,} customers). Split it, or "
+        "have an administrator run `python manage.py import_customers FILE`, which has no limit."
+    ]
+    assert confirm_token(response) is None
+    assert not any((var_dir / "uploads").glob("*"))  # nothing kept on disk
+    assert stored() == {}
+
+
+def test_a_file_at_the_upload_limit_is_checked(importer, settings):
+    settings.IMPORT_UPLOAD_MAX_BYTES = len(VALID)
+
+    assert confirm_token(upload(importer, VALID)) is not None
+
+
+def test_the_form_says_how_big_a_file_may_be(importer, settings):
+    settings.IMPORT_UPLOAD_MAX_BYTES = 16 * 1024 * 1024
+
+    assert "up to 16.0 MB." in importer.get(IMPORT).content.decode()
+
+
 # --- Step 2: confirm ----------------------------------------------------------------------------
 
 

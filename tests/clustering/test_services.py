@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 from datetime import timedelta
@@ -450,3 +451,14 @@ def test_train_sync_refuses_to_take_over_a_pending_run_with_other_settings(custo
 
     pending.refresh_from_db()
     assert pending.status == TrainingRun.Status.PENDING
+
+
+def test_train_wait_reports_a_run_no_worker_picked_up_instead_of_hanging(customers, settings):
+    from django.core.management import CommandError, call_command
+
+    settings.CLUSTERING_PENDING_TIMEOUT = 0  # no worker runs in this test
+
+    with pytest.raises(CommandError, match="No worker picked up this run in time"):
+        call_command("train", wait=True, k=3, timeout=20, stdout=io.StringIO())
+
+    assert TrainingRun.objects.get().status == TrainingRun.Status.FAILED

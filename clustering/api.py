@@ -29,7 +29,7 @@ from clustering.prediction import (
 )
 from clustering.services import training_runs_reap
 from clustering.tokens import api_token_user
-from customers.models import RANGES
+from customers.models import RANGES, Customer
 
 MAX_BATCH = 1_000
 
@@ -144,7 +144,7 @@ def _type_errors(customer: dict) -> dict[str, list[str]]:
 
 
 WHOLE_NUMBER_FIELDS = ("age", "spending_score", "purchase_frequency")
-SEX_VALUES = ("female", "male", "other", "unknown")
+SEX_VALUES = tuple(Customer.Sex.values)
 
 
 def _number_error(field: str, value: int | float) -> str | None:

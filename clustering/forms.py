@@ -4,14 +4,9 @@ from django import forms
 
 from clustering import engine
 from clustering.models import Segment
-from customers.models import RANGES, Customer
+from customers.models import RANGES, Customer, field_label
 
-FEATURE_CHOICES = [
-    ("age", "Age"),
-    ("annual_income", "Annual income"),
-    ("spending_score", "Spending score"),
-    ("purchase_frequency", "Purchases per year"),
-]
+FEATURE_CHOICES = [(name, field_label(name)) for name in engine.FEATURES]
 
 
 def _range_field(field: str, label: str, help_text: str, *, decimal: bool = False):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from customers.models import RANGES
+from customers.models import RANGES, Customer
 
 
 def _number(field: str, kind: str, description: str, nullable: bool = False) -> dict:
@@ -38,7 +38,7 @@ CUSTOMER = {
         ),
         "sex": {
             "type": ["string", "null"],
-            "enum": ["female", "male", "other", "unknown", None],
+            "enum": [*Customer.Sex.values, None],
             "description": "For display only; never used to place a customer.",
         },
     },

@@ -18,7 +18,7 @@ from customers.csv_format import EXPORT_COLUMNS
 from customers.models import Customer
 from customers.services import EchoBuffer, format_number
 
-SEX_CODES = ("female", "male", "other", "unknown")
+SEX_CODES = tuple(Customer.Sex.values)
 FETCH_ROWS = 50_000
 
 
@@ -130,7 +130,7 @@ FEATURE_LABELS = {
     "spending_score": ("Spending score", "/100"),
     "purchase_frequency": ("Purchases per year", "/year"),
 }
-SEX_LABELS = {"female": "Female", "male": "Male", "other": "Other", "unknown": "Unknown"}
+SEX_LABELS = dict(Customer.Sex.choices)
 # Colour-blind-safe palette (Okabe-Ito, then Tol): one colour per cluster index.
 PALETTE = (
     "#0072B2",

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.core.exceptions import FieldDoesNotExist
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.text import capfirst
 
 
 @dataclass(frozen=True)
@@ -95,3 +97,11 @@ class Customer(models.Model):
 
     def __str__(self) -> str:
         return self.customer_id
+
+
+def field_label(name: str) -> str:
+    """A customer field's label as the pages show it ("Annual income (k)")."""
+    try:
+        return capfirst(Customer._meta.get_field(name).verbose_name)
+    except FieldDoesNotExist:
+        return name

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import template
 
 from clustering import engine
+from customers.models import field_label
 
 register = template.Library()
 
@@ -59,12 +60,7 @@ def relative(difference) -> str:
 
 @register.filter
 def feature_label(name: str) -> str:
-    return {
-        "age": "Age",
-        "annual_income": "Annual income (k)",
-        "spending_score": "Spending score",
-        "purchase_frequency": "Purchases per year",
-    }.get(name, name)
+    return field_label(name)
 
 
 @register.filter

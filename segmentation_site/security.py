@@ -7,6 +7,7 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 
@@ -44,8 +45,11 @@ class ContentSecurityPolicyMiddleware:
 
 
 def _attempts_key(request: HttpRequest, username: str) -> str:
+    # The name as the sign-in form cleans it (spaces stripped, Unicode NFKC), so " boss"
+    # or a full-width "ｂｏｓｓ" count against the account they would sign in to.
+    name = AbstractBaseUser.normalize_username(username.strip()).casefold()
     address = request.META.get("REMOTE_ADDR", "")
-    digest = hashlib.sha256(f"{address}|{username.lower()}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{address}|{name}".encode()).hexdigest()
     return f"signin-failures:{digest}"
 
 

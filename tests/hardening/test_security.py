@@ -392,6 +392,16 @@ def test_the_user_name_is_throttled_whatever_its_case(client, marketer):
     assert sign_in(client, "mia", PASSWORD).status_code == 429
 
 
+@pytest.mark.parametrize("spelling", [" mia", "mia ", "\uff4d\uff49\uff41"], ids=repr)
+def test_a_locked_user_name_stays_locked_however_it_is_typed(client, marketer, spelling):
+    """The sign-in form strips spaces and folds full-width letters before it checks."""
+    for _ in range(5):
+        sign_in(client, "mia", "wrong")
+
+    assert sign_in(client, spelling, PASSWORD).status_code == 429
+    assert client.get("/").status_code == 302  # still signed out
+
+
 # --- Model files --------------------------------------------------------------------------------
 
 

@@ -818,6 +818,7 @@ def match_centroids(
     *,
     scale: ArrayLike | None = None,
     max_distance: float | None = None,
+    allowed: ArrayLike | None = None,
 ) -> dict[int, int]:
     """Map new segment index -> previous segment index by an optimal one-to-one
     assignment on euclidean distance; unmatched new segments are absent.
@@ -825,7 +826,8 @@ def match_centroids(
     Both centroid sets must live in one space. Scaled centroids of two runs are NOT
     comparable (each run has its own scaler), so pass ``centroids_original`` of both runs
     and a common ``scale`` (e.g. the new run's ``pipeline[0].scale_``): distances are then
-    in standard deviations. Pairs farther apart than ``max_distance`` are not matches."""
+    in standard deviations. Pairs farther apart than ``max_distance``, or False in the
+    boolean ``allowed`` matrix (new x previous), are not matches."""
     prev = np.atleast_2d(np.asarray(previous, dtype=np.float64))
     cur = np.atleast_2d(np.asarray(new, dtype=np.float64))
     if prev.size == 0 or cur.size == 0:
@@ -833,12 +835,14 @@ def match_centroids(
     if scale is not None:
         prev, cur = prev / np.asarray(scale), cur / np.asarray(scale)
     cost = cdist(cur, prev)
-    rows, cols = linear_sum_assignment(cost)
-    return {
-        int(r): int(c)
-        for r, c in zip(rows, cols, strict=True)
-        if max_distance is None or cost[r, c] <= max_distance
-    }
+    usable = np.ones_like(cost, dtype=bool) if allowed is None else np.array(allowed, bool)
+    if max_distance is not None:
+        usable &= cost <= max_distance
+    # A forbidden pair costs more than any allowed set of pairs, so the assignment
+    # takes it only when nothing else is left, and it is then dropped below.
+    priced = np.where(usable, cost, cost.sum() + 1.0)
+    rows, cols = linear_sum_assignment(priced)
+    return {int(r): int(c) for r, c in zip(rows, cols, strict=True) if usable[r, c]}
 
 
 # --------------------------------------------------------------------------- serving

@@ -436,26 +436,41 @@ def projection_sample(outcome: Outcome) -> dict:
 
 
 def _matches_with_active_run(outcome: Outcome, features: list[str]) -> dict[int, Segment]:
-    """New cluster index -> the segment of the active run's cluster it continues."""
+    """New cluster index -> the segment of the active run's cluster it continues.
+
+    A segment continues only on the same features and as the same archetype: a persona
+    found on spending cannot go on in a run without spending, and a "Loyal Customers"
+    name on a cluster the engine now reads as mainstream would tell marketers the
+    wrong story.
+    """
     previous = TrainingRun.objects.filter(is_active=True).first()
-    if previous is None:
+    if previous is None or list(previous.features) != list(features):
         return {}
-    common = [f for f in features if f in previous.features]
     old_clusters = list(previous.clusters.select_related("segment").order_by("index"))
-    if len(common) < 2 or not old_clusters:
+    if not old_clusters:
         return {}
-    columns = [features.index(f) for f in common]
-    new_centroids = engine.centroids_original(outcome.pipeline)[:, columns]
-    old_centroids = np.array([[c.centroid[f] for f in common] for c in old_clusters])
-    scale = outcome.pipeline[0].scale_[columns]
+    new_centroids = engine.centroids_original(outcome.pipeline)
+    old_centroids = np.array([[c.centroid[f] for f in features] for c in old_clusters])
+    same_archetype = np.array(
+        [[persona.archetype == c.archetype for c in old_clusters] for persona in outcome.names]
+    )
     pairs = engine.match_centroids(
-        old_centroids, new_centroids, scale=scale, max_distance=MATCH_MAX_DISTANCE
+        old_centroids,
+        new_centroids,
+        scale=outcome.pipeline[0].scale_,
+        max_distance=MATCH_MAX_DISTANCE,
+        allowed=same_archetype,
     )
     return {new: old_clusters[old].segment for new, old in pairs.items()}
 
 
-def _unique_name(base: str, taken: set[str]) -> str:
-    name, number = base, 2
+def _unique_name(name: str, taken: set[str]) -> str:
+    """``name``, or the next free number after it: "Potential Targets 3", never "... 2 2"."""
+    root, _, suffix = name.rpartition(" ")
+    if root and suffix.isdigit():
+        base, number = root, int(suffix) + 1  # the engine already numbered it
+    else:
+        base, number = name, 2
     while name in taken:
         name, number = f"{base} {number}", number + 1
     return name

@@ -337,6 +337,18 @@ def test_match_centroids_leaves_far_and_extra_clusters_unmatched():
     assert scaled == {0: 0, 1: 1}
 
 
+def test_match_centroids_pairs_only_what_is_allowed_and_keeps_the_rest_optimal():
+    previous = np.array([[0.0, 0.0], [5.0, 0.0], [10.0, 0.0]])
+    new = np.array([[0.2, 0.0], [5.2, 0.0], [10.2, 0.0]])
+    allowed = np.ones((3, 3), dtype=bool)
+    allowed[0, 0] = False  # e.g. the new cluster 0 is another archetype than old cluster 0
+
+    assert engine.match_centroids(previous, new, allowed=allowed, max_distance=1) == {1: 1, 2: 2}
+    # Without a distance limit the forbidden pair's partners pair up the other way.
+    assert engine.match_centroids(previous, new, allowed=allowed) == {0: 1, 1: 0, 2: 2}
+    assert engine.match_centroids(previous, new) == {0: 0, 1: 1, 2: 2}
+
+
 def test_compact_model_scores_like_the_pipeline():
     rng = np.random.default_rng(5)
     X = np.vstack([rng.normal(c, 3.0, size=(200, 4)) for c in ((20, 30, 20, 5), (50, 90, 80, 30))])

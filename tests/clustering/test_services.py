@@ -18,6 +18,7 @@ from clustering.models import Cluster, ClusterAssignment, Segment, TrainingRun
 from clustering.services import (
     TrainingError,
     TrainingParams,
+    _unique_name,
     run_activate,
     training_run_claim,
     training_run_fail,
@@ -160,10 +161,11 @@ def test_a_retrain_keeps_the_segments_and_their_edited_names_and_strategies(edit
 
 
 def test_a_segment_without_a_cluster_in_the_new_run_is_kept_inactive(trained):
+    # K = 2 keeps the loyal customers and merges the rest into occasional shoppers.
     run = train(k=2)
 
     dropped = Segment.objects.exclude(id__in=segment_ids(run))
-    assert dropped.count() == 2
+    assert set(dropped.values_list("name", flat=True)) == PLAYBOOK - {"Loyal Customers"}
     assert not any(segment.is_active for segment in dropped)
     assert all(s.is_active for s in Segment.objects.filter(id__in=segment_ids(run)))
 
@@ -179,11 +181,29 @@ def test_a_persona_that_comes_back_gets_its_edited_segment_back(edited_vip):
     assert (edited_vip.name, edited_vip.actions) == ("VIP club", ["Call them", "Send flowers"])
 
 
+def test_a_retrain_on_other_features_does_not_carry_personas_that_no_longer_fit(trained):
+    run = train(features=("age", "annual_income"))
+
+    for cluster in run.clusters.select_related("segment"):
+        assert cluster.segment.archetype == cluster.archetype, cluster.segment.name
+    assert not run.clusters.filter(segment__name="Potential Targets").exists()
+
+
+def test_a_new_segment_name_is_numbered_once():
+    taken = {"Potential Targets", "Potential Targets 2"}
+
+    assert _unique_name("Potential Targets 2", taken) == "Potential Targets 3"
+    assert _unique_name("Potential Targets", taken) == "Potential Targets 3"
+    assert _unique_name("Budget Shoppers", taken) == "Budget Shoppers"
+
+
 def test_retraining_back_and_forth_does_not_pile_up_segments(trained):
-    for k in (2, 4, 3, 4):
+    for k in (2, 4, 3, 4, 2, 4):
         train(k=k)
 
-    assert set(Segment.objects.values_list("name", flat=True)) == PLAYBOOK
+    assert set(Segment.objects.values_list("name", flat=True)) == PLAYBOOK | {
+        "Occasional Shoppers"  # the K = 2 merger, created once and found again
+    }
     assert Segment.objects.filter(is_active=True).count() == 4
 
 

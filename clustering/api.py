@@ -81,6 +81,7 @@ def _prediction_json(prediction: Prediction) -> dict:
         },
         "confidence": round(prediction.confidence, 4),
         "band": prediction.band,
+        "unusual": prediction.unusual,
         "runner_up": {
             "id": prediction.runner_up.id,
             "name": prediction.runner_up.name,

@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
+from scipy.stats import chi2
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.metrics import adjusted_rand_score
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -59,6 +60,9 @@ SCORE_CHUNK_ROWS = 65_536
 SD_THRESHOLD = 0.5
 # Keeps the softmax defined when every row sits exactly on its centroid.
 MIN_VARIANCE = 1e-12
+# A customer farther from the nearest segment centre than this share of the customers the
+# model was trained on is called unusual: the segment is then only the nearest guess.
+UNUSUAL_QUANTILE = 0.999
 
 ALGORITHM_KMEANS = "kmeans"
 ALGORITHM_MINIBATCH = "minibatch_kmeans"
@@ -368,11 +372,22 @@ class Scores:
     confidence: np.ndarray
     runner_up: np.ndarray
     runner_up_probability: np.ndarray
+    # Squared distance (sd) to the nearest centre; computed when training scores customers.
+    nearest_d2: np.ndarray | None = None
+    # True where a row is far from every centre (see UNUSUAL_QUANTILE); served scores only.
+    unusual: np.ndarray | None = None
 
 
 def _chunk_proba(pipeline: Pipeline, X: np.ndarray, sigma2: float) -> np.ndarray:
     """Softmax of -d^2 / (2 sigma2) over the centroids (equal-prior isotropic Gaussians)."""
-    d2 = cdist(pipeline[0].transform(X), centroids_sd(pipeline), "sqeuclidean")
+    return _softmax(_chunk_d2(pipeline, X), sigma2)
+
+
+def _chunk_d2(pipeline: Pipeline, X: np.ndarray) -> np.ndarray:
+    return cdist(pipeline[0].transform(X), centroids_sd(pipeline), "sqeuclidean")
+
+
+def _softmax(d2: np.ndarray, sigma2: float) -> np.ndarray:
     logits = d2 * (-0.5 / max(sigma2, MIN_VARIANCE))
     # Subtracting the row maximum avoids exp() underflow to 0/0 far from every centroid.
     logits -= logits.max(axis=1, keepdims=True)
@@ -396,15 +411,23 @@ def score(pipeline: Pipeline, X: ArrayLike, *, sigma2: float) -> Scores:
     X = _as_matrix(X)
     n_rows = len(X)
     cluster, runner_up = np.empty(n_rows, np.intp), np.empty(n_rows, np.intp)
-    confidence, runner_p = np.empty(n_rows), np.empty(n_rows)
+    confidence, runner_p, nearest_d2 = np.empty(n_rows), np.empty(n_rows), np.empty(n_rows)
     for sl in _row_slices(n_rows, SCORE_CHUNK_ROWS):
-        proba = _chunk_proba(pipeline, X[sl], sigma2)
+        d2 = _chunk_d2(pipeline, X[sl])
+        nearest_d2[sl] = d2.min(axis=1)
+        proba = _softmax(d2, sigma2)
         # Stable sort of -p: on ties the lower index wins, exactly like argmax.
         top = np.argsort(-proba, axis=1, kind="stable")[:, :2]
         cluster[sl], runner_up[sl] = top[:, 0], top[:, 1]
         confidence[sl] = np.take_along_axis(proba, top[:, :1], axis=1)[:, 0]
         runner_p[sl] = np.take_along_axis(proba, top[:, 1:2], axis=1)[:, 0]
-    return Scores(cluster, confidence, runner_up, runner_p)
+    return Scores(cluster, confidence, runner_up, runner_p, nearest_d2=nearest_d2)
+
+
+def unusual_distance2(nearest_d2: np.ndarray) -> float:
+    """The squared distance (in sd) to the nearest centre that only 1 in 1,000 of the
+    training customers exceed: beyond it a new customer is unusual (UNUSUAL_QUANTILE)."""
+    return float(np.quantile(nearest_d2, UNUSUAL_QUANTILE))
 
 
 def confidence_band(p: float) -> str:
@@ -861,30 +884,41 @@ class CompactModel:
     scale: np.ndarray
     centres_sd: np.ndarray
     sigma2: float
+    unusual_d2: float  # see unusual_distance2
 
     @classmethod
-    def from_pipeline(cls, pipeline: Pipeline, sigma2: float) -> CompactModel:
+    def from_pipeline(
+        cls, pipeline: Pipeline, sigma2: float, unusual_d2: float | None = None
+    ) -> CompactModel:
+        """``unusual_d2`` comes from the run; without one (a run trained before it was
+        kept), the round-cloud model's own 99.9 % distance stands in."""
         scaler = pipeline[0]
-        return cls(
-            scaler.mean_.copy(),
-            scaler.scale_.copy(),
-            centroids_sd(pipeline).copy(),
-            max(float(sigma2), MIN_VARIANCE),
-        )
+        centres = centroids_sd(pipeline).copy()
+        sigma2 = max(float(sigma2), MIN_VARIANCE)
+        if unusual_d2 is None:
+            unusual_d2 = float(chi2.ppf(UNUSUAL_QUANTILE, centres.shape[1])) * sigma2
+        return cls(scaler.mean_.copy(), scaler.scale_.copy(), centres, sigma2, unusual_d2)
+
+    def squared_distances(self, X: np.ndarray) -> np.ndarray:
+        """(n, K) squared distances to the centres, in standard deviations."""
+        z = (np.asarray(X, dtype=np.float64) - self.mean) / self.scale
+        return ((z[:, None, :] - self.centres_sd[None, :, :]) ** 2).sum(axis=2)
 
     def probabilities(self, X: np.ndarray) -> np.ndarray:
-        z = (np.asarray(X, dtype=np.float64) - self.mean) / self.scale
-        d2 = ((z[:, None, :] - self.centres_sd[None, :, :]) ** 2).sum(axis=2)
-        logits = d2 * (-0.5 / self.sigma2)
-        logits -= logits.max(axis=1, keepdims=True)
-        weights = np.exp(logits)
-        return weights / weights.sum(axis=1, keepdims=True)
+        return _softmax(self.squared_distances(X), self.sigma2)
 
     def score(self, X: np.ndarray) -> Scores:
-        proba = self.probabilities(X)
+        d2 = self.squared_distances(X)
+        proba = _softmax(d2, self.sigma2)
         top = np.argsort(-proba, axis=1, kind="stable")[:, :2]
         rows = np.arange(len(proba))
-        return Scores(top[:, 0], proba[rows, top[:, 0]], top[:, 1], proba[rows, top[:, 1]])
+        return Scores(
+            top[:, 0],
+            proba[rows, top[:, 0]],
+            top[:, 1],
+            proba[rows, top[:, 1]],
+            unusual=d2.min(axis=1) > self.unusual_d2,
+        )
 
     def explain(
         self, x: np.ndarray, cluster_index: int, feature_names: Sequence[str]

@@ -46,8 +46,11 @@ class PredictForm(forms.Form):
     def __init__(self, *args, features: tuple[str, ...] = engine.FEATURES, **kwargs):
         super().__init__(*args, **kwargs)
         self.features = features
-        for name in features:
-            self.fields[name].required = True
+        for name in engine.FEATURES:
+            if name in features:
+                self.fields[name].required = True
+            else:
+                del self.fields[name]  # the active model does not use it: do not ask
 
     def row(self) -> dict[str, float]:
         return {name: self.cleaned_data[name] for name in self.features}
@@ -71,6 +74,8 @@ class SegmentForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["actions_text"].initial = "\n".join(self.instance.actions or [])
+        # The form replaces the card in place: keyboard users land in its first field.
+        self.fields["name"].widget.attrs["autofocus"] = True
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()

@@ -60,6 +60,9 @@ class TrainingRun(models.Model):
     inertia = models.FloatField(null=True, blank=True)
     stability = models.FloatField(null=True, blank=True)
     within_variance = models.FloatField(null=True, blank=True)
+    # Squared distance (sd) to the nearest centre that 1 in 1,000 training customers exceed:
+    # a customer placed beyond it is flagged unusual.
+    unusual_distance2 = models.FloatField(null=True, blank=True)
     algorithm = models.CharField(max_length=40, blank=True)
     silhouette_sample_size = models.PositiveIntegerField(null=True, blank=True)
     customers_used = models.PositiveIntegerField(default=0)

@@ -55,7 +55,15 @@ PREDICTION = {
     "type": "object",
     # Required, so that a single answer and a batch answer each match exactly one of the
     # alternatives of the 200 response's oneOf.
-    "required": ["segment", "confidence", "band", "runner_up", "explanation", "strategy"],
+    "required": [
+        "segment",
+        "confidence",
+        "band",
+        "unusual",
+        "runner_up",
+        "explanation",
+        "strategy",
+    ],
     "properties": {
         "customer_id": {"type": "string", "description": "Echoed when the request had one."},
         "segment": SEGMENT_REF,
@@ -67,6 +75,12 @@ PREDICTION = {
             "clouds around each segment centre; 0.5 = halfway.",
         },
         "band": {"type": "string", "enum": ["very confident", "confident", "moderate", "low"]},
+        "unusual": {
+            "type": "boolean",
+            "description": "True when the customer is far from every segment (farther from "
+            "the nearest centre than 999 in 1,000 of its members): the segment is only the "
+            "nearest guess, whatever the confidence; check the values.",
+        },
         "runner_up": {
             "type": "object",
             "properties": {

@@ -58,6 +58,8 @@ class Prediction:
     runner_up: SegmentInfo
     runner_up_probability: float
     explanation: tuple[engine.FeatureComparison, ...]
+    # Far from every segment: the segment is only the nearest guess (check the values).
+    unusual: bool = False
 
 
 _lock = threading.Lock()
@@ -92,6 +94,7 @@ def _load_active() -> ActiveModel:
             "run_id",
             "run__features",
             "run__within_variance",
+            "run__unusual_distance2",
             "run__model_file",
             "run__model_sha256",
             "archetype",
@@ -103,13 +106,13 @@ def _load_active() -> ActiveModel:
     )
     if not rows:
         raise NoActiveModel("No segmentation has been trained yet.")
-    run_id, features, sigma2, model_file, sha256 = rows[0][:5]
+    run_id, features, sigma2, unusual_d2, model_file, sha256 = rows[0][:6]
     segments = tuple(
         SegmentInfo(segment_id, name, archetype, description, tuple(actions))
         for *_run, archetype, segment_id, name, description, actions in rows
     )
     pipeline = _pipeline(run_id, model_file, sha256)
-    compact = engine.CompactModel.from_pipeline(pipeline, sigma2)
+    compact = engine.CompactModel.from_pipeline(pipeline, sigma2, unusual_d2)
     return ActiveModel(run_id, tuple(features), sigma2, pipeline, compact, segments)
 
 
@@ -144,6 +147,7 @@ def predict_many(
                 runner_up=model.segments[runner_up],
                 runner_up_probability=float(scores.runner_up_probability[i]),
                 explanation=tuple(model.compact.explain(X[i], cluster, model.features)),
+                unusual=bool(scores.unusual[i]),
             )
         )
     return predictions

@@ -227,6 +227,10 @@ def _chart_data(run: TrainingRun, clusters: list[Cluster]) -> dict:
     }
 
 
+# What the "What do these numbers mean?" panel (clustering/_help.html) explains.
+METRIC_HELP = {"k_rule": engine.K_RULE, "confidence_formula": engine.CONFIDENCE_FORMULA}
+
+
 def dashboard_context() -> dict:
     """The active run, one card per segment and the chart data: nothing over all customers."""
     run = run_active()
@@ -234,8 +238,7 @@ def dashboard_context() -> dict:
         "run": run,
         "training": run_in_flight() or TrainingRun.objects.defer("projection").first(),
         "features": tuple(run.features) if run else FEATURES,
-        "k_rule": engine.K_RULE,
-        "confidence_formula": engine.CONFIDENCE_FORMULA,
+        **METRIC_HELP,
     }
     if run is None:
         context["customer_count"] = Customer.objects.count()

@@ -169,6 +169,7 @@ class Outcome:
     names: list[engine.ClusterName]
     stability: float
     sigma2: float
+    unusual_d2: float
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -235,6 +236,7 @@ def training_compute(*, run: TrainingRun, report: ProgressReporter) -> Outcome:
         names,
         stability,
         sigma2,
+        engine.unusual_distance2(scores.nearest_d2),
         timings,
     )
 
@@ -392,6 +394,7 @@ def _finish_run(*, run: TrainingRun, outcome: Outcome, stored) -> None:
         inertia=float(outcome.pipeline[-1].inertia_),
         stability=round(float(outcome.stability), 4),
         within_variance=outcome.sigma2,
+        unusual_distance2=outcome.unusual_d2,
         algorithm=sweep.algorithm,
         silhouette_sample_size=sweep.silhouette_sample_size,
         customers_used=len(outcome.data.X),

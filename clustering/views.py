@@ -68,6 +68,7 @@ def predict(request: HttpRequest) -> HttpResponse:
         "prediction": None,
         "has_model": model is not None,
         "model_error": model_error,
+        **selectors.METRIC_HELP,
     }
     if request.method == "POST" and model and form.is_valid():
         # The model read above answers: the cache may move on to a newer run meanwhile.
@@ -87,8 +88,7 @@ def segment_edit(request: HttpRequest, segment_id: int) -> HttpResponse:
     if request.method == "GET" and request.GET.get("cancel"):
         if not request.htmx:
             return redirect("clustering:dashboard")
-        card = selectors.segment_card(segment=segment)
-        return render(request, "clustering/_segment_card.html", {"card": card})
+        return _card_after_edit(request, segment)
     if not request.user.has_perm("clustering.change_segment"):
         return HttpResponse("You may not edit segments.", status=403)
     form = SegmentForm(request.POST or None, instance=segment)
@@ -100,13 +100,18 @@ def segment_edit(request: HttpRequest, segment_id: int) -> HttpResponse:
         if not request.htmx:
             messages.success(request, f"Saved “{segment.name}”.")
             return redirect("clustering:dashboard")
-        card = selectors.segment_card(segment=segment)
-        return render(request, "clustering/_segment_card.html", {"card": card})
+        return _card_after_edit(request, segment)
     return render(
         request,
         "clustering/segment_edit.html" if not request.htmx else "clustering/_segment_form.html",
         {"form": form, "segment": segment},
     )
+
+
+def _card_after_edit(request: HttpRequest, segment: Segment) -> HttpResponse:
+    # Focus goes back to the card's edit link, where the keyboard user left it.
+    card = selectors.segment_card(segment=segment)
+    return render(request, "clustering/_segment_card.html", {"card": card, "focus_edit": True})
 
 
 @require_POST

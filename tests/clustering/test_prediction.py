@@ -90,3 +90,41 @@ def test_a_renamed_segment_is_predicted_under_its_new_name_without_retraining(tr
     assert (prediction.run_id, prediction.segment.id) == (trained.id, segment.id)
     assert prediction.segment.name == "Bargain hunters"
     assert prediction.segment.actions == ("Coupons",)
+
+
+# --------------------------------------------------------------------------- unusual customers
+
+FAR_FROM_EVERYONE = {
+    "age": 30,
+    "annual_income": 100_000,
+    "spending_score": 50,
+    "purchase_frequency": 10,
+}
+
+
+def test_a_customer_far_from_every_segment_is_flagged_unusual_whatever_the_confidence(trained):
+    prediction = predict_one(FAR_FROM_EVERYONE)
+
+    assert prediction.unusual
+    assert prediction.confidence > 0.9  # the nearest segment wins by far, yet means little
+
+
+def test_customers_like_the_ones_trained_on_are_not_unusual(trained):
+    rows = list(Customer.objects.values(*trained.features)[:400])
+
+    flagged = sum(p.unusual for p in predict_many(rows))
+
+    assert flagged <= 2  # by construction 1 in 1,000 of the training customers
+    assert not predict_one(centre(trained, "Loyal Customers")).unusual
+
+
+def test_the_prediction_page_warns_about_an_unusual_customer(trained, marketer):
+    form = {**FAR_FROM_EVERYONE, "sex": "female"}
+
+    unusual = client_for(marketer).post("/predict/", form).content.decode()
+    loyal = {f: round(v) for f, v in centre(trained, "Loyal Customers").items()}
+    usual = client_for(marketer).post("/predict/", loyal).content.decode()
+
+    assert "Unusual customer." in unusual
+    assert '<strong class="segment-name">Loyal Customers</strong>' in usual
+    assert "Unusual customer." not in usual

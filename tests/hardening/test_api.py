@@ -378,3 +378,11 @@ def test_a_system_polling_a_run_whose_worker_died_sees_it_fail(client, token, se
     assert response.status_code == 200
     assert response.json()["status"] == "failed"
     assert "stopped responding" in response.json()["error"]
+
+
+def test_the_api_flags_a_customer_far_from_every_segment(client, token, trained):
+    far = {**CUSTOMER, "annual_income": 100_000}
+
+    answers = predict(client, token, {"customers": [CUSTOMER, far]}).json()["predictions"]
+
+    assert [answer["unusual"] for answer in answers] == [False, True]

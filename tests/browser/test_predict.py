@@ -71,3 +71,16 @@ def test_prediction_works_without_javascript(new_page, trained, marketer, screen
     expect(prediction.locator(".confidence")).to_have_text(re.compile(r"^\d{1,3} %$"))
     expect(prediction.locator(".badge")).to_have_text(BANDS)
     screenshot(page)
+
+
+def test_the_confidence_link_opens_its_explanation(page, trained, marketer):
+    sign_in(page, marketer)
+    help_panel = page.locator("details#metric-help")
+    expect(help_panel).not_to_have_attribute("open", "")
+    fill_customer(page, A_BIG_SPENDER)
+    page.get_by_role("button", name="Find the segment").click()
+
+    page.get_by_role("link", name="How confidence is computed").click()
+
+    expect(help_panel).to_have_attribute("open", "")
+    expect(help_panel.get_by_text("Unusual customer")).to_be_visible()

@@ -56,6 +56,26 @@ def test_a_marketer_edits_a_strategy_in_place(page, trained, marketer, screensho
     screenshot(page, "saved")
 
 
+def test_editing_a_card_by_keyboard_keeps_the_focus_where_the_user_works(page, trained, marketer):
+    sign_in(page, marketer)
+    card = segment_card(page, "Loyal Customers")
+    card_id = card.get_attribute("id")
+
+    card.get_by_role("link", name="Edit name and strategy").focus()
+    page.keyboard.press("Enter")
+
+    name = page.locator(f"#{card_id}.editing").get_by_label("Name")
+    expect(name).to_be_focused()
+    page.keyboard.press("End")
+    page.keyboard.type(" (core)")
+    page.keyboard.press("Enter")  # submits the form
+    edit_link = page.locator(f"#{card_id}").get_by_role("link", name="Edit name and strategy")
+    expect(edit_link).to_be_focused()
+    expect(page.locator(f"#{card_id}").get_by_role("heading", level=3)).to_have_text(
+        "Loyal Customers (core)"
+    )
+
+
 def test_a_marketer_exports_a_segment_as_csv(page, trained, marketer, tmp_path):
     sign_in(page, marketer)
     card = segment_card(page, "Loyal Customers")

@@ -15,7 +15,7 @@ from functools import wraps
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from clustering import selectors
+from clustering import engine, selectors
 from clustering.forms import PredictForm
 from clustering.model_store import ModelFileError
 from clustering.models import TrainingRun
@@ -79,13 +79,13 @@ def _prediction_json(prediction: Prediction) -> dict:
             "name": prediction.segment.name,
             "archetype": prediction.segment.archetype,
         },
-        "confidence": round(prediction.confidence, 4),
+        "confidence": engine.confidence_rounded(prediction.confidence),
         "band": prediction.band,
         "unusual": prediction.unusual,
         "runner_up": {
             "id": prediction.runner_up.id,
             "name": prediction.runner_up.name,
-            "probability": round(prediction.runner_up_probability, 4),
+            "probability": engine.confidence_rounded(prediction.runner_up_probability),
         },
         "explanation": [
             {

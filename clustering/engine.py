@@ -22,6 +22,7 @@ Sampling (so that large runs stay fast and memory-bounded):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -428,6 +429,13 @@ def unusual_distance2(nearest_d2: np.ndarray) -> float:
     """The squared distance (in sd) to the nearest centre that only 1 in 1,000 of the
     training customers exceed: beyond it a new customer is unusual (UNUSUAL_QUANTILE)."""
     return float(np.quantile(nearest_d2, UNUSUAL_QUANTILE))
+
+
+def confidence_rounded(p: float, decimals: int = 4) -> float:
+    """``p`` rounded down: a shown 50 % is never a 49.996 % in the "low" band."""
+    factor = 10**decimals
+    # The tiny nudge keeps 0.29 * 100 = 28.999999999999996 at 29.
+    return math.floor(float(p) * factor + 1e-9) / factor
 
 
 def confidence_band(p: float) -> str:

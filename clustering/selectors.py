@@ -427,7 +427,7 @@ def segment_export_lines(*, cluster: Cluster, params) -> Iterator[str]:
                 score,
                 format_number(frequency),
                 name,
-                f"{confidence:.4f}",
+                f"{engine.confidence_rounded(confidence):.4f}",
                 engine.confidence_band(confidence),
                 strategy,
             )

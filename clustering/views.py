@@ -10,7 +10,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.text import slugify
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_htmx.http import HttpResponseClientRefresh
 
 from clustering import engine, selectors
@@ -36,7 +36,7 @@ def _partial(request: HttpRequest, template: str, name: str) -> str:
     return f"{template}#{name}" if request.htmx else template
 
 
-@require_GET
+@require_safe
 @login_required
 @permission_required(VIEW_SEGMENTS, raise_exception=True)
 def dashboard(request: HttpRequest) -> HttpResponse:
@@ -138,7 +138,7 @@ def run_start(request: HttpRequest) -> HttpResponse:
     return render(request, "clustering/retrain.html#retrain-panel", context)
 
 
-@require_GET
+@require_safe
 @login_required
 @permission_required("clustering.view_trainingrun", raise_exception=True)
 def run_status(request: HttpRequest, run_id: int) -> HttpResponse:
@@ -151,7 +151,7 @@ def run_status(request: HttpRequest, run_id: int) -> HttpResponse:
     return render(request, "clustering/retrain.html#run-status", {"training": run})
 
 
-@require_GET
+@require_safe
 @login_required
 @permission_required("clustering.view_trainingrun", raise_exception=True)
 def run_list(request: HttpRequest) -> HttpResponse:
@@ -159,7 +159,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
     return render(request, "clustering/runs.html", {"runs": selectors.runs_recent()})
 
 
-@require_GET
+@require_safe
 @login_required
 @permission_required("clustering.view_trainingrun", raise_exception=True)
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
@@ -184,7 +184,7 @@ def run_activate_view(request: HttpRequest, run_id: int) -> HttpResponse:
     return redirect("clustering:run_detail", run_id=run_id)
 
 
-@require_GET
+@require_safe
 @login_required
 @permission_required("clustering.view_trainingrun", raise_exception=True)
 def run_compare(request: HttpRequest) -> HttpResponse:
@@ -192,7 +192,7 @@ def run_compare(request: HttpRequest) -> HttpResponse:
     return render(request, "clustering/run_compare.html", context)
 
 
-@require_GET
+@require_safe
 @login_required
 @permission_required(VIEW_SEGMENTS, raise_exception=True)
 def segment_members(request: HttpRequest, segment_id: int) -> HttpResponse:
@@ -203,7 +203,7 @@ def segment_members(request: HttpRequest, segment_id: int) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 @login_required
 @permission_required("clustering.export_segment", raise_exception=True)
 def segment_export(request: HttpRequest, segment_id: int) -> HttpResponse:

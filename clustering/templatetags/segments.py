@@ -20,6 +20,15 @@ def percent(value, digits: int = 0) -> str:
 
 
 @register.filter
+def confidence_percent(value, digits: int = 0) -> str:
+    """A confidence as a percentage rounded down, so it agrees with its band."""
+    if value is None or value == "":
+        return "–"
+    shown = engine.confidence_rounded(float(value), int(digits) + 2) * 100
+    return f"{shown:.{int(digits)}f} %"
+
+
+@register.filter
 def number(value, digits: int = 1) -> str:
     if value is None or value == "":
         return "–"

@@ -186,6 +186,18 @@ def test_midpoint_between_two_centroids_is_half(data):
     assert engine.confidence_band(0.5) == "moderate"
 
 
+def test_a_shown_confidence_never_reads_as_a_higher_band_than_its_own():
+    probabilities = np.random.default_rng(5).uniform(size=20_000)
+    edges = np.array([0.5, 0.7, 0.9]) - np.array([[1e-5], [4e-5], [0.0]])
+
+    for p in [*probabilities, *edges.ravel()]:
+        shown = engine.confidence_rounded(p)
+        assert engine.confidence_band(shown) == engine.confidence_band(p), p
+        assert p - 1e-4 <= shown <= p + 1e-9
+    assert engine.confidence_rounded(0.49996) == 0.4999
+    assert engine.confidence_rounded(0.29, 2) == 0.29
+
+
 def test_midpoint_in_a_four_segment_model_splits_evenly(data, model):
     sigma2 = engine.within_variance(model, len(data))
     midpoint = engine.centroids_original(model)[[0, 1]].mean(axis=0)

@@ -284,6 +284,23 @@ def loyal(trained):
     return cluster
 
 
+def test_zero_purchases_a_year_reads_as_zero_not_unknown(loyal, marketer_client):
+    member = ClusterAssignment.objects.filter(cluster=loyal).select_related("customer").first()
+    Customer.objects.filter(pk=member.customer.pk).update(purchase_frequency=0)
+
+    page = text(
+        marketer_client.get(f"/segments/{loyal.segment_id}/", {"q": member.customer.customer_id})
+    )
+
+    row = re.search(rf"<tr><td>{member.customer.customer_id}</td>.*?</tr>", page, re.S).group()
+    assert "<td>0</td>" in row and "–" not in row
+
+
+def test_pages_answer_head_requests_for_uptime_checks(trained, marketer_client):
+    assert marketer_client.head("/").status_code == 200
+    assert marketer_client.head(f"/runs/{trained.id}/").status_code == 200
+
+
 def member_ids(cluster, *order: str, **filters) -> list[str]:
     members = ClusterAssignment.objects.filter(cluster=cluster, **filters)
     return list(
@@ -434,6 +451,16 @@ def test_the_moves_to_the_next_run_outlive_pruning(customers, settings, marketer
 
     assert "400 customers are in both runs" in text(kept)
     assert "assignments were pruned" in text(lost) and "matrix" not in lost.context
+
+
+def test_a_pruned_run_offers_no_activate_button(customers, settings, manager_client):
+    settings.CLUSTERING_KEEP_ASSIGNMENT_RUNS = 1
+    first, _second, _third = train(k=4), train(k=3), train(k=4)
+
+    page = text(manager_client.get(f"/runs/{first.id}/"))
+
+    assert "Make this the active model" not in page
+    assert "can no longer be made the active model" in page
 
 
 def test_the_runs_list_shows_every_run_and_which_is_active(trained, second_run, marketer_client):

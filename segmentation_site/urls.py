@@ -15,3 +15,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
 ]
+
+handler400 = "segmentation_site.errors.bad_request"
+handler403 = "segmentation_site.errors.permission_denied"
+handler404 = "segmentation_site.errors.page_not_found"
+handler500 = "segmentation_site.errors.server_error"

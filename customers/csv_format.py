@@ -121,7 +121,8 @@ def map_columns(headers: list[str], explicit: Mapping[str, str] | None = None) -
         elif field in positions:
             raise CsvFormatError(
                 f"columns {headers[positions[field]]!r} and {header!r} both map to {field}; "
-                f"rename one or pass --map"
+                f"rename one in the file's header row (the import command can also take "
+                f'--map "Source column=field")'
             )
         else:
             positions[field] = index
@@ -135,8 +136,9 @@ def map_columns(headers: list[str], explicit: Mapping[str, str] | None = None) -
     if missing:
         raise CsvFormatError(
             f"missing required column(s): {', '.join(missing)}. The header row has "
-            f'{", ".join(repr(h) for h in headers)}; use --map "Source column=field" '
-            f"if a column has another name"
+            f"{', '.join(repr(h) for h in headers)}. If one of them holds it under another "
+            "name, rename it in the file's header row (the import command can also take "
+            '--map "Source column=field")'
         )
     return ColumnMapping(positions=positions, headers=tuple(headers), ignored=tuple(ignored))
 

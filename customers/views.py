@@ -70,9 +70,9 @@ def import_confirm(request: HttpRequest) -> HttpResponse:
     if report.written:
         messages.success(
             request,
-            f"Imported {report.created} new and {report.updated} changed customers "
-            f"({report.unchanged} unchanged"
-            + (f", {report.invalid_rows} invalid rows skipped)." if report.error_count else ")."),
+            f"Imported {report.created:,} new and {report.updated:,} changed customers "
+            f"({report.unchanged:,} unchanged"
+            + (f", {report.invalid_rows:,} invalid rows skipped)." if report.error_count else ")."),
         )
     else:
         messages.error(request, "Nothing was imported: the file has invalid rows.")

@@ -219,6 +219,17 @@ def test_confirm_writes_the_customers_and_says_so(importer):
     assert stored()["0003"][:5] == ("female", 20, 16.0, 6, None)
 
 
+def test_the_import_message_groups_thousands(importer):
+    rows = [f"C{i:05d},Female,30,40,50" for i in range(1_200)]
+    content = csv_text(MALL_HEADER, *rows).encode()
+
+    response = importer.post(
+        CONFIRM, {"token": confirm_token(upload(importer, content))}, follow=True
+    )
+
+    assert page_messages(response) == ["Imported 1,200 new and 0 changed customers (0 unchanged)."]
+
+
 def test_confirm_updates_changed_customers_and_counts_them(importer, bystander):
     token = confirm_token(upload(importer, VALID))
 

@@ -111,10 +111,15 @@ class RetrainForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if data.get("mode") == self.MODE_FIXED and not data.get("k"):
-            self.add_error("k", "Give the number of segments, or let the site choose.")
-        if data.get("k_min") and data.get("k_max") and data["k_min"] > data["k_max"]:
+        fixed = data.get("mode") == self.MODE_FIXED
+        if fixed:
+            # The range is not used with a fixed number: a leftover range must not block it.
+            for name in ("k_min", "k_max"):
+                self._errors.pop(name, None)
+        elif data.get("k_min") and data.get("k_max") and data["k_min"] > data["k_max"]:
             self.add_error("k_max", "The upper end must not be below the lower end.")
+        if fixed and not data.get("k") and "k" not in self._errors:
+            self.add_error("k", "Give the number of segments, or let the site choose.")
         if data.get("features") is not None and len(data["features"]) < 2:
             self.add_error("features", "Choose at least two features.")
         return data
@@ -124,5 +129,6 @@ class RetrainForm(forms.Form):
 
         data = self.cleaned_data
         features = tuple(f for f in engine.FEATURES if f in data["features"])
-        k = data["k"] if data["mode"] == self.MODE_FIXED else None
-        return TrainingParams(features, k, data["k_min"], data["k_max"])
+        if data["mode"] == self.MODE_FIXED:
+            return TrainingParams(features, data["k"], data["k"], data["k"])
+        return TrainingParams(features, None, data["k_min"], data["k_max"])

@@ -124,6 +124,28 @@ def test_a_manager_starts_a_retrain_that_waits_for_the_worker(
     )
 
 
+def test_a_fixed_number_of_segments_ignores_a_leftover_range(
+    trained, manager_client, django_capture_on_commit_callbacks
+):
+    form = {**RETRAIN, "mode": "fixed", "k": "5", "k_min": "9", "k_max": "3"}
+
+    with django_capture_on_commit_callbacks():
+        manager_client.post("/runs/start/", form)
+
+    run = TrainingRun.objects.get(status=TrainingRun.Status.PENDING)
+    assert (run.k_requested, run.k_min, run.k_max) == (5, 5, 5)
+
+
+def test_a_fixed_number_below_two_gets_one_clear_message(trained, manager_client):
+    form = {**RETRAIN, "mode": "fixed", "k": "1"}
+
+    response = manager_client.post("/runs/start/", form, **HX)
+
+    assert "Ensure this value is greater than or equal to 2." in text(response)
+    assert "Give the number of segments" not in text(response)
+    assert not TrainingRun.objects.filter(status=TrainingRun.Status.PENDING).exists()
+
+
 def test_a_manager_rolls_back_to_an_earlier_run(trained, manager_client):
     train(k=3)
 

@@ -99,7 +99,7 @@
         maintainAspectRatio: false,
         animation: false,
         plugins: { legend: { position: "bottom" } },
-        scales: { x: axis("First principal component"), y: axis("Second principal component") }
+        scales: { x: axis("Direction 1 (most spread)"), y: axis("Direction 2") }
       }
     });
   }

@@ -128,6 +128,26 @@ def test_the_members_page_filters_as_you_type(page, trained, marketer, screensho
     screenshot(page, "filtered")
 
 
+def test_back_shows_the_filters_that_match_the_table(page, trained, marketer):
+    sign_in(page, marketer)
+    segment_card(page, "Loyal Customers").get_by_role("link", name="See the customers").click()
+    rows = page.locator("#members-table tbody tr")
+    wanted = rows.nth(2).locator("td").first.inner_text()
+    page.get_by_label("Customer ID starts with").fill(wanted)
+    expect(rows).to_have_count(1)
+    page.wait_for_url(re.compile(f"q={wanted}"))
+    page.get_by_label("Confidence").select_option("low")
+    page.wait_for_url(re.compile("band=low"))
+
+    page.go_back()
+
+    page.wait_for_url(lambda url: f"q={wanted}" in url and "band=low" not in url)
+    expect(page.get_by_label("Customer ID starts with")).to_have_value(wanted)
+    expect(page.get_by_label("Confidence")).to_have_value("")
+    expect(rows).to_have_count(1)
+    expect(rows.first.locator("td").first).to_have_text(wanted)
+
+
 def test_the_campaign_export_follows_the_members_filter(page, trained, marketer, tmp_path):
     sign_in(page, marketer)
     segment_card(page, "Budget Shoppers").get_by_role("link", name="See the customers").click()

@@ -73,6 +73,23 @@ class CsvFormatError(ValueError):
     """The file as a whole cannot be read as customers (one clear message, no row report)."""
 
 
+class MissingColumns(CsvFormatError):
+    """Required fields have no column: the upload page then asks which column holds each."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        headers: Iterable[str],
+        missing: Iterable[str],
+        found: Mapping[str, str] | None = None,
+    ):
+        super().__init__(message)
+        self.headers = tuple(headers)
+        self.missing = tuple(missing)
+        self.found = dict(found or {})  # field -> the column recognised for it
+
+
 def normalise_header(name: str) -> str:
     """'Annual Income (k$)' -> 'annualincome': drop case, spaces, punctuation, bracketed units."""
     without_units = re.sub(r"[(\[{].*?[)\]}]", "", name)
@@ -113,9 +130,11 @@ def map_columns(headers: list[str], explicit: Mapping[str, str] | None = None) -
     ignored = []
     for index, header in enumerate(headers):
         key = normalise_header(header)
-        field = (
-            explicit.get(key) or HEADER_ALIASES.get(key) or HEADER_ALIASES.get(key.replace("_", ""))
-        )
+        field = explicit.get(key)
+        if field is None:
+            field = HEADER_ALIASES.get(key) or HEADER_ALIASES.get(key.replace("_", ""))
+            if field in explicit.values():
+                field = None  # the user said which column holds it: this one is not it
         if field is None:
             ignored.append(header)
         elif field in positions:
@@ -128,17 +147,23 @@ def map_columns(headers: list[str], explicit: Mapping[str, str] | None = None) -
             positions[field] = index
     missing = [field for field in REQUIRED_FIELDS if field not in positions]
     if len(positions) == 0:
-        raise CsvFormatError(
+        raise MissingColumns(
             "no recognisable customer columns in the header row "
             f"({', '.join(repr(h) for h in headers[:8])}); expected columns such as "
-            f"{', '.join(EXPORT_COLUMNS)}"
+            f"{', '.join(EXPORT_COLUMNS)}",
+            headers=headers,
+            missing=missing,
+            found={field: headers[i] for field, i in positions.items()},
         )
     if missing:
-        raise CsvFormatError(
+        raise MissingColumns(
             f"missing required column(s): {', '.join(missing)}. The header row has "
             f"{', '.join(repr(h) for h in headers)}. If one of them holds it under another "
             "name, rename it in the file's header row (the import command can also take "
-            '--map "Source column=field")'
+            '--map "Source column=field")',
+            headers=headers,
+            missing=missing,
+            found={field: headers[i] for field, i in positions.items()},
         )
     return ColumnMapping(positions=positions, headers=tuple(headers), ignored=tuple(ignored))
 

@@ -4,6 +4,9 @@ from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
+from customers.csv_format import OPTIONAL_FIELDS, REQUIRED_FIELDS
+from customers.models import field_label
+
 
 class ImportUploadForm(forms.Form):
     file = forms.FileField(label="CSV file")
@@ -30,3 +33,36 @@ class ImportUploadForm(forms.Form):
                 "`python manage.py import_customers FILE`, which has no limit."
             )
         return uploaded
+
+
+class ColumnMapForm(forms.Form):
+    """Which column of the uploaded file holds each customer field.
+
+    Shown when the importer could not find a required field by name; every field is
+    listed, the ones it did recognise already chosen.
+    """
+
+    def __init__(self, *args, headers: tuple[str, ...], found: dict[str, str], **kwargs):
+        super().__init__(*args, **kwargs)
+        columns = [(header, header) for header in headers]
+        for field in REQUIRED_FIELDS + OPTIONAL_FIELDS:
+            label = field_label(field)
+            required = field in REQUIRED_FIELDS
+            self.fields[field] = forms.ChoiceField(
+                label=label,
+                choices=[("", "Choose a column" if required else "Not in this file"), *columns],
+                required=required,
+                initial=found.get(field, ""),
+                error_messages={"required": f"Choose the column that holds the {label.lower()}."},
+            )
+
+    def clean(self):
+        data = super().clean()
+        chosen = [column for column in data.values() if column]
+        if len(chosen) != len(set(chosen)):
+            raise forms.ValidationError("Each column can hold only one field.")
+        return data
+
+    def column_map(self) -> dict[str, str]:
+        """{file column: field}, as the importer's ``column_map`` takes it."""
+        return {column: field for field, column in self.cleaned_data.items() if column}

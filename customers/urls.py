@@ -6,5 +6,6 @@ app_name = "customers"
 
 urlpatterns = [
     path("import/", views.import_upload, name="import"),
+    path("import/columns/", views.import_map, name="import_map"),
     path("import/confirm/", views.import_confirm, name="import_confirm"),
 ]

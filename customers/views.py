@@ -6,12 +6,20 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from customers.csv_format import CsvFormatError
-from customers.forms import ImportUploadForm
+from customers.csv_format import REQUIRED_FIELDS, CsvFormatError, MissingColumns
+from customers.forms import ColumnMapForm, ImportUploadForm
+from customers.models import field_label
 from customers.services import customers_import_file
-from customers.uploads import upload_discard, upload_path, upload_store
+from customers.uploads import (
+    upload_discard,
+    upload_map,
+    upload_map_set,
+    upload_path,
+    upload_store,
+)
 
 IMPORT_PERMISSIONS = ("customers.add_customer", "customers.change_customer")
+EXPIRED = "That upload has expired or was already imported; upload again."
 
 
 @login_required
@@ -27,26 +35,80 @@ def import_upload(request: HttpRequest) -> HttpResponse:
     )
     context = {"form": form}
     if request.method == "POST" and form.is_valid():
-        token = upload_store(request.session, form.cleaned_data["file"])
-        skip_invalid = form.cleaned_data["skip_invalid"]
+        upload = {
+            "token": upload_store(request.session, form.cleaned_data["file"]),
+            "filename": form.cleaned_data["file"].name,
+            "skip_invalid": form.cleaned_data["skip_invalid"],
+        }
         try:
-            report = customers_import_file(path=upload_path(request.session, token), dry_run=True)
+            context.update(_check(request, upload))
         except CsvFormatError as problem:
-            upload_discard(request.session, token)
             form.add_error("file", str(problem))
-        else:
-            can_import = report.valid_rows > 0 and (skip_invalid or not report.error_count)
-            if not can_import:
-                # Nothing can be confirmed: do not keep the customers' data on disk.
-                upload_discard(request.session, token)
-            context.update(
-                report=report,
-                token=token,
-                skip_invalid=skip_invalid,
-                can_import=can_import,
-                filename=form.cleaned_data["file"].name,
-            )
     return render(request, "customers/import.html", context)
+
+
+@login_required
+@permission_required(IMPORT_PERMISSIONS, raise_exception=True)
+@require_http_methods(["POST"])
+def import_map(request: HttpRequest) -> HttpResponse:
+    """Step 1b: the user said which column holds which field; check the file again."""
+    upload = {
+        "token": request.POST.get("token", ""),
+        "filename": request.POST.get("filename", "the file"),
+        "skip_invalid": request.POST.get("skip_invalid") == "1",
+    }
+    if upload_path(request.session, upload["token"]) is None:
+        messages.error(request, EXPIRED)
+        return redirect("customers:import")
+    try:
+        context = _check(request, upload, answers=request.POST)
+    except CsvFormatError as problem:
+        messages.error(request, str(problem))
+        return redirect("customers:import")
+    return render(request, "customers/import.html", {"form": ImportUploadForm(), **context})
+
+
+def _check(request: HttpRequest, upload: dict, answers=None) -> dict:
+    """Validate a stored upload (with the user's column choices, if any): the page's context.
+
+    Raises CsvFormatError, after discarding the file, when it cannot be imported at all.
+    """
+    token = upload["token"]
+    path = upload_path(request.session, token)
+    column_map = None
+    if answers is not None:
+        map_form = _map_form(path, answers)
+        if not map_form.is_valid():
+            return {**upload, "map_form": map_form}
+        column_map = map_form.column_map()
+    try:
+        report = customers_import_file(path=path, dry_run=True, column_map=column_map)
+    except MissingColumns as problem:
+        if len(problem.headers) < len(REQUIRED_FIELDS):
+            upload_discard(request.session, token)
+            raise
+        form = ColumnMapForm(headers=problem.headers, found=problem.found)
+        not_found = ", ".join(field_label(field) for field in problem.missing)
+        return {**upload, "map_form": form, "not_found": not_found}
+    except CsvFormatError:
+        upload_discard(request.session, token)
+        raise
+    can_import = report.valid_rows > 0 and (upload["skip_invalid"] or not report.error_count)
+    if can_import:
+        upload_map_set(request.session, token, column_map or {})
+    else:
+        # Nothing can be confirmed: do not keep the customers' data on disk.
+        upload_discard(request.session, token)
+    return {**upload, "report": report, "can_import": can_import}
+
+
+def _map_form(path, answers) -> ColumnMapForm:
+    """The column form for the file's header row, bound to the user's answers."""
+    try:
+        customers_import_file(path=path, dry_run=True)
+    except MissingColumns as problem:
+        return ColumnMapForm(answers, headers=problem.headers, found=problem.found)
+    raise CsvFormatError("the file's columns were already recognised; upload it again")
 
 
 @login_required
@@ -57,11 +119,13 @@ def import_confirm(request: HttpRequest) -> HttpResponse:
     token = request.POST.get("token", "")
     path = upload_path(request.session, token)
     if path is None:
-        messages.error(request, "That upload has expired or was already imported; upload again.")
+        messages.error(request, EXPIRED)
         return redirect("customers:import")
     skip_invalid = request.POST.get("skip_invalid") == "1"
     try:
-        report = customers_import_file(path=path, skip_invalid=skip_invalid)
+        report = customers_import_file(
+            path=path, skip_invalid=skip_invalid, column_map=upload_map(request.session, token)
+        )
     except CsvFormatError as problem:
         messages.error(request, str(problem))
         return redirect("customers:import")

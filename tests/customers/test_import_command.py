@@ -104,6 +104,14 @@ def test_map_option_feeds_a_field_from_a_column_with_an_unknown_name(write_csv, 
     assert values("R-9") == ("unknown", 33, 61.0, 44, 17)
 
 
+def test_map_option_wins_over_a_column_recognised_by_name(write_csv, import_customers):
+    path = write_csv(csv_text("ID,Age,Age at signup,Income,Score", "R-7,40,22,61,44"))
+
+    import_customers(path, "--map", "Age at signup=age")
+
+    assert values("R-7")[1] == 22
+
+
 def test_map_option_with_an_unknown_field_is_refused_and_writes_nothing(
     write_csv, import_customers, bystander
 ):

@@ -203,6 +203,86 @@ def test_the_form_says_how_big_a_file_may_be(importer, settings):
     assert "up to 16.0 MB." in importer.get(IMPORT).content.decode()
 
 
+# --- Step 1b: columns with other names -----------------------------------------------------------
+
+CRM_EXPORT = csv_text(
+    "Client ref,Gender,Years,Income,Score", "C-1,Female,34,61.5,72", "C-2,Male,51,88,15"
+).encode()
+MAP = reverse("customers:import_map")
+
+
+def column_choices(response) -> dict[str, str]:
+    """The column each field of the column form starts with."""
+    form = response.context["map_form"]
+    return {name: form[name].value() for name in form.fields}
+
+
+def map_columns(client, response, **choices):
+    """Submit the column form shown in ``response`` with the choices changed."""
+    token = re.search(r'name="token" value="([0-9a-f]+)"', response.content.decode()).group(1)
+    answers = {**column_choices(response), **choices}
+    return client.post(MAP, {"token": token, "filename": "crm.csv", "skip_invalid": "0", **answers})
+
+
+def test_fields_not_found_by_name_are_asked_for_with_the_recognised_ones_chosen(importer):
+    response = upload(importer, CRM_EXPORT, name="crm.csv")
+
+    page = response.content.decode()
+    assert "Not found by name in crm.csv: Customer ID, Age." in page
+    assert confirm_token(response) is None
+    assert column_choices(response) == {
+        "customer_id": "",
+        "age": "",
+        "annual_income": "Income",
+        "spending_score": "Score",
+        "purchase_frequency": "",
+        "sex": "Gender",
+    }
+    assert stored() == {}
+
+
+def test_the_columns_the_user_chooses_are_checked_then_imported(importer):
+    asked = upload(importer, CRM_EXPORT, name="crm.csv")
+
+    report = map_columns(importer, asked, customer_id="Client ref", age="Years")
+
+    assert "2 data rows, 2 valid." in report.content.decode()
+    assert stored() == {}  # checked, not yet written
+    response = importer.post(CONFIRM, {"token": confirm_token(report)}, follow=True)
+    assert page_messages(response) == ["Imported 2 new and 0 changed customers (0 unchanged)."]
+    assert stored()["C-1"][:5] == ("female", 34, 61.5, 72, None)
+
+
+def test_one_column_cannot_hold_two_fields(importer):
+    asked = upload(importer, CRM_EXPORT, name="crm.csv")
+
+    response = map_columns(importer, asked, customer_id="Years", age="Years")
+
+    assert response.context["map_form"].non_field_errors() == [
+        "Each column can hold only one field."
+    ]
+    assert confirm_token(response) is None
+
+
+def test_a_required_field_left_unchosen_is_asked_for_again(importer):
+    asked = upload(importer, CRM_EXPORT, name="crm.csv")
+
+    response = map_columns(importer, asked, customer_id="Client ref")
+
+    assert response.context["map_form"].errors["age"] == ["Choose the column that holds the age."]
+    assert stored() == {}
+
+
+def test_the_user_s_choice_wins_over_a_column_recognised_by_name(importer):
+    content = csv_text("Client ref,Age,Age at signup,Income,Score", "C-1,40,22,50,50").encode()
+    asked = upload(importer, content)
+
+    report = map_columns(importer, asked, customer_id="Client ref", age="Age at signup")
+    importer.post(CONFIRM, {"token": confirm_token(report)})
+
+    assert stored()["C-1"][1] == 22
+
+
 # --- Step 2: confirm ----------------------------------------------------------------------------
 
 

@@ -8,12 +8,14 @@ into a path, so no user-supplied path reaches the file system.
 from __future__ import annotations
 
 import secrets
+import time
 from pathlib import Path
 
 from django.conf import settings
 
 SESSION_KEY = "pending_imports"
 MAPS_KEY = "pending_import_maps"
+ABANDONED_AFTER_SECONDS = 24 * 3600
 
 
 def upload_dir() -> Path:
@@ -23,6 +25,7 @@ def upload_dir() -> Path:
 
 
 def upload_store(session, uploaded_file) -> str:
+    _forget_abandoned()
     token = secrets.token_hex(16)
     with open(upload_dir() / f"{token}.csv", "wb") as out:
         for chunk in uploaded_file.chunks():
@@ -33,6 +36,17 @@ def upload_store(session, uploaded_file) -> str:
         (upload_dir() / f"{dropped}.csv").unlink(missing_ok=True)
     session[SESSION_KEY] = [*pending[-4:], token]
     return token
+
+
+def _forget_abandoned() -> None:
+    """Delete uploads nobody confirmed within a day: their sessions may be long gone."""
+    cutoff = time.time() - ABANDONED_AFTER_SECONDS
+    for path in upload_dir().glob("*.csv"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+        except FileNotFoundError:
+            pass  # another request removed it first
 
 
 def upload_path(session, token: str) -> Path | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import time
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -400,6 +402,18 @@ def test_only_the_last_five_pending_uploads_are_kept_on_disk(importer, var_dir):
 
     assert on_disk == set(tokens[-5:])
     assert importer.session[SESSION_KEY] == tokens[-5:]
+
+
+def test_an_upload_left_unconfirmed_for_a_day_is_deleted(importer, var_dir):
+    upload(importer, VALID)
+    (abandoned,) = (var_dir / "uploads").glob("*.csv")
+    a_day_ago = time.time() - 24 * 3600 - 60
+    os.utime(abandoned, (a_day_ago, a_day_ago))
+
+    upload(importer, VALID)
+
+    assert not abandoned.exists()
+    assert len(list((var_dir / "uploads").glob("*.csv"))) == 1
 
 
 def test_the_whole_flow_works_with_csrf_checks_like_a_browser(django_user_model):

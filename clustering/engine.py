@@ -434,12 +434,15 @@ def unusual_distance2(nearest_d2: np.ndarray) -> float:
 def confidence_rounded(p: float, decimals: int = 4) -> float:
     """``p`` rounded down: a shown 50 % is never a 49.996 % in the "low" band."""
     factor = 10**decimals
-    # The tiny nudge keeps 0.29 * 100 = 28.999999999999996 at 29.
-    return math.floor(float(p) * factor + 1e-9) / factor
+    # The relative nudge keeps 0.29 * 100 = 28.999999999999996 at 29. It may lift a value
+    # a hair below a band edge onto it; confidence_band judges the shown value, so the
+    # band and the number still agree.
+    return math.floor(float(p) * factor * (1 + 1e-12)) / factor
 
 
 def confidence_band(p: float) -> str:
-    """Plain-words band for a probability in [0, 1]."""
+    """Plain-words band for a probability in [0, 1], judged on the value as shown."""
+    p = confidence_rounded(p)
     if p >= 0.90:
         return "very confident"
     if p >= 0.70:
@@ -869,9 +872,10 @@ def match_centroids(
     usable = np.ones_like(cost, dtype=bool) if allowed is None else np.array(allowed, bool)
     if max_distance is not None:
         usable &= cost <= max_distance
-    # A forbidden pair costs more than any allowed set of pairs, so the assignment
-    # takes it only when nothing else is left, and it is then dropped below.
-    priced = np.where(usable, cost, cost.sum() + 1.0)
+    # A forbidden pair costs what leaving both unmatched is worth: the limit when there is
+    # one (so a close pair is never traded for two farther ones), else more than any pair.
+    penalty = max_distance if max_distance is not None else float(cost.max()) + 1.0
+    priced = np.where(usable, cost, penalty)
     rows, cols = linear_sum_assignment(priced)
     return {int(r): int(c) for r, c in zip(rows, cols, strict=True) if usable[r, c]}
 

@@ -78,8 +78,8 @@ PREDICTION = {
         "unusual": {
             "type": "boolean",
             "description": "True when the customer is far from every segment (farther from "
-            "the nearest centre than 999 in 1,000 of its members): the segment is only the "
-            "nearest guess, whatever the confidence; check the values.",
+            "the nearest centre than 999 in 1,000 of the customers the model was trained on): "
+            "the segment is only the nearest guess, whatever the confidence; check the values.",
         },
         "runner_up": {
             "type": "object",

@@ -73,8 +73,9 @@ class CsvFormatError(ValueError):
     """The file as a whole cannot be read as customers (one clear message, no row report)."""
 
 
-class MissingColumns(CsvFormatError):
-    """Required fields have no column: the upload page then asks which column holds each."""
+class UnclearColumns(CsvFormatError):
+    """Required fields have no column, or a field has two: the upload page then asks which
+    column holds each field."""
 
     def __init__(
         self,
@@ -82,12 +83,14 @@ class MissingColumns(CsvFormatError):
         *,
         headers: Iterable[str],
         missing: Iterable[str],
-        found: Mapping[str, str] | None = None,
+        found: Mapping[str, str],
+        ambiguous: Iterable[str] = (),
     ):
         super().__init__(message)
         self.headers = tuple(headers)
-        self.missing = tuple(missing)
-        self.found = dict(found or {})  # field -> the column recognised for it
+        self.missing = tuple(missing)  # required fields without a column
+        self.ambiguous = tuple(ambiguous)  # fields more than one column is named for
+        self.found = dict(found)  # field -> the one column recognised for it
 
 
 def normalise_header(name: str) -> str:
@@ -124,46 +127,61 @@ class ColumnMapping:
 
 
 def map_columns(headers: list[str], explicit: Mapping[str, str] | None = None) -> ColumnMapping:
-    """Match a header row to customer fields; CsvFormatError when required ones are missing."""
-    explicit = {normalise_header(k): v for k, v in (explicit or {}).items()}
+    """Match a header row to customer fields; CsvFormatError when required ones are missing.
+
+    ``explicit`` maps a column (its exact header, or its name as normalise_header reads
+    it) to a field, or to "" for a column that holds none; it wins over recognised names.
+    """
+    exact = dict(explicit or {})
+    loose = {normalise_header(k): v for k, v in exact.items()}
+    chosen = set(exact.values())
     positions: dict[str, int] = {}
+    duplicates: dict[str, list[str]] = {}
     ignored = []
     for index, header in enumerate(headers):
         key = normalise_header(header)
-        field = explicit.get(key)
-        if field is None:
+        if header in exact or key in loose:
+            field = exact[header] if header in exact else loose[key]
+        else:
             field = HEADER_ALIASES.get(key) or HEADER_ALIASES.get(key.replace("_", ""))
-            if field in explicit.values():
+            if field in chosen:
                 field = None  # the user said which column holds it: this one is not it
-        if field is None:
+        if not field:
             ignored.append(header)
         elif field in positions:
-            raise CsvFormatError(
-                f"columns {headers[positions[field]]!r} and {header!r} both map to {field}; "
-                f"rename one in the file's header row (the import command can also take "
-                f'--map "Source column=field")'
-            )
+            duplicates.setdefault(field, [headers[positions[field]]]).append(header)
         else:
             positions[field] = index
     missing = [field for field in REQUIRED_FIELDS if field not in positions]
+    found = {field: headers[i] for field, i in positions.items() if field not in duplicates}
+    if duplicates:
+        field, (first, second, *_others) = next(iter(duplicates.items()))
+        raise UnclearColumns(
+            f"columns {first!r} and {second!r} both map to {field}; rename one in the file's "
+            'header row (the import command can also take --map "Source column=field")',
+            headers=headers,
+            missing=missing,
+            found=found,
+            ambiguous=duplicates,
+        )
     if len(positions) == 0:
-        raise MissingColumns(
+        raise UnclearColumns(
             "no recognisable customer columns in the header row "
             f"({', '.join(repr(h) for h in headers[:8])}); expected columns such as "
             f"{', '.join(EXPORT_COLUMNS)}",
             headers=headers,
             missing=missing,
-            found={field: headers[i] for field, i in positions.items()},
+            found=found,
         )
     if missing:
-        raise MissingColumns(
+        raise UnclearColumns(
             f"missing required column(s): {', '.join(missing)}. The header row has "
             f"{', '.join(repr(h) for h in headers)}. If one of them holds it under another "
             "name, rename it in the file's header row (the import command can also take "
             '--map "Source column=field")',
             headers=headers,
             missing=missing,
-            found={field: headers[i] for field, i in positions.items()},
+            found=found,
         )
     return ColumnMapping(positions=positions, headers=tuple(headers), ignored=tuple(ignored))
 

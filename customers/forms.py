@@ -44,6 +44,7 @@ class ColumnMapForm(forms.Form):
 
     def __init__(self, *args, headers: tuple[str, ...], found: dict[str, str], **kwargs):
         super().__init__(*args, **kwargs)
+        self.headers = headers
         columns = [(header, header) for header in headers]
         for field in REQUIRED_FIELDS + OPTIONAL_FIELDS:
             label = field_label(field)
@@ -64,5 +65,8 @@ class ColumnMapForm(forms.Form):
         return data
 
     def column_map(self) -> dict[str, str]:
-        """{file column: field}, as the importer's ``column_map`` takes it."""
-        return {column: field for field, column in self.cleaned_data.items() if column}
+        """{file column: field or ""} for every column of the file, as the importer's
+        ``column_map`` takes it: nothing is left to recognition by name, so a field the
+        user left out stays out."""
+        fields = {column: field for field, column in self.cleaned_data.items() if column}
+        return {header: fields.get(header, "") for header in self.headers}

@@ -14,7 +14,6 @@ from pathlib import Path
 from django.conf import settings
 
 SESSION_KEY = "pending_imports"
-MAPS_KEY = "pending_import_maps"
 ABANDONED_AFTER_SECONDS = 24 * 3600
 
 
@@ -61,15 +60,3 @@ def upload_discard(session, token: str) -> None:
     if path:
         path.unlink(missing_ok=True)
     session[SESSION_KEY] = [t for t in session.get(SESSION_KEY, []) if t != token]
-    session[MAPS_KEY] = {t: m for t, m in session.get(MAPS_KEY, {}).items() if t != token}
-
-
-def upload_map_set(session, token: str, column_map: dict[str, str]) -> None:
-    """Remember which file column holds which field, for the confirmation of this upload."""
-    maps = {t: m for t, m in session.get(MAPS_KEY, {}).items() if t in session.get(SESSION_KEY, [])}
-    maps[token] = column_map
-    session[MAPS_KEY] = maps
-
-
-def upload_map(session, token: str) -> dict[str, str]:
-    return session.get(MAPS_KEY, {}).get(token, {})

@@ -1,22 +1,18 @@
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from customers.csv_format import REQUIRED_FIELDS, CsvFormatError, MissingColumns
+from customers.csv_format import OPTIONAL_FIELDS, REQUIRED_FIELDS, CsvFormatError, UnclearColumns
 from customers.forms import ColumnMapForm, ImportUploadForm
 from customers.models import field_label
 from customers.services import customers_import_file
-from customers.uploads import (
-    upload_discard,
-    upload_map,
-    upload_map_set,
-    upload_path,
-    upload_store,
-)
+from customers.uploads import upload_discard, upload_path, upload_store
 
 IMPORT_PERMISSIONS = ("customers.add_customer", "customers.change_customer")
 EXPIRED = "That upload has expired or was already imported; upload again."
@@ -83,32 +79,59 @@ def _check(request: HttpRequest, upload: dict, answers=None) -> dict:
         column_map = map_form.column_map()
     try:
         report = customers_import_file(path=path, dry_run=True, column_map=column_map)
-    except MissingColumns as problem:
+    except UnclearColumns as problem:
         if len(problem.headers) < len(REQUIRED_FIELDS):
             upload_discard(request.session, token)
             raise
         form = ColumnMapForm(headers=problem.headers, found=problem.found)
-        not_found = ", ".join(field_label(field) for field in problem.missing)
-        return {**upload, "map_form": form, "not_found": not_found}
+        return {**upload, "map_form": form, "unclear": _unclear_text(problem, upload["filename"])}
     except CsvFormatError:
         upload_discard(request.session, token)
         raise
     can_import = report.valid_rows > 0 and (upload["skip_invalid"] or not report.error_count)
-    if can_import:
-        upload_map_set(request.session, token, column_map or {})
-    else:
+    if not can_import:
         # Nothing can be confirmed: do not keep the customers' data on disk.
         upload_discard(request.session, token)
-    return {**upload, "report": report, "can_import": can_import}
+    # The confirm form carries the column choices this report was made with, so another
+    # tab checking other choices cannot change what this confirmation imports.
+    columns = json.dumps(column_map) if column_map else ""
+    return {**upload, "report": report, "can_import": can_import, "columns": columns}
+
+
+def _unclear_text(problem: UnclearColumns, filename: str) -> str:
+    parts = []
+    if problem.missing:
+        labels = ", ".join(field_label(field) for field in problem.missing)
+        parts.append(f"Not found by name in {filename}: {labels}.")
+    if problem.ambiguous:
+        labels = ", ".join(field_label(field) for field in problem.ambiguous)
+        parts.append(f"More than one column of {filename} could hold: {labels}.")
+    return " ".join(parts)
 
 
 def _map_form(path, answers) -> ColumnMapForm:
     """The column form for the file's header row, bound to the user's answers."""
     try:
         customers_import_file(path=path, dry_run=True)
-    except MissingColumns as problem:
+    except UnclearColumns as problem:
         return ColumnMapForm(answers, headers=problem.headers, found=problem.found)
     raise CsvFormatError("the file's columns were already recognised; upload it again")
+
+
+def _column_map(text: str) -> dict[str, str] | None:
+    """The column choices a confirm form carried, or None when they are not valid ones."""
+    if not text:
+        return {}
+    try:
+        column_map = json.loads(text)
+    except ValueError:
+        return None
+    fields = {"", *REQUIRED_FIELDS, *OPTIONAL_FIELDS}
+    if not isinstance(column_map, dict) or not all(
+        isinstance(column, str) and field in fields for column, field in column_map.items()
+    ):
+        return None
+    return column_map
 
 
 @login_required
@@ -122,10 +145,12 @@ def import_confirm(request: HttpRequest) -> HttpResponse:
         messages.error(request, EXPIRED)
         return redirect("customers:import")
     skip_invalid = request.POST.get("skip_invalid") == "1"
+    column_map = _column_map(request.POST.get("columns", ""))
+    if column_map is None:
+        messages.error(request, "The column choices were garbled; check the file again.")
+        return redirect("customers:import")
     try:
-        report = customers_import_file(
-            path=path, skip_invalid=skip_invalid, column_map=upload_map(request.session, token)
-        )
+        report = customers_import_file(path=path, skip_invalid=skip_invalid, column_map=column_map)
     except CsvFormatError as problem:
         messages.error(request, str(problem))
         return redirect("customers:import")

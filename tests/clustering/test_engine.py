@@ -190,7 +190,7 @@ def test_a_shown_confidence_never_reads_as_a_higher_band_than_its_own():
     probabilities = np.random.default_rng(5).uniform(size=20_000)
     edges = np.array([0.5, 0.7, 0.9]) - np.array([[1e-5], [4e-5], [0.0]])
 
-    for p in [*probabilities, *edges.ravel()]:
+    for p in [*probabilities, *edges.ravel(), 0.8999999999999, 0.29]:
         shown = engine.confidence_rounded(p)
         assert engine.confidence_band(shown) == engine.confidence_band(p), p
         assert p - 1e-4 <= shown <= p + 1e-9
@@ -359,6 +359,13 @@ def test_match_centroids_pairs_only_what_is_allowed_and_keeps_the_rest_optimal()
     # Without a distance limit the forbidden pair's partners pair up the other way.
     assert engine.match_centroids(previous, new, allowed=allowed) == {0: 1, 1: 0, 2: 2}
     assert engine.match_centroids(previous, new) == {0: 0, 1: 1, 2: 2}
+
+
+def test_match_centroids_never_trades_a_close_pair_for_two_farther_ones():
+    previous = np.array([[0.0, 0.0], [1.3, 0.0]])
+    new = np.array([[0.1, 0.0], [-1.0, 0.0]])
+
+    assert engine.match_centroids(previous, new, max_distance=1.5) == {0: 0}
 
 
 def test_compact_model_scores_like_the_pipeline():

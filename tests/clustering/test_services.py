@@ -482,3 +482,10 @@ def test_train_wait_reports_a_run_no_worker_picked_up_instead_of_hanging(custome
         call_command("train", wait=True, k=3, timeout=20, stdout=io.StringIO())
 
     assert TrainingRun.objects.get().status == TrainingRun.Status.FAILED
+
+
+def test_train_refuses_a_number_of_segments_below_two(customers):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="between 2 and 20"):
+        call_command("train", sync=True, k=0, stdout=io.StringIO())

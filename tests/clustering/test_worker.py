@@ -70,7 +70,8 @@ def test_the_worker_s_schedule_fails_a_silent_run_without_anyone_looking(
     monkeypatch.setenv("CLUSTERING_HEARTBEAT_TIMEOUT", "60")
     silent = TrainingRun.objects.create(status=TrainingRun.Status.RUNNING)
     TrainingRun.objects.filter(id=silent.id).update(heartbeat_at=Now() - timedelta(minutes=5))
-    worker = start_worker(tmp_path / "worker.log", "--beat")
+    beat = ("--beat", "--schedule", str(tmp_path / "beat-schedule"))
+    worker = start_worker(tmp_path / "worker.log", *beat)
     try:
         deadline = time.monotonic() + 30
         while silent.status != TrainingRun.Status.FAILED and time.monotonic() < deadline:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import time
@@ -52,6 +53,14 @@ def confirm_token(response) -> str | None:
     if f'action="{CONFIRM}"' not in html:
         return None
     return re.search(r'name="token" value="([0-9a-f]+)"', html).group(1)
+
+
+def confirm_fields(response) -> dict[str, str]:
+    """The hidden fields of the confirm form, as the browser would send them."""
+    page = response.content.decode()
+    form = re.search(rf'<form method="post" action="{CONFIRM}">.*?</form>', page, re.S)
+    fields = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', form.group())
+    return {name: html.unescape(value) for name, value in fields if name != "csrfmiddlewaretoken"}
 
 
 def page_messages(response) -> list[str]:
@@ -208,7 +217,7 @@ def test_the_form_says_how_big_a_file_may_be(importer, settings):
 # --- Step 1b: columns with other names -----------------------------------------------------------
 
 CRM_EXPORT = csv_text(
-    "Client ref,Gender,Years,Income,Score", "C-1,Female,34,61.5,72", "C-2,Male,51,88,15"
+    "Client ref,Gender,Years,Income,Score", "C-1,Female,34,61.5,72", "C-2,Male,51,88,25"
 ).encode()
 MAP = reverse("customers:import_map")
 
@@ -250,9 +259,52 @@ def test_the_columns_the_user_chooses_are_checked_then_imported(importer):
 
     assert "2 data rows, 2 valid." in report.content.decode()
     assert stored() == {}  # checked, not yet written
-    response = importer.post(CONFIRM, {"token": confirm_token(report)}, follow=True)
+    response = importer.post(CONFIRM, confirm_fields(report), follow=True)
     assert page_messages(response) == ["Imported 2 new and 0 changed customers (0 unchanged)."]
     assert stored()["C-1"][:5] == ("female", 34, 61.5, 72, None)
+
+
+def test_a_field_the_user_leaves_out_stays_out(importer):
+    asked = upload(importer, CRM_EXPORT, name="crm.csv")
+
+    report = map_columns(importer, asked, customer_id="Client ref", age="Years", sex="")
+    importer.post(CONFIRM, confirm_fields(report))
+
+    assert stored()["C-1"][0] == "unknown"  # the Gender column was not imported
+
+
+def test_columns_whose_names_differ_only_in_punctuation_can_be_told_apart(importer):
+    content = csv_text("Client ref,Age,Score,Score (%),Income", "C-1,40,12,88,50").encode()
+    asked = upload(importer, content)
+
+    report = map_columns(
+        importer, asked, customer_id="Client ref", spending_score="Score (%)", age="Age"
+    )
+    importer.post(CONFIRM, confirm_fields(report))
+
+    assert stored()["C-1"][3] == 88
+
+
+def test_a_confirmation_imports_with_the_columns_its_report_was_made_with(importer):
+    asked = upload(importer, CRM_EXPORT, name="crm.csv")
+    first = map_columns(importer, asked, customer_id="Client ref", age="Years")
+    # Another tab checks the same upload with age and spending swapped (still valid values).
+    map_columns(importer, asked, customer_id="Client ref", age="Score", spending_score="Years")
+
+    importer.post(CONFIRM, confirm_fields(first))
+
+    assert set(stored()) == {"C-1", "C-2"}
+    assert stored()["C-1"][1] == 34
+
+
+def test_garbled_column_choices_are_refused_and_nothing_is_written(importer):
+    asked = upload(importer, CRM_EXPORT, name="crm.csv")
+    fields = confirm_fields(map_columns(importer, asked, customer_id="Client ref", age="Years"))
+
+    response = importer.post(CONFIRM, {**fields, "columns": '{"Years": "is_staff"}'}, follow=True)
+
+    assert page_messages(response) == ["The column choices were garbled; check the file again."]
+    assert stored() == {}
 
 
 def test_one_column_cannot_hold_two_fields(importer):
@@ -280,7 +332,7 @@ def test_the_user_s_choice_wins_over_a_column_recognised_by_name(importer):
     asked = upload(importer, content)
 
     report = map_columns(importer, asked, customer_id="Client ref", age="Age at signup")
-    importer.post(CONFIRM, {"token": confirm_token(report)})
+    importer.post(CONFIRM, confirm_fields(report))
 
     assert stored()["C-1"][1] == 22
 

@@ -57,7 +57,7 @@ class Command(BaseCommand):
         features = tuple(f.strip() for f in options["features"].split(",") if f.strip())
         try:
             k = options["k"]
-            if k:  # a fixed number: the range is that number, as on the retrain form
+            if k is not None:  # a fixed number: the range is that number, as on the retrain form
                 return TrainingParams(features, k, k, k)
             return TrainingParams(features, None, options["k_min"], options["k_max"])
         except ValueError as problem:

@@ -488,11 +488,17 @@ def segments_for_clusters(*, run: TrainingRun, outcome: Outcome) -> list[Segment
     for index, persona in enumerate(outcome.names):
         segment = matched.get(index)
         if segment is None:
-            # The same persona back after a gap, even if a marketer renamed it meanwhile.
+            # The same persona found again (on other features, or back after a gap), even
+            # if a marketer renamed it meanwhile: its edited name and strategy carry over.
             segment = (
-                Segment.objects.filter(archetype=persona.archetype, is_active=False)
+                Segment.objects.filter(archetype=persona.archetype)
                 .exclude(id__in=used)
-                .order_by(Case(When(name=persona.name, then=0), default=1), "-updated_at", "id")
+                .order_by(
+                    Case(When(name=persona.name, then=0), default=1),
+                    "-is_active",
+                    "-updated_at",
+                    "id",
+                )
                 .first()
             )
         if segment is None:

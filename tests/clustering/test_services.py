@@ -189,6 +189,15 @@ def test_a_retrain_on_other_features_does_not_carry_personas_that_no_longer_fit(
     assert not run.clusters.filter(segment__name="Potential Targets").exists()
 
 
+def test_a_retrain_on_other_features_keeps_the_edited_personas_it_finds_again(edited_vip):
+    run = train(features=("annual_income", "spending_score"))
+
+    assert run.clusters.get(archetype="high_value").segment == edited_vip
+    assert not Segment.objects.filter(name__regex=r" \d+$").exists()  # nothing duplicated
+    edited_vip.refresh_from_db()
+    assert (edited_vip.name, edited_vip.is_active) == ("VIP club", True)
+
+
 def test_a_new_segment_name_is_numbered_once():
     taken = {"Potential Targets", "Potential Targets 2"}
 

@@ -12,7 +12,7 @@ import codecs
 import csv
 import io
 from array import array
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -299,6 +299,8 @@ def customers_import_csv(
 
 
 def _write(stream, layout, report, bad_rows, progress) -> None:
+    # A column the file does not have leaves that value of existing customers alone.
+    in_file = tuple(c for c in _VALUE_COLUMNS if c in layout.mapping.positions)
     seen_ids: set[str] = set()
     chunk: list[CustomerRow] = []
     for line, customer, _errors in iter_rows(stream, layout, ImportReport(), progress, "writing"):
@@ -310,10 +312,10 @@ def _write(stream, layout, report, bad_rows, progress) -> None:
             seen_ids.add(customer.customer_id)
         chunk.append(customer)
         if len(chunk) >= CHUNK_ROWS:
-            _count(report, customers_upsert(rows=chunk))
+            _count(report, customers_upsert(rows=chunk, columns=in_file))
             chunk = []
     if chunk:
-        _count(report, customers_upsert(rows=chunk))
+        _count(report, customers_upsert(rows=chunk, columns=in_file))
 
 
 def _count(report: ImportReport, result: tuple[int, int, int]) -> None:
@@ -331,29 +333,33 @@ def customers_import_file(*, path: str | Path, **options) -> ImportReport:
 _VALUE_COLUMNS = ("age", "annual_income", "spending_score", "purchase_frequency", "sex")
 
 
-def customers_upsert(*, rows: list[CustomerRow]) -> tuple[int, int, int]:
+def customers_upsert(
+    *, rows: list[CustomerRow], columns: Sequence[str] = _VALUE_COLUMNS
+) -> tuple[int, int, int]:
     """Insert new customers and update changed ones; return (created, updated, unchanged).
 
-    A row identical to the stored customer is not touched, so importing the
-    same file twice changes nothing, not even ``updated_at``.
+    Only ``columns`` of existing customers are compared and updated (a file without a sex
+    column must not reset everyone's sex to unknown). A row identical to the stored
+    customer is not touched, so importing the same file twice changes nothing, not even
+    ``updated_at``.
     """
     if not rows:
         return 0, 0, 0
     table = Customer._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            existing, changed = _upsert_postgresql(cursor, table, rows)
+            existing, changed = _upsert_postgresql(cursor, table, rows, columns)
         else:
-            existing, changed = _upsert_generic(cursor, table, rows)
+            existing, changed = _upsert_generic(cursor, table, rows, columns)
     created = len(rows) - existing
     updated = changed - created
     return created, updated, existing - updated
 
 
-def _upsert_sql(table: str, source: str, distinct: str) -> str:
-    assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in _VALUE_COLUMNS)
-    stored = ", ".join(f"{table}.{c}" for c in _VALUE_COLUMNS)
-    incoming = ", ".join(f"EXCLUDED.{c}" for c in _VALUE_COLUMNS)
+def _upsert_sql(table: str, source: str, distinct: str, updated: Sequence[str]) -> str:
+    assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in updated)
+    stored = ", ".join(f"{table}.{c}" for c in updated)
+    incoming = ", ".join(f"EXCLUDED.{c}" for c in updated)
     columns = ", ".join(FIELDS + ("created_at", "updated_at"))
     return (
         f"INSERT INTO {table} ({columns}) {source} "
@@ -375,7 +381,7 @@ def _row_values(row: CustomerRow, now) -> tuple:
     )
 
 
-def _upsert_generic(cursor, table: str, rows: list[CustomerRow]) -> tuple[int, int]:
+def _upsert_generic(cursor, table: str, rows: list[CustomerRow], updated) -> tuple[int, int]:
     """SQLite: multi-row VALUES upserts in statements of at most 1,000 rows."""
     now = timezone.now()
     existing = changed = 0
@@ -389,14 +395,14 @@ def _upsert_generic(cursor, table: str, rows: list[CustomerRow]) -> tuple[int, i
         existing += cursor.fetchone()[0]
         values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(part))
         cursor.execute(
-            _upsert_sql(table, f"VALUES {values}", "IS NOT"),
+            _upsert_sql(table, f"VALUES {values}", "IS NOT", updated),
             [value for row in part for value in _row_values(row, now)],
         )
         changed += cursor.rowcount
     return existing, changed
 
 
-def _upsert_postgresql(cursor, table: str, rows: list[CustomerRow]) -> tuple[int, int]:
+def _upsert_postgresql(cursor, table: str, rows: list[CustomerRow], updated) -> tuple[int, int]:
     """PostgreSQL: COPY the chunk into a temporary table, then one INSERT ... SELECT."""
     now = timezone.now()
     cursor.execute(
@@ -414,7 +420,8 @@ def _upsert_postgresql(cursor, table: str, rows: list[CustomerRow]) -> tuple[int
     cursor.execute(f"SELECT COUNT(*) FROM customer_import i JOIN {table} c USING (customer_id)")
     existing = cursor.fetchone()[0]
     columns = ", ".join(FIELDS + ("created_at", "updated_at"))
-    cursor.execute(_upsert_sql(table, f"SELECT {columns} FROM customer_import", "IS DISTINCT FROM"))
+    source = f"SELECT {columns} FROM customer_import"
+    cursor.execute(_upsert_sql(table, source, "IS DISTINCT FROM", updated))
     return existing, cursor.rowcount
 
 

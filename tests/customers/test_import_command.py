@@ -196,6 +196,24 @@ def test_a_changed_value_updates_only_that_customer(write_csv, import_customers)
     }
 
 
+def test_a_file_without_a_column_leaves_that_value_of_existing_customers_alone(
+    write_csv, import_customers
+):
+    CustomerFactory(customer_id="0001", sex="male", purchase_frequency=17, age=30)
+    CustomerFactory(customer_id="0002", sex="female", purchase_frequency=4, age=21)
+    # The Mall layout has neither purchases per year nor (here) sex.
+    rows = ("0001,31,15,39", "0002,21,15,81")
+
+    result = import_customers(
+        write_csv(csv_text("CustomerID,Age,Annual Income (k$),Spending Score (1-100)", *rows))
+    )
+
+    after = stored()
+    assert after["0001"][:5] == ("male", 31, 15.0, 39, 17)
+    assert after["0002"][:5] == ("female", 21, 15.0, 81, 4)
+    assert "Imported: 0 created, 2 updated, 0 unchanged" in result.stdout
+
+
 def test_customers_missing_from_the_file_are_kept(write_csv, import_customers):
     other = CustomerFactory(customer_id="X-1")
     before = stored()[other.customer_id]

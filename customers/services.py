@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from customers.csv_format import (
     EXPORT_COLUMNS,
+    OPTIONAL_FIELDS,
     ColumnMapping,
     CsvFormatError,
     CustomerRow,
@@ -61,6 +62,11 @@ class ImportReport:
     delimiter: str = ","
     dry_run: bool = False
     written: bool = False
+
+    @property
+    def absent_fields(self) -> tuple[str, ...]:
+        """Optional fields the file has no column for: existing customers keep theirs."""
+        return tuple(f for f in OPTIONAL_FIELDS if f not in self.columns)
 
     def add_error(self, error: RowError) -> None:
         self.error_count += 1

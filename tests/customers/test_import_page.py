@@ -120,6 +120,12 @@ def test_a_valid_upload_shows_the_row_count_and_a_confirm_button_without_writing
     assert stored() == before
 
 
+def test_the_report_says_which_fields_the_file_leaves_as_they_are(importer, bystander):
+    page = upload(importer, VALID).content.decode()
+
+    assert "Not in this file: Purchases per year. New customers get them as unknown" in page
+
+
 def test_the_report_names_the_column_used_for_each_field(importer):
     html = upload(importer, VALID).content.decode()
 

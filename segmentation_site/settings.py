@@ -71,6 +71,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "segmentation_site.htmx_cache.HtmxFragmentCacheMiddleware",
     "segmentation_site.security.ContentSecurityPolicyMiddleware",
 ]
 

@@ -148,6 +148,24 @@ def test_back_shows_the_filters_that_match_the_table(page, trained, marketer):
     expect(rows.first.locator("td").first).to_have_text(wanted)
 
 
+def test_back_from_another_page_shows_the_whole_members_page(page, trained, marketer):
+    sign_in(page, marketer)
+    segment_card(page, "Loyal Customers").get_by_role("link", name="See the customers").click()
+    rows = page.locator("#members-table tbody tr")
+    wanted = rows.nth(1).locator("td").first.inner_text()
+    page.get_by_label("Customer ID starts with").fill(wanted)
+    expect(rows).to_have_count(1)
+    page.wait_for_url(re.compile(f"q={wanted}"))
+    page.get_by_role("link", name="Segments", exact=True).click()
+    page.get_by_role("heading", name="Customer segments").wait_for()
+
+    page.go_back()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Loyal Customers")
+    expect(page.get_by_label("Customer ID starts with")).to_have_value(wanted)
+    expect(rows).to_have_count(1)
+
+
 def test_the_campaign_export_follows_the_members_filter(page, trained, marketer, tmp_path):
     sign_in(page, marketer)
     segment_card(page, "Budget Shoppers").get_by_role("link", name="See the customers").click()

@@ -388,6 +388,16 @@ def _chunk_d2(pipeline: Pipeline, X: np.ndarray) -> np.ndarray:
     return cdist(pipeline[0].transform(X), centroids_sd(pipeline), "sqeuclidean")
 
 
+def _nearest_two(d2: np.ndarray) -> np.ndarray:
+    """Column indexes of the nearest and second-nearest centre of each row.
+
+    Ranked by distance, not probability: far from every centre the probabilities all
+    round to 0 but one, and the runner-up must still be the next closest segment. On
+    ties the lower index wins, exactly like KMeans.predict's argmin.
+    """
+    return np.argsort(d2, axis=1, kind="stable")[:, :2]
+
+
 def _softmax(d2: np.ndarray, sigma2: float) -> np.ndarray:
     logits = d2 * (-0.5 / max(sigma2, MIN_VARIANCE))
     # Subtracting the row maximum avoids exp() underflow to 0/0 far from every centroid.
@@ -417,8 +427,7 @@ def score(pipeline: Pipeline, X: ArrayLike, *, sigma2: float) -> Scores:
         d2 = _chunk_d2(pipeline, X[sl])
         nearest_d2[sl] = d2.min(axis=1)
         proba = _softmax(d2, sigma2)
-        # Stable sort of -p: on ties the lower index wins, exactly like argmax.
-        top = np.argsort(-proba, axis=1, kind="stable")[:, :2]
+        top = _nearest_two(d2)
         cluster[sl], runner_up[sl] = top[:, 0], top[:, 1]
         confidence[sl] = np.take_along_axis(proba, top[:, :1], axis=1)[:, 0]
         runner_p[sl] = np.take_along_axis(proba, top[:, 1:2], axis=1)[:, 0]
@@ -922,7 +931,7 @@ class CompactModel:
     def score(self, X: np.ndarray) -> Scores:
         d2 = self.squared_distances(X)
         proba = _softmax(d2, self.sigma2)
-        top = np.argsort(-proba, axis=1, kind="stable")[:, :2]
+        top = _nearest_two(d2)
         rows = np.arange(len(proba))
         return Scores(
             top[:, 0],

@@ -128,3 +128,12 @@ def test_the_prediction_page_warns_about_an_unusual_customer(trained, marketer):
     assert "Unusual customer." in unusual
     assert '<strong class="segment-name">Loyal Customers</strong>' in usual
     assert "Unusual customer." not in usual
+
+
+def test_the_runner_up_of_an_unusual_customer_is_the_next_closest_segment(trained):
+    prediction = predict_one(FAR_FROM_EVERYONE)
+
+    # Income 100,000k: the two high-income segments are the closest ones, in this order.
+    assert prediction.segment.name == "High-Value Customers"
+    assert prediction.runner_up.name == "Potential Targets"
+    assert prediction.runner_up_probability == 0.0  # far behind, yet still the next closest

@@ -109,6 +109,15 @@ class RetrainForm(forms.Form):
         help_text="At least two. Sex is never used.",
     )
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The range is ignored with a fixed number, so the browser must not refuse the form
+        # over a leftover range; clean() checks it whenever it is used.
+        for name in ("k_min", "k_max"):
+            self.fields[name].required = False
+            self.fields[name].widget.attrs.pop("min", None)
+            self.fields[name].widget.attrs.pop("max", None)
+
     def clean(self):
         data = super().clean()
         fixed = data.get("mode") == self.MODE_FIXED
@@ -116,7 +125,11 @@ class RetrainForm(forms.Form):
             # The range is not used with a fixed number: a leftover range must not block it.
             for name in ("k_min", "k_max"):
                 self._errors.pop(name, None)
-        elif data.get("k_min") and data.get("k_max") and data["k_min"] > data["k_max"]:
+        else:
+            for name in ("k_min", "k_max"):
+                if data.get(name) is None and name not in self._errors:
+                    self.add_error(name, "Give both ends of the range.")
+        if not fixed and data.get("k_min") and data.get("k_max") and data["k_min"] > data["k_max"]:
             self.add_error("k_max", "The upper end must not be below the lower end.")
         if fixed and not data.get("k") and "k" not in self._errors:
             self.add_error("k", "Give the number of segments, or let the site choose.")

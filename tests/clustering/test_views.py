@@ -127,13 +127,31 @@ def test_a_manager_starts_a_retrain_that_waits_for_the_worker(
 def test_a_fixed_number_of_segments_ignores_a_leftover_range(
     trained, manager_client, django_capture_on_commit_callbacks
 ):
-    form = {**RETRAIN, "mode": "fixed", "k": "5", "k_min": "9", "k_max": "3"}
+    form = {**RETRAIN, "mode": "fixed", "k": "5", "k_min": "25", "k_max": ""}
 
     with django_capture_on_commit_callbacks():
         manager_client.post("/runs/start/", form)
 
     run = TrainingRun.objects.get(status=TrainingRun.Status.PENDING)
     assert (run.k_requested, run.k_min, run.k_max) == (5, 5, 5)
+
+
+def test_the_browser_is_not_told_to_refuse_a_fixed_number_over_the_unused_range(
+    trained, manager_client
+):
+    page = text(manager_client.get("/"))
+
+    k_min = re.search(r'<input type="number" name="k_min"[^>]*>', page).group()
+    assert "required" not in k_min and "max=" not in k_min and "min=" not in k_min
+
+
+def test_an_automatic_choice_needs_both_ends_of_the_range(trained, manager_client):
+    form = {**RETRAIN, "k_min": ""}
+
+    response = manager_client.post("/runs/start/", form, **HX)
+
+    assert "Give both ends of the range." in text(response)
+    assert not TrainingRun.objects.filter(status=TrainingRun.Status.PENDING).exists()
 
 
 def test_a_fixed_number_below_two_gets_one_clear_message(trained, manager_client):

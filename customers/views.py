@@ -53,11 +53,18 @@ def import_map(request: HttpRequest) -> HttpResponse:
         "filename": request.POST.get("filename", "the file"),
         "skip_invalid": request.POST.get("skip_invalid") == "1",
     }
-    if upload_path(request.session, upload["token"]) is None:
+    path = upload_path(request.session, upload["token"])
+    if path is None:
         messages.error(request, EXPIRED)
         return redirect("customers:import")
     try:
-        context = _check(request, upload, answers=request.POST)
+        if request.POST.get("rechoose"):
+            # Back from a report to the column choices it was made with.
+            previous = _column_map(request.POST.get("columns", "")) or {}
+            chosen = {field: column for column, field in previous.items() if field}
+            context = {**upload, "map_form": _map_form(path, initial=chosen)}
+        else:
+            context = _check(request, upload, answers=request.POST)
     except CsvFormatError as problem:
         messages.error(request, str(problem))
         return redirect("customers:import")
@@ -89,8 +96,9 @@ def _check(request: HttpRequest, upload: dict, answers=None) -> dict:
         upload_discard(request.session, token)
         raise
     can_import = report.valid_rows > 0 and (upload["skip_invalid"] or not report.error_count)
-    if not can_import:
-        # Nothing can be confirmed: do not keep the customers' data on disk.
+    if not can_import and column_map is None:
+        # Nothing can be confirmed: do not keep the customers' data on disk. After a column
+        # choice the file stays a little longer: the choice may be what was wrong.
         upload_discard(request.session, token)
     # The confirm form carries the column choices this report was made with, so another
     # tab checking other choices cannot change what this confirmation imports.
@@ -109,12 +117,14 @@ def _unclear_text(problem: UnclearColumns, filename: str) -> str:
     return " ".join(parts)
 
 
-def _map_form(path, answers) -> ColumnMapForm:
-    """The column form for the file's header row, bound to the user's answers."""
+def _map_form(path, answers=None, initial=None) -> ColumnMapForm:
+    """The column form for the file's header row, bound to the user's answers or showing
+    the ``initial`` {field: column} choices."""
     try:
         customers_import_file(path=path, dry_run=True)
     except UnclearColumns as problem:
-        return ColumnMapForm(answers, headers=problem.headers, found=problem.found)
+        found = problem.found if initial is None else initial
+        return ColumnMapForm(answers, headers=problem.headers, found=found)
     raise CsvFormatError("the file's columns were already recognised; upload it again")
 
 

@@ -313,6 +313,31 @@ def test_garbled_column_choices_are_refused_and_nothing_is_written(importer):
     assert stored() == {}
 
 
+def test_a_wrong_column_choice_can_be_made_again(importer):
+    asked = upload(importer, CRM_EXPORT, name="crm.csv")
+    choices = {"customer_id": "Client ref", "age": "Income", "annual_income": "Years"}
+    wrong = map_columns(importer, asked, **choices)
+    assert "2 data rows, 1 valid." in wrong.content.decode()  # 61.5 is no age
+    assert confirm_token(wrong) is None
+
+    fields = re.findall(r'name="(\w+)" value="([^"]*)"', wrong.content.decode())
+    again = importer.post(MAP, {**{k: html.unescape(v) for k, v in fields}, "rechoose": "1"})
+    assert column_choices(again)["age"] == "Income"  # the choices the report was made with
+    report = map_columns(importer, again, age="Years", annual_income="Income")
+    importer.post(CONFIRM, confirm_fields(report))
+
+    assert stored()["C-1"][1:4] == (34, 61.5, 72)
+
+
+def test_back_to_the_column_form_after_a_failed_check_still_works(importer):
+    asked = upload(importer, CRM_EXPORT, name="crm.csv")
+    map_columns(importer, asked, customer_id="Client ref", age="Income")  # 61.5 is no age
+
+    report = map_columns(importer, asked, customer_id="Client ref", age="Years")  # Back, again
+
+    assert confirm_token(report) is not None
+
+
 def test_one_column_cannot_hold_two_fields(importer):
     asked = upload(importer, CRM_EXPORT, name="crm.csv")
 

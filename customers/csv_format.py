@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from customers.models import RANGES
@@ -83,14 +83,14 @@ class UnclearColumns(CsvFormatError):
         *,
         headers: Iterable[str],
         missing: Iterable[str],
-        found: Mapping[str, str],
+        found: Mapping[str, int],
         ambiguous: Iterable[str] = (),
     ):
         super().__init__(message)
         self.headers = tuple(headers)
         self.missing = tuple(missing)  # required fields without a column
         self.ambiguous = tuple(ambiguous)  # fields more than one column is named for
-        self.found = dict(found)  # field -> the one column recognised for it
+        self.found = dict(found)  # field -> the position of the one column recognised for it
 
 
 def normalise_header(name: str) -> str:
@@ -126,12 +126,22 @@ class ColumnMapping:
         return self.headers[self.positions[field]]
 
 
-def map_columns(headers: list[str], explicit: Mapping[str, str] | None = None) -> ColumnMapping:
+def map_columns(
+    headers: list[str], explicit: Mapping[str, str] | Sequence[str] | None = None
+) -> ColumnMapping:
     """Match a header row to customer fields; CsvFormatError when required ones are missing.
 
     ``explicit`` maps a column (its exact header, or its name as normalise_header reads
     it) to a field, or to "" for a column that holds none; it wins over recognised names.
+    A sequence instead gives the field of every column by position (the upload page's
+    column choices, which also work for blank or repeated header names).
     """
+    by_position = None
+    if isinstance(explicit, Sequence) and not isinstance(explicit, str):
+        by_position = list(explicit)
+        if len(by_position) != len(headers):
+            raise CsvFormatError("the file's columns do not match the column choices")
+        explicit = None
     exact = dict(explicit or {})
     loose = {normalise_header(k): v for k, v in exact.items()}
     chosen = set(exact.values())
@@ -140,7 +150,9 @@ def map_columns(headers: list[str], explicit: Mapping[str, str] | None = None) -
     ignored = []
     for index, header in enumerate(headers):
         key = normalise_header(header)
-        if header in exact or key in loose:
+        if by_position is not None:
+            field = by_position[index]
+        elif header in exact or key in loose:
             field = exact[header] if header in exact else loose[key]
         else:
             field = HEADER_ALIASES.get(key) or HEADER_ALIASES.get(key.replace("_", ""))
@@ -153,7 +165,7 @@ def map_columns(headers: list[str], explicit: Mapping[str, str] | None = None) -
         else:
             positions[field] = index
     missing = [field for field in REQUIRED_FIELDS if field not in positions]
-    found = {field: headers[i] for field, i in positions.items() if field not in duplicates}
+    found = {field: i for field, i in positions.items() if field not in duplicates}
     if duplicates:
         field, (first, second, *_others) = next(iter(duplicates.items()))
         raise UnclearColumns(

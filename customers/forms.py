@@ -42,10 +42,11 @@ class ColumnMapForm(forms.Form):
     listed, the ones it did recognise already chosen.
     """
 
-    def __init__(self, *args, headers: tuple[str, ...], found: dict[str, str], **kwargs):
+    def __init__(self, *args, headers: tuple[str, ...], found: dict[str, int], **kwargs):
         super().__init__(*args, **kwargs)
         self.headers = headers
-        columns = [(header, header) for header in headers]
+        # Columns are chosen by position: a header may be blank or repeated.
+        columns = [(str(i), _column_name(headers, i)) for i in range(len(headers))]
         for field in REQUIRED_FIELDS + OPTIONAL_FIELDS:
             label = field_label(field)
             required = field in REQUIRED_FIELDS
@@ -53,7 +54,7 @@ class ColumnMapForm(forms.Form):
                 label=label,
                 choices=[("", "Choose a column" if required else "Not in this file"), *columns],
                 required=required,
-                initial=found.get(field, ""),
+                initial=str(found[field]) if field in found else "",
                 error_messages={"required": f"Choose the column that holds the {label.lower()}."},
             )
 
@@ -64,9 +65,18 @@ class ColumnMapForm(forms.Form):
             raise forms.ValidationError("Each column can hold only one field.")
         return data
 
-    def column_map(self) -> dict[str, str]:
-        """{file column: field or ""} for every column of the file, as the importer's
-        ``column_map`` takes it: nothing is left to recognition by name, so a field the
-        user left out stays out."""
-        fields = {column: field for field, column in self.cleaned_data.items() if column}
-        return {header: fields.get(header, "") for header in self.headers}
+    def column_map(self) -> list[str]:
+        """The field of every column of the file ("" for none), by position, as the
+        importer's ``column_map`` takes it: nothing is left to recognition by name, so a
+        field the user left out stays out."""
+        fields = {int(column): field for field, column in self.cleaned_data.items() if column}
+        return [fields.get(i, "") for i in range(len(self.headers))]
+
+
+def _column_name(headers: tuple[str, ...], index: int) -> str:
+    header = headers[index].strip()
+    if not header:
+        return f"Column {index + 1} (no name)"
+    if headers.count(headers[index]) > 1:
+        return f"{header} (column {index + 1})"
+    return header

@@ -128,7 +128,9 @@ def _reader(text: io.TextIOWrapper, delimiter: str):
     return csv.reader(text, delimiter=delimiter, strict=True)
 
 
-def read_layout(stream: BinaryIO, explicit_map: Mapping[str, str] | None = None) -> CsvLayout:
+def read_layout(
+    stream: BinaryIO, explicit_map: Mapping[str, str] | Sequence[str] | None = None
+) -> CsvLayout:
     """Check that the stream is CSV text with a usable header row."""
     stream.seek(0)
     _check_text(stream.read(SNIFF_BYTES))
@@ -273,7 +275,7 @@ def _duplicate_errors(stream: BinaryIO, layout: CsvLayout, id_hashes: array) -> 
 def customers_import_csv(
     *,
     stream: BinaryIO,
-    column_map: Mapping[str, str] | None = None,
+    column_map: Mapping[str, str] | Sequence[str] | None = None,
     skip_invalid: bool = False,
     dry_run: bool = False,
     progress: ProgressCallback | None = None,

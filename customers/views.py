@@ -60,8 +60,8 @@ def import_map(request: HttpRequest) -> HttpResponse:
     try:
         if request.POST.get("rechoose"):
             # Back from a report to the column choices it was made with.
-            previous = _column_map(request.POST.get("columns", "")) or {}
-            chosen = {field: column for column, field in previous.items() if field}
+            previous = _column_map(request.POST.get("columns", "")) or []
+            chosen = {field: index for index, field in enumerate(previous) if field}
             context = {**upload, "map_form": _map_form(path, initial=chosen)}
         else:
             context = _check(request, upload, answers=request.POST)
@@ -128,17 +128,18 @@ def _map_form(path, answers=None, initial=None) -> ColumnMapForm:
     raise CsvFormatError("the file's columns were already recognised; upload it again")
 
 
-def _column_map(text: str) -> dict[str, str] | None:
-    """The column choices a confirm form carried, or None when they are not valid ones."""
+def _column_map(text: str) -> list[str] | None:
+    """The column choices (a field per column) a form carried; [] for none, None when
+    they are not valid ones."""
     if not text:
-        return {}
+        return []
     try:
         column_map = json.loads(text)
     except ValueError:
         return None
     fields = {"", *REQUIRED_FIELDS, *OPTIONAL_FIELDS}
-    if not isinstance(column_map, dict) or not all(
-        isinstance(column, str) and field in fields for column, field in column_map.items()
+    if not isinstance(column_map, list) or not all(
+        isinstance(field, str) and field in fields for field in column_map
     ):
         return None
     return column_map
@@ -160,7 +161,9 @@ def import_confirm(request: HttpRequest) -> HttpResponse:
         messages.error(request, "The column choices were garbled; check the file again.")
         return redirect("customers:import")
     try:
-        report = customers_import_file(path=path, skip_invalid=skip_invalid, column_map=column_map)
+        report = customers_import_file(
+            path=path, skip_invalid=skip_invalid, column_map=column_map or None
+        )
     except CsvFormatError as problem:
         messages.error(request, str(problem))
         return redirect("customers:import")

@@ -229,16 +229,21 @@ MAP = reverse("customers:import_map")
 
 
 def column_choices(response) -> dict[str, str]:
-    """The column each field of the column form starts with."""
+    """The column (by header) each field of the column form starts with."""
     form = response.context["map_form"]
-    return {name: form[name].value() for name in form.fields}
+    values = {name: form[name].value() for name in form.fields}
+    return {name: form.headers[int(value)] if value else "" for name, value in values.items()}
 
 
 def map_columns(client, response, **choices):
-    """Submit the column form shown in ``response`` with the choices changed."""
+    """Submit the column form shown in ``response`` with the choices (headers) changed."""
+    headers = response.context["map_form"].headers
     token = re.search(r'name="token" value="([0-9a-f]+)"', response.content.decode()).group(1)
     answers = {**column_choices(response), **choices}
-    return client.post(MAP, {"token": token, "filename": "crm.csv", "skip_invalid": "0", **answers})
+    positions = {f: str(headers.index(column)) if column else "" for f, column in answers.items()}
+    return client.post(
+        MAP, {"token": token, "filename": "crm.csv", "skip_invalid": "0", **positions}
+    )
 
 
 def test_fields_not_found_by_name_are_asked_for_with_the_recognised_ones_chosen(importer):
@@ -307,7 +312,9 @@ def test_garbled_column_choices_are_refused_and_nothing_is_written(importer):
     asked = upload(importer, CRM_EXPORT, name="crm.csv")
     fields = confirm_fields(map_columns(importer, asked, customer_id="Client ref", age="Years"))
 
-    response = importer.post(CONFIRM, {**fields, "columns": '{"Years": "is_staff"}'}, follow=True)
+    response = importer.post(
+        CONFIRM, {**fields, "columns": '["is_staff", "", "", "", ""]'}, follow=True
+    )
 
     assert page_messages(response) == ["The column choices were garbled; check the file again."]
     assert stored() == {}
@@ -336,6 +343,40 @@ def test_back_to_the_column_form_after_a_failed_check_still_works(importer):
     report = map_columns(importer, asked, customer_id="Client ref", age="Years")  # Back, again
 
     assert confirm_token(report) is not None
+
+
+def choose_by_position(client, response, **positions: int):
+    """Submit the column form with fields chosen by column position (0-based)."""
+    token = re.search(r'name="token" value="([0-9a-f]+)"', response.content.decode()).group(1)
+    form = {"token": token, "filename": "f.csv", "skip_invalid": "0"}
+    return client.post(MAP, {**form, **{f: str(i) for f, i in positions.items()}})
+
+
+def test_two_columns_with_the_same_name_can_be_told_apart(importer):
+    content = csv_text("ID,Age,Income,Score,Score", "C-1,40,50,12,88").encode()
+    asked = upload(importer, content)
+    page = asked.content.decode()
+    assert "Score (column 4)" in page and "Score (column 5)" in page
+
+    report = choose_by_position(
+        importer, asked, customer_id=0, age=1, annual_income=2, spending_score=4
+    )
+    importer.post(CONFIRM, confirm_fields(report))
+
+    assert stored()["C-1"][3] == 88
+
+
+def test_a_column_without_a_name_can_be_chosen(importer):
+    content = csv_text(",Years,Income,Score", "C-1,40,50,12").encode()  # a pandas index
+    asked = upload(importer, content)
+    assert "Column 1 (no name)" in asked.content.decode()
+
+    report = choose_by_position(
+        importer, asked, customer_id=0, age=1, annual_income=2, spending_score=3
+    )
+    importer.post(CONFIRM, confirm_fields(report))
+
+    assert stored()["C-1"][1] == 40
 
 
 def test_one_column_cannot_hold_two_fields(importer):

@@ -176,6 +176,13 @@ def test_a_manager_rolls_back_to_an_earlier_run(trained, manager_client):
 # --------------------------------------------------------------------------- predict
 
 
+def test_without_javascript_the_answer_comes_with_its_explanation_open(trained, marketer_client):
+    page = text(marketer_client.post("/predict/", HIGH_VALUE))
+
+    assert '<details class="help" id="metric-help" open>' in page
+    assert 'href="#metric-help"' in page
+
+
 def test_an_htmx_prediction_returns_only_the_answer_panel(trained, marketer_client):
     response = marketer_client.post("/predict/", HIGH_VALUE, **HX)
 

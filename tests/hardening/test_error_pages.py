@@ -23,6 +23,16 @@ def test_a_user_without_permission_gets_the_site_s_page_saying_what_to_ask_for(c
     assert "You do not have permission for this page." in page
     assert "Ask an administrator to add you" in page
     assert "Sign out olly" in page  # the site's header, not a bare error
+    assert "Back to the segments" not in page  # it would only lead to this page again
+
+
+def test_a_marketer_refused_the_import_page_is_offered_the_way_back(client, marketer):
+    client.force_login(marketer)
+
+    page = client.get("/customers/import/").content.decode()
+
+    assert '"Marketing managers" can also' in page
+    assert '<a href="/">Back to the segments</a>' in page
 
 
 def test_a_missing_page_gets_the_site_s_page(client, outsider):

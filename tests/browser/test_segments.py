@@ -128,7 +128,8 @@ def test_the_members_page_filters_as_you_type(page, trained, marketer, screensho
     screenshot(page, "filtered")
 
 
-def test_back_shows_the_filters_that_match_the_table(page, trained, marketer):
+def loyal_members_searched(page, marketer):
+    """Sign in, open the Loyal Customers' members and search one of them; (rows, its ID)."""
     sign_in(page, marketer)
     segment_card(page, "Loyal Customers").get_by_role("link", name="See the customers").click()
     rows = page.locator("#members-table tbody tr")
@@ -136,6 +137,11 @@ def test_back_shows_the_filters_that_match_the_table(page, trained, marketer):
     page.get_by_label("Customer ID starts with").fill(wanted)
     expect(rows).to_have_count(1)
     page.wait_for_url(re.compile(f"q={wanted}"))
+    return rows, wanted
+
+
+def test_back_shows_the_filters_that_match_the_table(page, trained, marketer):
+    rows, wanted = loyal_members_searched(page, marketer)
     page.get_by_label("Confidence").select_option("low")
     page.wait_for_url(re.compile("band=low"))
 
@@ -149,13 +155,7 @@ def test_back_shows_the_filters_that_match_the_table(page, trained, marketer):
 
 
 def test_back_from_another_page_shows_the_whole_members_page(page, trained, marketer):
-    sign_in(page, marketer)
-    segment_card(page, "Loyal Customers").get_by_role("link", name="See the customers").click()
-    rows = page.locator("#members-table tbody tr")
-    wanted = rows.nth(1).locator("td").first.inner_text()
-    page.get_by_label("Customer ID starts with").fill(wanted)
-    expect(rows).to_have_count(1)
-    page.wait_for_url(re.compile(f"q={wanted}"))
+    rows, wanted = loyal_members_searched(page, marketer)
     page.get_by_role("link", name="Segments", exact=True).click()
     page.get_by_role("heading", name="Customer segments").wait_for()
 

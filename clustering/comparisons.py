@@ -23,13 +23,8 @@ def run_moves(*, run_a: TrainingRun, run_b: TrainingRun) -> Moves | None:
     None means one of the runs lost its assignments to pruning before the two were
     ever compared.
     """
-    earlier, later = sorted((run_a.id, run_b.id))
-    moves = _stored_moves(earlier, later)
-    if moves is None:
-        moves = _count_and_store(earlier, later)
-    if moves is None:
-        return None
-    if run_a.id == earlier:
+    moves = _moves_between(*sorted((run_a.id, run_b.id)))
+    if moves is None or run_a.id < run_b.id:
         return moves
     return {(b, a): n for (a, b), n in moves.items()}
 
@@ -44,11 +39,15 @@ def run_moves_warm(*, earlier_id: int | None, later_id: int) -> None:
     if earlier_id is None or earlier_id == later_id:
         return
     try:
-        earlier, later = sorted((earlier_id, later_id))
-        if _stored_moves(earlier, later) is None:
-            _count_and_store(earlier, later)
+        _moves_between(*sorted((earlier_id, later_id)))
     except Exception:
         logger.exception("comparing run %s with run %s failed", earlier_id, later_id)
+
+
+def _moves_between(earlier: int, later: int) -> Moves | None:
+    """The stored counts of the ordered pair, counted and stored first if need be."""
+    moves = _stored_moves(earlier, later)
+    return moves if moves is not None else _count_and_store(earlier, later)
 
 
 def _stored_moves(earlier: int, later: int) -> Moves | None:

@@ -143,5 +143,5 @@ class RetrainForm(forms.Form):
         data = self.cleaned_data
         features = tuple(f for f in engine.FEATURES if f in data["features"])
         if data["mode"] == self.MODE_FIXED:
-            return TrainingParams(features, data["k"], data["k"], data["k"])
-        return TrainingParams(features, None, data["k_min"], data["k_max"])
+            return TrainingParams(features, k=data["k"])  # the range is not used
+        return TrainingParams(features, k_min=data["k_min"], k_max=data["k_max"])

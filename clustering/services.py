@@ -61,8 +61,13 @@ class TrainingParams:
 
     def __post_init__(self) -> None:
         engine.validate_features(self.features)
-        if self.k is not None and not 2 <= self.k <= 20:
-            raise ValueError("the number of segments must be between 2 and 20")
+        if self.k is not None:
+            if not 2 <= self.k <= 20:
+                raise ValueError("the number of segments must be between 2 and 20")
+            # A fixed number is its own range: a leftover range is ignored, and the run
+            # records what was really tried.
+            object.__setattr__(self, "k_min", self.k)
+            object.__setattr__(self, "k_max", self.k)
         if not 2 <= self.k_min <= self.k_max <= 20:
             raise ValueError("the K range must satisfy 2 <= minimum <= maximum <= 20")
 

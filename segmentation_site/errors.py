@@ -13,12 +13,11 @@ MESSAGES = {
 }
 
 
-def _error(request: HttpRequest, status: int) -> HttpResponse:
+def _error(request: HttpRequest, status: int, *, page_context: bool = True) -> HttpResponse:
     if request.path.startswith("/api/"):
         return JsonResponse({"error": MESSAGES[status]}, status=status)
-    return render(
-        request, "error.html", {"status": status, "message": MESSAGES[status]}, status=status
-    )
+    context = {"status": status, "message": MESSAGES[status]}
+    return render(request if page_context else None, "error.html", context, status=status)
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
@@ -34,7 +33,5 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    if request.path.startswith("/api/"):
-        return JsonResponse({"error": MESSAGES[500]}, status=500)
     # No request context: whatever failed may be what a context processor needs.
-    return render(None, "error.html", {"status": 500, "message": MESSAGES[500]}, status=500)
+    return _error(request, 500, page_context=False)

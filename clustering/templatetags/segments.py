@@ -24,8 +24,7 @@ def confidence_percent(value, digits: int = 0) -> str:
     """A confidence as a percentage rounded down, so it agrees with its band."""
     if value is None or value == "":
         return "–"
-    shown = engine.confidence_rounded(float(value), int(digits) + 2) * 100
-    return f"{shown:.{int(digits)}f} %"
+    return percent(engine.confidence_rounded(float(value), int(digits) + 2), digits)
 
 
 @register.filter

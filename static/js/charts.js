@@ -15,6 +15,11 @@
     return { title: { display: true, text: title, font: axisFont }, grid: { color: gridColour } };
   }
 
+  // One dataset, no legend; the tooltip says what the hovered value means.
+  function plainPlugins(label) {
+    return { legend: { display: false }, tooltip: { callbacks: { label: label } } };
+  }
+
   function lineByK(canvas, data, values, label, colour, digits) {
     var chosen = data.k_values.indexOf(data.chosen_k);
     return new Chart(canvas, {
@@ -33,19 +38,10 @@
         }]
       },
       options: {
-        maintainAspectRatio: false,
-        animation: false,
-        plugins: {
-          legend: { display: false },
-          tooltip: {
-            callbacks: {
-              label: function (item) {
-                var text = label + ": " + Number(item.raw).toFixed(digits);
-                return item.dataIndex === chosen ? text + " (chosen)" : text;
-              }
-            }
-          }
-        },
+        plugins: plainPlugins(function (item) {
+          var text = label + ": " + Number(item.raw).toFixed(digits);
+          return item.dataIndex === chosen ? text + " (chosen)" : text;
+        }),
         scales: { x: axis("Number of segments (K)"), y: axis(label) }
       }
     });
@@ -64,19 +60,10 @@
       },
       options: {
         indexAxis: "y",
-        maintainAspectRatio: false,
-        animation: false,
-        plugins: {
-          legend: { display: false },
-          tooltip: {
-            callbacks: {
-              label: function (item) {
-                var s = data.segments[item.dataIndex];
-                return s.size.toLocaleString() + " customers (" + (s.share * 100).toFixed(1) + " %)";
-              }
-            }
-          }
-        },
+        plugins: plainPlugins(function (item) {
+          var s = data.segments[item.dataIndex];
+          return s.size.toLocaleString() + " customers (" + (s.share * 100).toFixed(1) + " %)";
+        }),
         scales: { x: axis("Customers"), y: { grid: { display: false } } }
       }
     });
@@ -96,8 +83,6 @@
       type: "scatter",
       data: { datasets: datasets },
       options: {
-        maintainAspectRatio: false,
-        animation: false,
         plugins: { legend: { position: "bottom" } },
         scales: { x: axis("Direction 1 (most spread)"), y: axis("Direction 2") }
       }
@@ -108,6 +93,9 @@
     var data = readData();
     if (!data || typeof Chart === "undefined") { return; }
     Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
+    // Boxes set the height (CSS); screenshots and tests want the final frame at once.
+    Chart.defaults.maintainAspectRatio = false;
+    Chart.defaults.animation = false;
     Chart.defaults.color = "#1d2433";
     var elbow = document.getElementById("chart-elbow");
     var silhouette = document.getElementById("chart-silhouette");

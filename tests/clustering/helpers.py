@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 from django.core.management import call_command
+from django.db.models.functions import Now
 
 from clustering.models import TrainingRun
 from clustering.services import (
@@ -48,6 +50,13 @@ def train(**params) -> TrainingRun:
     """Train in this process and return the run, which must have succeeded."""
     run = train_run(**params)
     assert run.status == TrainingRun.Status.SUCCEEDED, run.error
+    return run
+
+
+def running_run(*, silent_for: timedelta) -> TrainingRun:
+    """A running run whose worker last beat ``silent_for`` ago (by the database's clock)."""
+    run = TrainingRun.objects.create(status=TrainingRun.Status.RUNNING)
+    TrainingRun.objects.filter(id=run.id).update(heartbeat_at=Now() - silent_for)
     return run
 
 

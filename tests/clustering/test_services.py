@@ -10,7 +10,6 @@ from datetime import timedelta
 import numpy as np
 import pytest
 from django.db import connections
-from django.db.models.functions import Now
 
 from clustering import engine
 from clustering.model_store import ModelFileError, file_sha256, model_load, model_save
@@ -26,7 +25,7 @@ from clustering.services import (
     training_runs_reap,
 )
 from customers.models import Customer
-from tests.clustering.helpers import PLAYBOOK, train, train_command, train_run
+from tests.clustering.helpers import PLAYBOOK, running_run, train, train_command, train_run
 from tests.customers.factories import CustomerFactory
 
 THREE_FEATURES = "age,annual_income,spending_score"
@@ -442,15 +441,9 @@ def test_a_model_file_name_we_do_not_write_is_refused(stored_model, settings, na
 # --------------------------------------------------------------------------- the reaper
 
 
-def _running_run(*, silent_for: timedelta) -> TrainingRun:
-    run = TrainingRun.objects.create(status=TrainingRun.Status.RUNNING)
-    TrainingRun.objects.filter(id=run.id).update(heartbeat_at=Now() - silent_for)
-    return run
-
-
 def test_the_reaper_fails_a_run_whose_worker_went_silent(db, settings):
     settings.CLUSTERING_HEARTBEAT_TIMEOUT = 60
-    silent = _running_run(silent_for=timedelta(minutes=5))
+    silent = running_run(silent_for=timedelta(minutes=5))
 
     assert training_runs_reap() == 1
 
@@ -462,7 +455,7 @@ def test_the_reaper_fails_a_run_whose_worker_went_silent(db, settings):
 
 def test_the_reaper_leaves_a_run_that_is_still_beating(db, settings):
     settings.CLUSTERING_HEARTBEAT_TIMEOUT = 60
-    alive = _running_run(silent_for=timedelta(seconds=5))
+    alive = running_run(silent_for=timedelta(seconds=5))
 
     assert training_runs_reap() == 0
 

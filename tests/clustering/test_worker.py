@@ -6,10 +6,10 @@ import time
 from datetime import timedelta
 
 from django.core.management import call_command
-from django.db.models.functions import Now
 
 from clustering.models import TrainingRun
 from clustering.services import TrainingParams, training_run_start
+from tests.clustering.helpers import running_run
 from tests.conftest import require_broker
 
 
@@ -68,8 +68,7 @@ def test_the_worker_s_schedule_fails_a_silent_run_without_anyone_looking(
     require_broker()
     monkeypatch.setenv("CLUSTERING_REAP_SECONDS", "1")
     monkeypatch.setenv("CLUSTERING_HEARTBEAT_TIMEOUT", "60")
-    silent = TrainingRun.objects.create(status=TrainingRun.Status.RUNNING)
-    TrainingRun.objects.filter(id=silent.id).update(heartbeat_at=Now() - timedelta(minutes=5))
+    silent = running_run(silent_for=timedelta(minutes=5))
     beat = ("--beat", "--schedule", str(tmp_path / "beat-schedule"))
     worker = start_worker(tmp_path / "worker.log", *beat)
     try:

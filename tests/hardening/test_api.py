@@ -12,12 +12,12 @@ import jsonschema
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db.models.functions import Now
 from django.urls import URLPattern
 
 from clustering import api_urls
-from clustering.models import ApiToken, TrainingRun
+from clustering.models import ApiToken
 from clustering.tokens import api_token_create
+from tests.clustering.helpers import running_run
 from tests.hardening.conftest import bearer
 
 pytestmark = pytest.mark.django_db
@@ -370,8 +370,7 @@ def test_without_a_trained_model_a_prediction_is_409(client, token):
 
 def test_a_system_polling_a_run_whose_worker_died_sees_it_fail(client, token, settings):
     settings.CLUSTERING_HEARTBEAT_TIMEOUT = 60
-    run = TrainingRun.objects.create(status=TrainingRun.Status.RUNNING)
-    TrainingRun.objects.filter(id=run.id).update(heartbeat_at=Now() - timedelta(minutes=5))
+    run = running_run(silent_for=timedelta(minutes=5))
 
     response = client.get(f"/api/runs/{run.id}/", headers=bearer(token))
 

@@ -56,10 +56,7 @@ class Command(BaseCommand):
     def params(self, options) -> TrainingParams:
         features = tuple(f.strip() for f in options["features"].split(",") if f.strip())
         try:
-            k = options["k"]
-            if k is not None:  # a fixed number: the range is that number, as on the retrain form
-                return TrainingParams(features, k, k, k)
-            return TrainingParams(features, None, options["k_min"], options["k_max"])
+            return TrainingParams(features, options["k"], options["k_min"], options["k_max"])
         except ValueError as problem:
             raise CommandError(str(problem)) from None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Callable
 from functools import wraps
 
@@ -16,12 +17,12 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from clustering import engine, selectors
-from clustering.forms import PredictForm
 from clustering.model_store import ModelFileError
 from clustering.models import TrainingRun
 from clustering.openapi import openapi_document
 from clustering.prediction import (
     MODEL_UNAVAILABLE,
+    ActiveModel,
     NoActiveModel,
     Prediction,
     model_active,
@@ -29,7 +30,9 @@ from clustering.prediction import (
 )
 from clustering.services import training_runs_reap
 from clustering.tokens import api_token_user
-from customers.models import RANGES, Customer
+from customers.catalogue import Feature
+from customers.models import Customer
+from customers.selectors import catalogue_current
 
 MAX_BATCH = 1_000
 
@@ -122,74 +125,84 @@ def _parse_customers(body: bytes) -> tuple[list | None, bool, dict]:
     return None, False, {"body": ['Send one customer as an object, or {"customers": [...]}.']}
 
 
-NUMBER_FIELDS = ("age", "annual_income", "spending_score", "purchase_frequency")
-KNOWN_FIELDS = (*NUMBER_FIELDS, "sex", "customer_id")
+SEX_VALUES = tuple(Customer.Sex.values)
+TEXT_FIELDS = ("customer_id", "sex")
 
 
-def _type_errors(customer: dict) -> dict[str, list[str]]:
+def _type_errors(customer: dict, known: set[str]) -> dict[str, list[str]]:
     """JSON types are checked before ranges: "35" or true is not an age."""
     errors = {}
-    for field in NUMBER_FIELDS:
-        value = customer.get(field)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+    for field, value in customer.items():
+        if field not in known:
+            errors[field] = ["Unknown field."]
+        elif field in TEXT_FIELDS:
+            continue
+        elif value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
             errors[field] = ["Must be a number."]
     customer_id = customer.get("customer_id")
     if customer_id is not None and (not isinstance(customer_id, str) or len(customer_id) > 64):
         errors["customer_id"] = ["Must be text of at most 64 characters."]
     if customer.get("sex") is not None and not isinstance(customer["sex"], str):
-        errors["sex"] = ["Must be one of female, male, other, unknown."]
-    for field in customer:
-        if field not in KNOWN_FIELDS:
-            errors[field] = ["Unknown field."]
+        errors["sex"] = [f"Must be one of {', '.join(SEX_VALUES)}."]
     return errors
 
 
-WHOLE_NUMBER_FIELDS = ("age", "spending_score", "purchase_frequency")
-SEX_VALUES = tuple(Customer.Sex.values)
-
-
-def _number_error(field: str, value: int | float) -> str | None:
+def _number_error(feature: Feature, value: int | float) -> str | None:
     """The prediction form's rules and messages, without building a form per customer
     (that cost more than the prediction)."""
-    label, bounds = PredictForm.base_fields[field].label, RANGES[field]
     if isinstance(value, float) and not math.isfinite(value):
-        return f"{label} must be a number."
-    if field in WHOLE_NUMBER_FIELDS and value != int(value):
-        return f"{label} must be a whole number."
-    if value < bounds.minimum:
-        return f"{label} must be at least {bounds.minimum:g}."
-    if value > bounds.maximum:
-        return f"{label} must be at most {bounds.maximum:g}."
+        return f"{feature.label} must be a number."
+    if feature.whole and value != int(value):
+        return f"{feature.label} must be a whole number."
+    if feature.minimum is not None and value < feature.minimum:
+        return f"{feature.label} must be at least {feature.minimum:g}."
+    if feature.maximum is not None and value > feature.maximum:
+        return f"{feature.label} must be at most {feature.maximum:g}."
     return None
 
 
-def _check_customer(customer: dict, features: tuple[str, ...]) -> tuple[dict, dict]:
-    """(row of the run's features, errors by field) for one customer object."""
-    errors = _type_errors(customer)
-    for field in NUMBER_FIELDS:
-        value = customer.get(field)
-        if field in errors:
+def _check_customer(customer: dict, model: ActiveModel) -> tuple[dict, dict]:
+    """(row of the run's features, errors by field) for one customer object.
+
+    Numbers of other catalogue features are accepted and ignored, so a CRM can send the
+    same record to every model."""
+    known = {*TEXT_FIELDS, *model.features, *_catalogue_keys()}
+    errors = _type_errors(customer, known)
+    for feature in model.definitions:
+        value = customer.get(feature.key)
+        if feature.key in errors:
             continue
         if value is None:
-            if field in features:
-                label = PredictForm.base_fields[field].label.lower()
-                errors[field] = [f"Enter the customer's {label}."]
-        elif problem := _number_error(field, value):
-            errors[field] = [problem]
+            errors[feature.key] = [f"Enter the customer's {feature.label.lower()}."]
+        elif problem := _number_error(feature, value):
+            errors[feature.key] = [problem]
     if isinstance(customer.get("sex"), str) and customer["sex"] not in SEX_VALUES:
         errors["sex"] = [f"Must be one of {', '.join(SEX_VALUES)}."]
-    row = {} if errors else {field: float(customer[field]) for field in features}
+    row = {} if errors else {key: float(customer[key]) for key in model.features}
     return row, errors
 
 
-def _validate(customers: list, features: tuple[str, ...], is_batch: bool) -> tuple[list, dict]:
+_catalogue_cache: dict[str, tuple[float, frozenset[str]]] = {}
+
+
+def _catalogue_keys() -> frozenset[str]:
+    """The catalogue's keys, read at most once a second per process (the API is hot)."""
+    now = time.monotonic()
+    cached = _catalogue_cache.get("keys")
+    if cached is None or cached[0] < now:
+        keys = frozenset(catalogue_current().keys)
+        _catalogue_cache["keys"] = cached = (now + 1.0, keys)
+    return cached[1]
+
+
+def _validate(customers: list, model: ActiveModel, is_batch: bool) -> tuple[list, dict]:
     rows, errors = [], {}
     for index, customer in enumerate(customers):
         prefix = f"customers[{index}]." if is_batch else ""
         if not isinstance(customer, dict):
             errors[prefix.rstrip(".") or "body"] = ["Each customer must be an object."]
             continue
-        row, problems = _check_customer(customer, features)
+        row, problems = _check_customer(customer, model)
         rows.append(row)
         errors.update({prefix + field: messages for field, messages in problems.items()})
     return rows, errors
@@ -207,7 +220,7 @@ def predict(request: HttpRequest) -> JsonResponse:
     except ModelFileError:
         logger.exception("the active model cannot be loaded")
         return error(503, MODEL_UNAVAILABLE)
-    rows, errors = _validate(customers, model.features, is_batch)
+    rows, errors = _validate(customers, model, is_batch)
     if errors:
         return error(400, "Invalid customer data.", errors=errors)
     predictions = [_prediction_json(p) for p in predict_many(rows, model=model)]
@@ -251,4 +264,5 @@ def ping(request: HttpRequest) -> JsonResponse:
 
 @api_view("GET")
 def openapi(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(openapi_document(request.build_absolute_uri("/api/")))
+    document = openapi_document(request.build_absolute_uri("/api/"), catalogue_current())
+    return JsonResponse(document)

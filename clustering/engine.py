@@ -1,7 +1,7 @@
 """Pure clustering engine for customer segmentation (numpy/pandas/scipy/scikit-learn only).
 
 Nothing here imports Django: callers hand in plain arrays (rows = customers, columns = the
-features of the run, in ``FEATURES`` order) and get plain Python/numpy results back.
+features of the run, in the order the caller chose) and get plain Python/numpy results back.
 
 Pipeline of a run: ``sweep`` tries every K, ``choose_k`` picks one, ``fit`` trains the final
 model, ``stability`` checks it, ``name_clusters`` turns centroids into personas, ``score`` /
@@ -28,23 +28,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 from scipy.stats import chi2
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.metrics import adjusted_rand_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
-
-FEATURES: tuple[str, ...] = ("age", "annual_income", "spending_score", "purchase_frequency")
-# Short words used in the plain-text reasons shown to marketers.
-FEATURE_LABELS: dict[str, str] = {
-    "age": "age",
-    "annual_income": "income",
-    "spending_score": "spending",
-    "purchase_frequency": "frequency",
-}
 
 SILHOUETTE_EXACT_MAX = 20_000
 LARGE_DATA_THRESHOLD = 100_000
@@ -57,8 +48,6 @@ STABILITY_N_INIT = 2
 CHUNK_BYTES = 64 * 2**20
 # Rows scored at a time, so a million-row `score` never holds big temporaries.
 SCORE_CHUNK_ROWS = 65_536
-# |z| >= this many standard deviations counts as "high"/"low"; below it is "average".
-SD_THRESHOLD = 0.5
 # Keeps the softmax defined when every row sits exactly on its centroid.
 MIN_VARIANCE = 1e-12
 # A customer farther from the nearest segment centre than this share of the customers the
@@ -83,24 +72,19 @@ CONFIDENCE_FORMULA = (
 )
 
 ProgressCallback = Callable[[float, str], None]
-# (feature, rule) pairs; rule is one of high, low, not_high, not_low, average.
-Conditions = tuple[tuple[str, str], ...]
 
 
 # --------------------------------------------------------------------------- validation
 
 
 def validate_features(feature_names: Sequence[str]) -> tuple[str, ...]:
-    """Return the feature names as a tuple; raise ValueError unless they are a subset
-    of ``FEATURES`` with at least two names, in ``FEATURES`` order, without duplicates."""
-    names = tuple(feature_names)
-    unknown = [name for name in names if name not in FEATURES]
-    if unknown:
-        raise ValueError(f"unknown features: {unknown}; allowed: {FEATURES}")
+    """Return the feature names as a tuple; raise ValueError unless there are at least two,
+    all distinct (any names: the feature catalogue decides what they are)."""
+    names = tuple(str(name) for name in feature_names)
     if len(names) < 2:
         raise ValueError("a run needs at least two features")
-    if names != tuple(name for name in FEATURES if name in names):
-        raise ValueError(f"features must follow the order {FEATURES} without duplicates")
+    if len(set(names)) != len(names):
+        raise ValueError("features must not repeat")
     return names
 
 
@@ -210,6 +194,78 @@ def silhouette_all_k(
     return totals / n_rows
 
 
+# --------------------------------------------------------------------------- transforms
+
+# A money-like column this skewed (sample skewness) is log-transformed for training.
+LOG_SKEW_THRESHOLD = 1.0
+# A customer beyond this robust z (median and MAD) on any feature does not pull a centre.
+OUTLIER_ROBUST_Z = 6.0
+# MAD * this = the standard deviation of a normal distribution.
+MAD_TO_SD = 1.4826
+
+
+class LogColumns(BaseEstimator, TransformerMixin):
+    """log(1 + x) on the masked columns, the others as they are: the first step of every
+    pipeline, so a prediction reads raw values exactly as training did."""
+
+    def __init__(self, mask: Sequence[bool] = ()) -> None:
+        self.mask = mask
+
+    def fit(self, X, y=None) -> LogColumns:
+        self.mask_ = np.asarray(self.mask, dtype=bool)
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        return log_transform(X, self.mask_)
+
+    def inverse_transform(self, X) -> np.ndarray:
+        out = np.array(X, dtype=np.float64, copy=True)
+        if self.mask_.any():
+            out[:, self.mask_] = np.expm1(out[:, self.mask_])
+        return out
+
+
+def log_transform(X: ArrayLike, mask: ArrayLike) -> np.ndarray:
+    """A copy of X with log(1 + x) applied to the masked columns (which must be >= 0)."""
+    out = np.array(X, dtype=np.float64, copy=True)
+    mask = np.asarray(mask, dtype=bool)
+    if mask.size and mask.any():
+        out[:, mask] = np.log1p(np.maximum(out[:, mask], 0.0))
+    return out
+
+
+def skewed_columns(X: ArrayLike, allowed: Sequence[bool]) -> np.ndarray:
+    """Columns worth a log transform: allowed (money, counts), never negative, and heavily
+    right-skewed (sample skewness above LOG_SKEW_THRESHOLD)."""
+    X = _as_matrix(X)
+    mask = np.zeros(X.shape[1], dtype=bool)
+    for column, ok in enumerate(allowed):
+        values = X[:, column]
+        if ok and values.min() >= 0 and _skewness(values) > LOG_SKEW_THRESHOLD:
+            mask[column] = True
+    return mask
+
+
+def _skewness(values: np.ndarray) -> float:
+    centred = values - values.mean()
+    sd = np.sqrt((centred**2).mean())
+    return float((centred**3).mean() / sd**3) if sd > 0 else 0.0
+
+
+def robust_outliers(X: ArrayLike, *, threshold: float = OUTLIER_ROBUST_Z) -> np.ndarray:
+    """Rows beyond ``threshold`` robust z on any column: |x - median| / (MAD * 1.4826).
+
+    A column whose MAD is 0 (most values equal) falls back to its standard deviation, so
+    a column of mostly zeros does not make every non-zero customer an outlier."""
+    X = _as_matrix(X)
+    median = np.median(X, axis=0)
+    spread = np.median(np.abs(X - median), axis=0) * MAD_TO_SD
+    flat = spread <= MIN_VARIANCE
+    spread[flat] = X[:, flat].std(axis=0)
+    spread[spread <= MIN_VARIANCE] = np.inf  # a constant column flags nobody
+    return (np.abs(X - median) / spread > threshold).any(axis=1)
+
+
 # --------------------------------------------------------------------------- sweep / fit
 
 
@@ -226,6 +282,8 @@ class SweepResult:
     sweep_sample_size: int
     algorithm: str
     n_rows: int
+    # The smallest segment's share of the swept rows, per K.
+    smallest_share: tuple[float, ...] = ()
 
 
 def _make_kmeans(
@@ -307,6 +365,7 @@ def sweep(
         sweep_sample_size=len(Xs),
         algorithm=algorithm,
         n_rows=len(X),
+        smallest_share=tuple(float(np.bincount(lab).min() / len(lab)) for lab in labels),
     )
 
 
@@ -315,14 +374,19 @@ def _scaled(report: ProgressCallback, share: float, start: float = 0.0) -> Progr
     return lambda fraction, step: report(start + share * fraction, step)
 
 
-def choose_k(result: SweepResult) -> int:
-    """The K with the highest silhouette; ties go to the smaller K (see ``K_RULE``)."""
+def choose_k(result: SweepResult, *, min_share: float = 0.0) -> int:
+    """The K with the highest silhouette among those whose every segment holds at least
+    ``min_share`` of the customers; ties go to the smaller K (see ``K_RULE``). When no K
+    qualifies, the K whose smallest segment is largest."""
     best_k, best_s = None, -np.inf
-    for k, s in sorted(zip(result.k_values, result.silhouette, strict=True)):
-        if not np.isnan(s) and s > best_s:  # strict '>' keeps the smaller K on a tie
+    shares = result.smallest_share or (1.0,) * len(result.k_values)
+    for k, s, share in sorted(zip(result.k_values, result.silhouette, shares, strict=True)):
+        if share >= min_share and not np.isnan(s) and s > best_s:  # '>' keeps the smaller K
             best_k, best_s = k, s
     if best_k is None:
-        raise ValueError("no K has a silhouette score")
+        if not result.k_values:
+            raise ValueError("no K has a silhouette score")
+        return result.k_values[int(np.argmax(shares))]
     return best_k
 
 
@@ -334,14 +398,35 @@ def fit(
     n_init: int = 4,
     feature_names: Sequence[str] | None = None,
     large_data_threshold: int = LARGE_DATA_THRESHOLD,
+    log_columns: Sequence[bool] | None = None,
 ) -> Pipeline:
-    """StandardScaler + KMeans (MiniBatchKMeans above the threshold) fitted on ALL rows.
-    Same data and seed give the same labels."""
+    """LogColumns + StandardScaler + KMeans (MiniBatchKMeans above the threshold) fitted on
+    ALL rows of X (raw values). Same data and seed give the same labels."""
     X = _as_matrix(X, feature_names)
     if not 2 <= k <= len(X):
         raise ValueError(f"k must be between 2 and {len(X)}")
+    mask = np.zeros(X.shape[1], bool) if log_columns is None else np.asarray(log_columns, bool)
     algorithm = ALGORITHM_MINIBATCH if len(X) > large_data_threshold else ALGORITHM_KMEANS
-    return make_pipeline(StandardScaler(), _make_kmeans(k, algorithm, random_state, n_init)).fit(X)
+    kmeans = _make_kmeans(k, algorithm, random_state, n_init)
+    return make_pipeline(LogColumns(mask), StandardScaler(), kmeans).fit(X)
+
+
+def scaler_of(pipeline: Pipeline) -> StandardScaler:
+    """The pipeline's scaler (the step before the clustering)."""
+    return pipeline[-2]
+
+
+def log_mask_of(pipeline: Pipeline) -> np.ndarray:
+    """Which columns the pipeline log-transforms (none for a model saved before transforms)."""
+    n_features = scaler_of(pipeline).mean_.shape[0]
+    if len(pipeline) > 2 and isinstance(pipeline[0], LogColumns):
+        return pipeline[0].mask_
+    return np.zeros(n_features, dtype=bool)
+
+
+def to_model_space(pipeline: Pipeline, X: ArrayLike) -> np.ndarray:
+    """Raw rows scaled as the model sees them (log where chosen, then standardised)."""
+    return scaler_of(pipeline).transform(log_transform(X, log_mask_of(pipeline)))
 
 
 def centroids_sd(pipeline: Pipeline) -> np.ndarray:
@@ -350,8 +435,13 @@ def centroids_sd(pipeline: Pipeline) -> np.ndarray:
 
 
 def centroids_original(pipeline: Pipeline) -> np.ndarray:
-    """Centroids in the original feature units."""
-    return pipeline[0].inverse_transform(centroids_sd(pipeline))
+    """Centroids in the original feature units (a log-transformed feature's centre is the
+    geometric mean of its members, back in money)."""
+    transformed = scaler_of(pipeline).inverse_transform(centroids_sd(pipeline))
+    mask = log_mask_of(pipeline)
+    if mask.any():
+        transformed[:, mask] = np.expm1(transformed[:, mask])
+    return transformed
 
 
 def within_variance(pipeline: Pipeline, n_rows: int) -> float:
@@ -385,7 +475,7 @@ def _chunk_proba(pipeline: Pipeline, X: np.ndarray, sigma2: float) -> np.ndarray
 
 
 def _chunk_d2(pipeline: Pipeline, X: np.ndarray) -> np.ndarray:
-    return cdist(pipeline[0].transform(X), centroids_sd(pipeline), "sqeuclidean")
+    return cdist(to_model_space(pipeline, X), centroids_sd(pipeline), "sqeuclidean")
 
 
 def _nearest_two(d2: np.ndarray) -> np.ndarray:
@@ -461,284 +551,6 @@ def confidence_band(p: float) -> str:
     return "low"
 
 
-# --------------------------------------------------------------------------- naming
-
-
-@dataclass(frozen=True)
-class Archetype:
-    """A persona: conditions are (feature, rule) with rule in high/low/not_high/not_low/
-    average. ``core`` marks the four playbook personas, preferred when they fit."""
-
-    key: str
-    name: str
-    conditions: Conditions
-    core: bool = False
-    # Mainstream is "whatever features the run has are average": it drops missing
-    # features instead of becoming inapplicable like the other archetypes.
-    drop_missing: bool = False
-
-
-ARCHETYPES: tuple[Archetype, ...] = (
-    Archetype(
-        "high_value",
-        "High-Value Customers",
-        (("annual_income", "high"), ("spending_score", "high")),
-        core=True,
-    ),
-    Archetype(
-        "budget",
-        "Budget Shoppers",
-        (("annual_income", "low"), ("spending_score", "low")),
-        core=True,
-    ),
-    Archetype(
-        "potential",
-        "Potential Targets",
-        (("annual_income", "high"), ("spending_score", "low")),
-        core=True,
-    ),
-    Archetype("loyal", "Loyal Customers", (("purchase_frequency", "high"),), core=True),
-    Archetype(
-        "young_spenders",
-        "Young High Spenders",
-        (("age", "low"), ("spending_score", "high"), ("annual_income", "not_high")),
-    ),
-    Archetype("careful_seniors", "Careful Seniors", (("age", "high"), ("spending_score", "low"))),
-    Archetype(
-        "impulsive", "Impulse Buyers", (("annual_income", "low"), ("spending_score", "high"))
-    ),
-    Archetype("occasional", "Occasional Shoppers", (("purchase_frequency", "low"),)),
-    Archetype("affluent", "Affluent Customers", (("annual_income", "high"),)),
-    Archetype("modest", "Modest Earners", (("annual_income", "low"),)),
-    Archetype(
-        "mainstream",
-        "Average Mainstream",
-        tuple((feature, "average") for feature in FEATURES),
-        drop_missing=True,
-    ),
-)
-
-# Score tiers for the assignment, far apart so that sd margins (a few units) only break
-# ties inside a tier: a fitting core persona > a fitting other persona > a duplicate of a
-# fitting persona > the closest non-fitting persona.
-_CORE_MATCH, _OTHER_MATCH, _NO_MATCH, _DUPLICATE_PENALTY = 100.0, 50.0, -100.0, 60.0
-
-
-@dataclass(frozen=True)
-class ClusterName:
-    """Persona of one segment. ``matched`` is False when no archetype's thresholds hold
-    and the name is only the closest fit."""
-
-    archetype: str
-    name: str
-    reason: str
-    matched: bool = True
-
-
-def _margin(z: float, rule: str) -> float:
-    """How far (in sd) a centroid coordinate is inside (>= 0) or outside (< 0) a rule."""
-    if rule == "high":
-        return z - SD_THRESHOLD
-    if rule == "low":
-        return -z - SD_THRESHOLD
-    # Secondary rules are capped so they can confirm a persona but never dominate it.
-    if rule == "not_high":
-        return min(SD_THRESHOLD - z, SD_THRESHOLD)
-    if rule == "not_low":
-        return min(z + SD_THRESHOLD, SD_THRESHOLD)
-    return SD_THRESHOLD - abs(z)  # "average"
-
-
-def _applicable_conditions(archetype: Archetype, names: tuple[str, ...]) -> Conditions | None:
-    """Conditions usable in this run, or None when the archetype needs a missing feature."""
-    present = tuple((f, rule) for f, rule in archetype.conditions if f in names)
-    if len(present) < len(archetype.conditions) and not archetype.drop_missing:
-        return None
-    return present or None
-
-
-def _archetype_score(z: dict[str, float], archetype: Archetype, conditions: Conditions) -> float:
-    """Tiered fit score of one centroid for one archetype (higher is better)."""
-    margins = [_margin(z[feature], rule) for feature, rule in conditions]
-    if min(margins) >= 0:
-        return (_CORE_MATCH if archetype.core else _OTHER_MATCH) + sum(margins)
-    return _NO_MATCH + sum(min(m, 0.0) for m in margins)
-
-
-def _reason(z: dict[str, float], conditions: Conditions, matched: bool) -> str:
-    """Decisive features (the archetype's, then any other clearly high/low one) in sd."""
-    keys = [feature for feature, _ in conditions]
-    keys += [f for f, value in z.items() if f not in keys and abs(value) >= SD_THRESHOLD]
-    text = ", ".join(f"{FEATURE_LABELS[f]} {z[f]:+.1f} sd" for f in keys)
-    return text if matched else f"closest match, no persona fits exactly: {text}"
-
-
-def _score_matrix(
-    centroids: np.ndarray, names: tuple[str, ...]
-) -> tuple[np.ndarray, list[tuple[Archetype, Conditions]], list[dict[str, float]]]:
-    """Cluster x archetype scores plus the applicable archetypes and their conditions."""
-    usable = [(a, c) for a in ARCHETYPES if (c := _applicable_conditions(a, names)) is not None]
-    zs = [dict(zip(names, map(float, row), strict=True)) for row in centroids]
-    scores = np.array([[_archetype_score(z, a, c) for a, c in usable] for z in zs])
-    return scores, usable, zs
-
-
-def name_clusters(centroids_sd: ArrayLike, feature_names: Sequence[str]) -> list[ClusterName]:
-    """Unique persona names for the centroids (K x n_features, in sd from the mean).
-
-    An optimal assignment (linear_sum_assignment) over cluster x archetype scores keeps
-    names unique; when K exceeds the fitting archetypes a duplicate gets a number suffix."""
-    names = validate_features(feature_names)
-    centroids = np.atleast_2d(np.asarray(centroids_sd, dtype=np.float64))
-    if centroids.shape[1] != len(names):
-        raise ValueError("centroids_sd has a different number of columns than feature_names")
-    scores, usable, zs = _score_matrix(centroids, names)
-    k, n_arch = scores.shape
-    # Every archetype gets k columns: the first is the plain name, the others duplicates.
-    copies = np.concatenate([scores] + [scores - _DUPLICATE_PENALTY] * (k - 1), axis=1)
-    rows, cols = linear_sum_assignment(copies, maximize=True)
-    picks = {int(r): int(c) % n_arch for r, c in zip(rows, cols, strict=True)}
-    return _label_picks(picks, scores, usable, zs)
-
-
-def _label_picks(
-    picks: dict[int, int],
-    scores: np.ndarray,
-    usable: list[tuple[Archetype, Conditions]],
-    zs: list[dict[str, float]],
-) -> list[ClusterName]:
-    """Build ClusterName objects; the best-scoring holder of an archetype keeps the plain
-    name and the others get " 2", " 3", ... so names are always unique."""
-    result: dict[int, ClusterName] = {}
-    for col in sorted(set(picks.values())):
-        holders = sorted((r for r in picks if picks[r] == col), key=lambda r: -scores[r, col])
-        archetype, conditions = usable[col]
-        for rank, row in enumerate(holders):
-            matched = bool(scores[row, col] > _NO_MATCH / 2)
-            name = archetype.name if rank == 0 else f"{archetype.name} {rank + 1}"
-            reason = _reason(zs[row], conditions, matched)
-            result[row] = ClusterName(archetype.key, name, reason, matched)
-    return [result[row] for row in range(len(zs))]
-
-
-# --------------------------------------------------------------------------- strategies
-
-
-@dataclass(frozen=True)
-class Strategy:
-    """Default marketing advice for an archetype."""
-
-    description: str
-    actions: tuple[str, ...]
-
-
-STRATEGIES: dict[str, Strategy] = {
-    "high_value": Strategy(
-        "Your most valuable customers: they earn well and spend freely. Protect the "
-        "relationship and keep the experience premium.",
-        (
-            "Invite them to a VIP tier with priority support and a named contact",
-            "Give early access to new collections and limited editions",
-            "Recommend premium products and bundles that fit their past purchases",
-            "Thank them personally with exclusive events or previews",
-        ),
-    ),
-    "budget": Strategy(
-        "Price-conscious customers with modest incomes who spend carefully. Win them with "
-        "clear value rather than pressure.",
-        (
-            "Send targeted discount codes and sale alerts",
-            "Promote value ranges, multipacks and own-brand products",
-            "Set free-delivery thresholds they can realistically reach",
-            "Steer service towards self-service and low-cost channels",
-        ),
-    ),
-    "potential": Strategy(
-        "They could afford much more than they spend with you today: the biggest untapped "
-        "opportunity in the customer base.",
-        (
-            "Run engagement campaigns built around products that suit their means",
-            "Use personalised recommendations and well-timed upselling",
-            "Offer a trial or first-purchase incentive on premium lines",
-            "Ask for feedback to learn what holds them back",
-        ),
-    ),
-    "loyal": Strategy(
-        "Customers who come back again and again. Keeping them costs far less than replacing them.",
-        (
-            "Enrol them in a points-based loyalty programme",
-            "Celebrate milestones such as the tenth order with a small gift",
-            "Offer subscriptions or automatic reordering for repeat items",
-            "Watch for falling visit frequency and reach out early",
-        ),
-    ),
-    "young_spenders": Strategy(
-        "Younger customers who spend generously for their income; trend-driven and active "
-        "on mobile and social channels.",
-        (
-            "Reach them on social and mobile channels with new trends",
-            "Launch limited drops and collaborations with clear entry prices",
-            "Reward referrals that bring in their friends",
-            "Offer flexible but transparent payment options",
-        ),
-    ),
-    "careful_seniors": Strategy(
-        "Older customers who buy cautiously and value trust, quality and good service "
-        "over novelty.",
-        (
-            "Stress quality, guarantees and easy returns",
-            "Give detailed product information and an easy phone line",
-            "Bundle practical everyday items at a fair price",
-            "Prefer email and print over fast-moving social campaigns",
-        ),
-    ),
-    "impulsive": Strategy(
-        "Enthusiastic buyers whose spending is high for their income; keep them happy "
-        "without pushing them beyond their means.",
-        (
-            "Feature affordable treats and small add-on items",
-            "Suggest cheaper alternatives to their favourite products",
-            "Offer a budget-friendly loyalty card with instant rewards",
-            "Keep limited-time offers occasional rather than constant",
-        ),
-    ),
-    "occasional": Strategy(
-        "They buy rarely, so the relationship is thin and may be fading.",
-        (
-            "Send a personalised win-back offer",
-            "Remind them of items they viewed or bought before",
-            "Time campaigns to the season of their past purchases",
-            "Ask in a short survey what would bring them back more often",
-        ),
-    ),
-    "affluent": Strategy(
-        "Customers with above-average income; their spending is average or not part of this run.",
-        (
-            "Showcase premium and higher-margin ranges",
-            "Offer a personal shopping or concierge service",
-            "Invite them to try a premium membership",
-        ),
-    ),
-    "modest": Strategy(
-        "Customers with below-average income; value and transparent prices matter most.",
-        (
-            "Lead with value and clear, honest pricing",
-            "Highlight entry-level ranges and clearance items",
-            "Offer reachable rewards for repeat purchases",
-        ),
-    ),
-    "mainstream": Strategy(
-        "Close to the average customer on every feature: the broad middle of the base.",
-        (
-            "Use broad campaigns and best-seller recommendations",
-            "A/B test offers to uncover smaller preference groups",
-            "Cross-sell a second product category",
-            "Invite them to the loyalty programme to lift purchase frequency",
-        ),
-    ),
-}
-
-
 # --------------------------------------------------------------------------- explain
 
 
@@ -753,29 +565,12 @@ class FeatureComparison:
 
 
 def explain(
-    model: Pipeline | ArrayLike,
-    x_row: ArrayLike,
-    cluster_index: int,
-    feature_names: Sequence[str],
-    scaler: StandardScaler | None = None,
+    model: Pipeline, x_row: ArrayLike, cluster_index: int, feature_names: Sequence[str]
 ) -> list[FeatureComparison]:
-    """Compare one customer with a segment centre. ``model`` is a fitted pipeline, or the
-    scaled centroids (K x d) together with the run's fitted ``scaler``."""
-    names = validate_features(feature_names)
-    if isinstance(model, Pipeline):
-        centroids, scaler = centroids_sd(model), model[0]
-    elif scaler is None:
-        raise ValueError("pass the run's scaler together with raw centroids")
-    else:
-        centroids = np.asarray(model, dtype=np.float64)
-    x = _as_matrix(x_row, names)
-    centre_sd = centroids[cluster_index]
-    x_sd = scaler.transform(x)[0]
-    centre = scaler.inverse_transform(centre_sd.reshape(1, -1))[0]
-    return [
-        FeatureComparison(f, float(x[0, i]), float(centre[i]), float(x_sd[i] - centre_sd[i]))
-        for i, f in enumerate(names)
-    ]
+    """Compare one customer with a segment centre of a fitted pipeline."""
+    return CompactModel.from_pipeline(model, 1.0).explain(
+        _as_matrix(x_row, feature_names)[0], cluster_index, validate_features(feature_names)
+    )
 
 
 # --------------------------------------------------------------------------- stability
@@ -786,7 +581,7 @@ def _reference_labels(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Scaled working rows and the final model's labels on them."""
     if isinstance(reference, Pipeline):
-        Xs = reference[0].transform(X)
+        Xs = to_model_space(reference, X)
         return Xs, reference[-1].predict(Xs)
     labels = np.asarray(reference)
     labels = labels if rows is None else labels[rows]
@@ -863,12 +658,12 @@ def match_centroids(
     max_distance: float | None = None,
     allowed: ArrayLike | None = None,
 ) -> dict[int, int]:
-    """Map new segment index -> previous segment index by an optimal one-to-one
-    assignment on euclidean distance; unmatched new segments are absent.
+    """Map new segment index -> previous segment index, one-to-one, closest pairs first
+    (see _closest_pairs_first); unmatched new segments are absent.
 
     Both centroid sets must live in one space. Scaled centroids of two runs are NOT
     comparable (each run has its own scaler), so pass ``centroids_original`` of both runs
-    and a common ``scale`` (e.g. the new run's ``pipeline[0].scale_``): distances are then
+    and a common ``scale`` (e.g. the new run's ``scaler_of(pipeline).scale_``): distances are then
     in standard deviations. Pairs farther apart than ``max_distance``, or False in the
     boolean ``allowed`` matrix (new x previous), are not matches."""
     prev = np.atleast_2d(np.asarray(previous, dtype=np.float64))
@@ -881,12 +676,26 @@ def match_centroids(
     usable = np.ones_like(cost, dtype=bool) if allowed is None else np.array(allowed, bool)
     if max_distance is not None:
         usable &= cost <= max_distance
-    # A forbidden pair costs what leaving both unmatched is worth: the limit when there is
-    # one (so a close pair is never traded for two farther ones), else more than any pair.
-    penalty = max_distance if max_distance is not None else float(cost.max()) + 1.0
-    priced = np.where(usable, cost, penalty)
-    rows, cols = linear_sum_assignment(priced)
-    return {int(r): int(c) for r, c in zip(rows, cols, strict=True) if usable[r, c]}
+    return _closest_pairs_first(cost, usable)
+
+
+def _closest_pairs_first(cost: np.ndarray, usable: np.ndarray) -> dict[int, int]:
+    """Pair the closest usable (new, previous) pair, take both out, repeat.
+
+    Unlike a minimum-total assignment this never trades a close pair for two farther
+    ones: a segment goes on in the cluster nearest to it unless that cluster is even
+    nearer to another segment (a stable matching), so an edited strategy stays with the
+    customers it was written for. Ties go to the lower indexes."""
+    pairs: dict[int, int] = {}
+    taken_previous: set[int] = set()
+    order = np.argsort(cost, axis=None, kind="stable")
+    for flat in order:
+        new, old = np.unravel_index(int(flat), cost.shape)
+        if not usable[new, old] or new in pairs or old in taken_previous:
+            continue
+        pairs[int(new)] = int(old)
+        taken_previous.add(int(old))
+    return pairs
 
 
 # --------------------------------------------------------------------------- serving
@@ -906,6 +715,7 @@ class CompactModel:
     centres_sd: np.ndarray
     sigma2: float
     unusual_d2: float  # see unusual_distance2
+    log_mask: np.ndarray | None = None  # columns read as log(1 + x)
 
     @classmethod
     def from_pipeline(
@@ -913,16 +723,37 @@ class CompactModel:
     ) -> CompactModel:
         """``unusual_d2`` comes from the run; without one (a run trained before it was
         kept), the round-cloud model's own 99.9 % distance stands in."""
-        scaler = pipeline[0]
+        scaler = scaler_of(pipeline)
         centres = centroids_sd(pipeline).copy()
         sigma2 = max(float(sigma2), MIN_VARIANCE)
         if unusual_d2 is None:
             unusual_d2 = float(chi2.ppf(UNUSUAL_QUANTILE, centres.shape[1])) * sigma2
-        return cls(scaler.mean_.copy(), scaler.scale_.copy(), centres, sigma2, unusual_d2)
+        mask = log_mask_of(pipeline)
+        return cls(
+            scaler.mean_.copy(),
+            scaler.scale_.copy(),
+            centres,
+            sigma2,
+            unusual_d2,
+            mask.copy() if mask.any() else None,
+        )
+
+    def _z(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        if self.log_mask is not None:
+            X = log_transform(np.atleast_2d(X), self.log_mask)
+        return (X - self.mean) / self.scale
+
+    def centre_original(self, cluster_index: int) -> np.ndarray:
+        centre = self.centres_sd[cluster_index] * self.scale + self.mean
+        if self.log_mask is not None:
+            centre = centre.copy()
+            centre[self.log_mask] = np.expm1(centre[self.log_mask])
+        return centre
 
     def squared_distances(self, X: np.ndarray) -> np.ndarray:
         """(n, K) squared distances to the centres, in standard deviations."""
-        z = (np.asarray(X, dtype=np.float64) - self.mean) / self.scale
+        z = self._z(X)
         return ((z[:, None, :] - self.centres_sd[None, :, :]) ** 2).sum(axis=2)
 
     def probabilities(self, X: np.ndarray) -> np.ndarray:
@@ -945,8 +776,8 @@ class CompactModel:
         self, x: np.ndarray, cluster_index: int, feature_names: Sequence[str]
     ) -> list[FeatureComparison]:
         centre_sd = self.centres_sd[cluster_index]
-        centre = centre_sd * self.scale + self.mean
-        x_sd = (x - self.mean) / self.scale
+        centre = self.centre_original(cluster_index)
+        x_sd = self._z(np.atleast_2d(x))[0]
         return [
             FeatureComparison(f, float(x[i]), float(centre[i]), float(x_sd[i] - centre_sd[i]))
             for i, f in enumerate(feature_names)

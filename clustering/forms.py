@@ -2,25 +2,25 @@ from __future__ import annotations
 
 from django import forms
 
-from clustering import engine
-from clustering.models import Segment
-from customers.models import RANGES, Customer, field_label
-
-FEATURE_CHOICES = [(name, field_label(name)) for name in engine.FEATURES]
+from clustering.models import Segment, TrainingRun
+from customers.catalogue import BUILT_IN_CATALOGUE, Catalogue, Feature
 
 
-def _range_field(field: str, label: str, help_text: str, *, decimal: bool = False):
-    bounds = RANGES[field]
-    kind = forms.FloatField if decimal else forms.IntegerField
+def feature_field(feature: Feature) -> forms.Field:
+    """The form field of a numeric catalogue feature: its label, range and whole-number rule."""
+    kind = forms.IntegerField if feature.whole else forms.FloatField
+    label = feature.label
     return kind(
         label=label,
-        required=False,
-        min_value=bounds.minimum,
-        max_value=bounds.maximum,
-        help_text=help_text,
+        required=True,
+        min_value=feature.minimum,
+        max_value=feature.maximum,
+        help_text=feature.help,
         error_messages={
             "required": f"Enter the customer's {label.lower()}.",
-            "invalid": f"{label} must be a number.",
+            "invalid": f"{label} must be a whole number."
+            if feature.whole
+            else f"{label} must be a number.",
             "min_value": f"{label} must be at least %(limit_value)s.",
             "max_value": f"{label} must be at most %(limit_value)s.",
         },
@@ -28,32 +28,16 @@ def _range_field(field: str, label: str, help_text: str, *, decimal: bool = Fals
 
 
 class PredictForm(forms.Form):
-    age = _range_field("age", "Age", "In years, 16 to 110.")
-    annual_income = _range_field(
-        "annual_income", "Annual income (k)", "Thousands a year, e.g. 75.", decimal=True
-    )
-    spending_score = _range_field(
-        "spending_score", "Spending score", "1 (spends little) to 100 (spends a lot)."
-    )
-    purchase_frequency = _range_field("purchase_frequency", "Purchases per year", "E.g. 12.")
-    sex = forms.ChoiceField(
-        choices=Customer.Sex.choices,
-        initial=Customer.Sex.UNKNOWN,
-        required=False,
-        help_text="Never used to place a customer.",
-    )
+    """One field per feature of the active model, as the run defined them."""
 
-    def __init__(self, *args, features: tuple[str, ...] = engine.FEATURES, **kwargs):
+    def __init__(self, *args, definitions: tuple[Feature, ...] = (), **kwargs):
         super().__init__(*args, **kwargs)
-        self.features = features
-        for name in engine.FEATURES:
-            if name in features:
-                self.fields[name].required = True
-            else:
-                del self.fields[name]  # the active model does not use it: do not ask
+        self.definitions = definitions
+        for feature in definitions:
+            self.fields[feature.key] = feature_field(feature)
 
     def row(self) -> dict[str, float]:
-        return {name: self.cleaned_data[name] for name in self.features}
+        return {feature.key: self.cleaned_data[feature.key] for feature in self.definitions}
 
 
 class SegmentForm(forms.ModelForm):
@@ -103,14 +87,38 @@ class RetrainForm(forms.Form):
     k_min = forms.IntegerField(label="Try from", min_value=2, max_value=20, initial=2)
     k_max = forms.IntegerField(label="up to", min_value=2, max_value=20, initial=10)
     features = forms.MultipleChoiceField(
-        choices=FEATURE_CHOICES,
-        initial=list(engine.FEATURES),
+        required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="At least two. Sex is never used.",
+        help_text="None ticked: every number that nearly all customers have. Sex is never used.",
+    )
+    missing = forms.ChoiceField(
+        label="Customers missing a chosen feature",
+        choices=TrainingRun.Missing.choices,
+        initial=TrainingRun.Missing.EXCLUDE,
+        widget=forms.RadioSelect,
+    )
+    log_mode = forms.ChoiceField(
+        label="Skewed amounts",
+        choices=[
+            ("auto", "Read heavily skewed amounts on a log scale (automatic)"),
+            ("none", "Never"),
+            ("chosen", "Only the features ticked below"),
+        ],
+        initial="auto",
+        widget=forms.RadioSelect,
+    )
+    log_features = forms.MultipleChoiceField(
+        label="Log scale for", required=False, widget=forms.CheckboxSelectMultiple
     )
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, catalogue: Catalogue = BUILT_IN_CATALOGUE, **kwargs):
         super().__init__(*args, **kwargs)
+        self.catalogue = catalogue
+        choices = [(f.key, f.label) for f in catalogue.clusterable()]
+        self.fields["features"].choices = choices
+        self.fields["log_features"].choices = [
+            (f.key, f.label) for f in catalogue.clusterable() if f.log_allowed
+        ]
         # The range is ignored with a fixed number, so the browser must not refuse the form
         # over a leftover range; clean() checks it whenever it is used.
         for name in ("k_min", "k_max"):
@@ -133,15 +141,27 @@ class RetrainForm(forms.Form):
             self.add_error("k_max", "The upper end must not be below the lower end.")
         if fixed and not data.get("k") and "k" not in self._errors:
             self.add_error("k", "Give the number of segments, or let the site choose.")
-        if data.get("features") is not None and len(data["features"]) < 2:
-            self.add_error("features", "Choose at least two features.")
+        if len(data.get("features") or ()) == 1:
+            self.add_error("features", "Choose at least two features, or none for the default.")
         return data
 
     def params(self):
         from clustering.services import TrainingParams
 
         data = self.cleaned_data
-        features = tuple(f for f in engine.FEATURES if f in data["features"])
+        options = {
+            "features": self.catalogue.ordered(data.get("features") or ()),
+            "missing": data["missing"],
+            "log_features": self._log_features(),
+        }
         if data["mode"] == self.MODE_FIXED:
-            return TrainingParams(features, k=data["k"])  # the range is not used
-        return TrainingParams(features, k_min=data["k_min"], k_max=data["k_max"])
+            return TrainingParams(k=data["k"], **options)  # the range is not used
+        return TrainingParams(k_min=data["k_min"], k_max=data["k_max"], **options)
+
+    def _log_features(self) -> tuple[str, ...] | None:
+        mode = self.cleaned_data.get("log_mode")
+        if mode == "none":
+            return ()
+        if mode == "chosen":
+            return tuple(self.cleaned_data.get("log_features") or ())
+        return None

@@ -14,7 +14,8 @@ from django.db.models import Q
 
 class Segment(models.Model):
     name = models.CharField(max_length=80, unique=True)
-    archetype = models.CharField(max_length=40, help_text="The engine's archetype at creation.")
+    # A persona key ("high_value") or a profile signature ("profile:high=grocery;low=fresh").
+    archetype = models.CharField(max_length=200, help_text="The engine's archetype at creation.")
     description = models.TextField(blank=True)
     actions = models.JSONField(default=list, blank=True, help_text="Concrete marketing actions.")
     is_active = models.BooleanField(
@@ -41,13 +42,37 @@ class TrainingRun(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
 
+    # Customers missing a chosen feature are left out, or get the feature's median.
+    class Missing(models.TextChoices):
+        EXCLUDE = "exclude", "Leave them out of the segmentation"
+        MEDIAN = "median", "Fill in the median of the other customers"
+
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     # True while pending or running, NULL otherwise: a partial unique index on it
     # lets the database itself refuse a second concurrent training.
     in_flight = models.BooleanField(null=True, default=True, editable=False)
     is_active = models.BooleanField(default=False)
 
+    # Empty until the run starts when the features are chosen automatically (the catalogue's
+    # numeric features that enough customers have).
     features = models.JSONField(default=list)
+    features_auto = models.BooleanField(default=False)
+    # What each feature was when the run trained (label, unit, range): its model reads and
+    # explains values this way even if the catalogue changes later.
+    feature_info = models.JSONField(default=dict, blank=True)
+    missing = models.CharField(max_length=10, choices=Missing.choices, default=Missing.EXCLUDE)
+    imputed = models.JSONField(default=dict, blank=True, help_text="Median filled in, by feature.")
+    missing_by_feature = models.JSONField(
+        default=dict, blank=True, help_text="Customers without each feature."
+    )
+    # None: choose automatically (skewed money-like features); a list: exactly these.
+    log_requested = models.JSONField(null=True, blank=True)
+    log_features = models.JSONField(default=list, blank=True)
+    outliers = models.PositiveIntegerField(
+        default=0, help_text="Customers far outside the rest: not used to fit the centres."
+    )
+    min_segment_share = models.FloatField(null=True, blank=True)
+    sweep_sample_size = models.PositiveIntegerField(null=True, blank=True)
     k_requested = models.PositiveSmallIntegerField(null=True, blank=True)
     k_min = models.PositiveSmallIntegerField(default=2)
     k_max = models.PositiveSmallIntegerField(default=10)
@@ -122,8 +147,8 @@ class Cluster(models.Model):
     run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="clusters")
     index = models.PositiveSmallIntegerField(help_text="The K-Means label within the run.")
     segment = models.ForeignKey(Segment, on_delete=models.PROTECT, related_name="clusters")
-    archetype = models.CharField(max_length=40)
-    reason = models.CharField(max_length=200, help_text="Why the engine chose this archetype.")
+    archetype = models.CharField(max_length=200)
+    reason = models.CharField(max_length=300, help_text="Why the engine chose this archetype.")
     centroid = models.JSONField(help_text="Centre in original units, by feature.")
     centroid_sd = models.JSONField(help_text="Centre in standard deviations from the mean.")
     size = models.PositiveIntegerField()
@@ -131,6 +156,8 @@ class Cluster(models.Model):
     means = models.JSONField(default=dict)
     medians = models.JSONField(default=dict)
     sex_mix = models.JSONField(default=dict)
+    # Categorical attributes: {feature: [[value, share], ...]}, most common first.
+    category_mix = models.JSONField(default=dict, blank=True)
     mean_confidence = models.FloatField(null=True, blank=True)
 
     class Meta:
@@ -173,6 +200,9 @@ class ClusterAssignment(models.Model):
         db_index=False,
     )
     confidence = models.FloatField()
+    # Far from every segment centre (or left out of fitting as an outlier): the segment is
+    # only the nearest guess.
+    unusual = models.BooleanField(default=False)
 
     class Meta:
         indexes = [

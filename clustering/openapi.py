@@ -2,47 +2,46 @@
 
 from __future__ import annotations
 
-from customers.models import RANGES, Customer
+from customers.catalogue import CUSTOMER_ID_MAX_LENGTH, SEX_CHOICES, Catalogue, Feature
 
 
-def _number(field: str, kind: str, description: str, nullable: bool = False) -> dict:
-    bounds = RANGES[field]
-    schema = {
-        "type": [kind, "null"] if nullable else kind,
-        "minimum": bounds.minimum,
-        "maximum": bounds.maximum,
-        "description": description,
+def feature_schema(feature: Feature) -> dict:
+    """A numeric catalogue feature as a JSON schema property."""
+    schema: dict = {
+        "type": ["integer" if feature.whole else "number", "null"],
+        "description": feature.help or feature.label,
     }
+    if feature.minimum is not None:
+        schema["minimum"] = feature.minimum
+    if feature.maximum is not None:
+        schema["maximum"] = feature.maximum
     return schema
 
 
-CUSTOMER = {
-    "type": "object",
-    "additionalProperties": False,
-    "description": "The features the active model uses (GET /segments/ lists them as "
-    "`features`) are required; the others are ignored.",
-    "properties": {
+def customer_schema(catalogue: Catalogue) -> dict:
+    """One customer to place: every numeric catalogue feature, from the catalogue."""
+    properties = {
         "customer_id": {
             "type": ["string", "null"],
-            "maxLength": 64,
+            "maxLength": CUSTOMER_ID_MAX_LENGTH,
             "description": "Your own ID, echoed.",
         },
-        "age": _number("age", "integer", "Years."),
-        "annual_income": _number("annual_income", "number", "Thousands per year."),
-        "spending_score": _number("spending_score", "integer", "1 to 100."),
-        "purchase_frequency": _number(
-            "purchase_frequency",
-            "integer",
-            "Purchases per year.",
-            nullable=True,
-        ),
+        **{f.key: feature_schema(f) for f in catalogue.clusterable()},
         "sex": {
             "type": ["string", "null"],
-            "enum": [*Customer.Sex.values, None],
+            "enum": [*(code for code, _label in SEX_CHOICES), None],
             "description": "For display only; never used to place a customer.",
         },
-    },
-}
+    }
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "The features the active model uses (GET /segments/ lists them as "
+        "`features`) are required; the others are ignored.",
+        "properties": properties,
+    }
+
+
 SEGMENT_REF = {
     "type": "object",
     "properties": {
@@ -143,7 +142,7 @@ def _errors(*codes: int) -> dict:
     }
 
 
-def openapi_document(server_url: str) -> dict:
+def openapi_document(server_url: str, catalogue: Catalogue) -> dict:
     return {
         "openapi": "3.1.0",
         "info": {
@@ -157,7 +156,11 @@ def openapi_document(server_url: str) -> dict:
         "security": [{"bearer": []}],
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Customer": CUSTOMER, "Prediction": PREDICTION, "Error": ERROR},
+            "schemas": {
+                "Customer": customer_schema(catalogue),
+                "Prediction": PREDICTION,
+                "Error": ERROR,
+            },
         },
         "paths": _paths(),
     }

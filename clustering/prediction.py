@@ -19,6 +19,7 @@ from django.conf import settings
 from clustering import engine
 from clustering.model_store import model_load
 from clustering.models import Cluster
+from customers.catalogue import BUILT_IN_CATALOGUE, Feature
 
 MODEL_UNAVAILABLE = (
     "The active model cannot be loaded (its file is missing or altered). An administrator "
@@ -43,6 +44,8 @@ class SegmentInfo:
 class ActiveModel:
     run_id: int
     features: tuple[str, ...]
+    # The features as the run trained on them (label, range, whole number or not).
+    definitions: tuple[Feature, ...]
     sigma2: float
     pipeline: object
     compact: engine.CompactModel
@@ -93,6 +96,7 @@ def _load_active() -> ActiveModel:
         .values_list(
             "run_id",
             "run__features",
+            "run__feature_info",
             "run__within_variance",
             "run__unusual_distance2",
             "run__model_file",
@@ -106,14 +110,25 @@ def _load_active() -> ActiveModel:
     )
     if not rows:
         raise NoActiveModel("No segmentation has been trained yet.")
-    run_id, features, sigma2, unusual_d2, model_file, sha256 = rows[0][:6]
+    run_id, features, feature_info, sigma2, unusual_d2, model_file, sha256 = rows[0][:7]
     segments = tuple(
         SegmentInfo(segment_id, name, archetype, description, tuple(actions))
         for *_run, archetype, segment_id, name, description, actions in rows
     )
     pipeline = _pipeline(run_id, model_file, sha256)
     compact = engine.CompactModel.from_pipeline(pipeline, sigma2, unusual_d2)
-    return ActiveModel(run_id, tuple(features), sigma2, pipeline, compact, segments)
+    definitions = feature_definitions(features, feature_info)
+    return ActiveModel(run_id, tuple(features), definitions, sigma2, pipeline, compact, segments)
+
+
+def feature_definitions(features, feature_info: dict | None) -> tuple[Feature, ...]:
+    """The run's features as it saved them; a run trained before it saved them reads the
+    built-in catalogue."""
+    info = feature_info or {}
+    return tuple(
+        Feature.from_snapshot(info[key]) if key in info else BUILT_IN_CATALOGUE[key]
+        for key in features
+    )
 
 
 def model_active() -> ActiveModel:

@@ -9,14 +9,23 @@ from dataclasses import dataclass
 import numpy as np
 from django.core.paginator import Paginator
 from django.db import connection
+from django.db.models import F
 
 from clustering import engine
 from clustering.comparisons import run_moves
-from clustering.engine import FEATURES
 from clustering.models import Cluster, ClusterAssignment, TrainingRun
-from customers.csv_format import EXPORT_COLUMNS
+from customers.catalogue import KEY_PATTERN, SOURCE_FIELD, Catalogue, Feature
 from customers.models import Customer
-from customers.services import EchoBuffer, format_number
+from customers.selectors import catalogue_current
+from customers.services import (
+    FIELDS as CUSTOMER_FIELDS,
+)
+from customers.services import (
+    EchoBuffer,
+    export_columns,
+    format_value,
+    spreadsheet_safe,
+)
 
 SEX_CODES = tuple(Customer.Sex.values)
 FETCH_ROWS = 50_000
@@ -24,46 +33,101 @@ FETCH_ROWS = 50_000
 
 @dataclass(frozen=True)
 class FeatureMatrix:
-    """Customers with every chosen feature known.
+    """The customers a run segments, as float64 arrays.
 
-    ``values`` holds all of FEATURES (NaN where unknown) for statistics;
-    ``X`` only the run's features, for the model.
+    ``values`` holds every numeric catalogue feature (``value_features``; NaN where
+    unknown) for statistics; ``X`` only the run's features, after the missing-value rule.
     """
 
     customer_pks: np.ndarray
     values: np.ndarray
+    value_features: tuple[str, ...]
     X: np.ndarray
     sex: np.ndarray
-    excluded: int
+    excluded: int  # customers left out for a missing feature
+    missing_by_feature: dict[str, int]
+    imputed: dict[str, float]
 
 
-def customers_feature_matrix(*, features: list[str]) -> FeatureMatrix:
-    """Every customer's features as float64, read in chunks without model instances."""
-    table = Customer._meta.db_table
-    complete = " AND ".join(f"{f} IS NOT NULL" for f in features)
+def feature_sql(key: str, catalogue: Catalogue) -> str:
+    """The SQL expression of a numeric feature: its column, or its attribute as a number."""
+    feature = catalogue[key]
+    if feature.source == SOURCE_FIELD:
+        return key
+    if not KEY_PATTERN.match(key):  # keys are ours, but a query never trusts a string
+        raise ValueError(f"not a feature key: {key!r}")
+    if connection.vendor == "postgresql":
+        # A text value in a numeric attribute (an edit in the admin) reads as unknown.
+        return (
+            f"CASE WHEN jsonb_typeof(attributes->'{key}') = 'number' "
+            f"THEN (attributes->>'{key}')::double precision END"
+        )
+    return (
+        f"CASE WHEN json_type(attributes, '$.{key}') IN ('integer', 'real') "
+        f"THEN json_extract(attributes, '$.{key}') END"
+    )
+
+
+def feature_coverage(*, catalogue: Catalogue) -> tuple[int, dict[str, int]]:
+    """(customers, {numeric feature: customers who have it}) in one pass."""
+    keys = [f.key for f in catalogue.clusterable()]
+    counts = ", ".join(f"COUNT({feature_sql(key, catalogue)})" for key in keys)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*), {counts} FROM {Customer._meta.db_table}")
+        total, *known = cursor.fetchone()
+    return total, dict(zip(keys, known, strict=True))
+
+
+def customers_feature_matrix(
+    *, features: list[str], catalogue: Catalogue, missing: str = "exclude"
+) -> FeatureMatrix:
+    """Every customer's numeric features as float64, read in chunks without model instances.
+
+    ``missing``: "exclude" leaves out customers without a chosen feature; "median" gives
+    them the median of the customers who have it."""
+    value_features = tuple(f.key for f in catalogue.numeric())
+    columns = ", ".join(feature_sql(key, catalogue) for key in value_features)
     sex_case = " ".join(f"WHEN '{code}' THEN {i}" for i, code in enumerate(SEX_CODES))
     sql = (
-        f"SELECT id, {', '.join(FEATURES)}, CASE sex {sex_case} ELSE 3 END "
-        f"FROM {table} WHERE {complete} ORDER BY id"
+        f"SELECT id, {columns}, CASE sex {sex_case} ELSE 3 END "
+        f"FROM {Customer._meta.db_table} ORDER BY id"
     )
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT COUNT(*) FROM {table}")
-        total = cursor.fetchone()[0]
         cursor.execute(sql)
         parts = []
         while rows := cursor.fetchmany(FETCH_ROWS):
             parts.append(np.array(rows, dtype=np.float64))
-    data = np.concatenate(parts) if parts else np.empty((0, len(FEATURES) + 2))
-    values = data[:, 1 : 1 + len(FEATURES)]
-    chosen = [FEATURES.index(f) for f in features]
+    data = np.concatenate(parts) if parts else np.empty((0, len(value_features) + 2))
+    values = data[:, 1 : 1 + len(value_features)]
+    chosen = values[:, [value_features.index(f) for f in features]]
+    unknown = np.isnan(chosen)
+    missing_by_feature = {f: int(n) for f, n in zip(features, unknown.sum(axis=0), strict=True)}
+    imputed: dict[str, float] = {}
+    if missing == "median":
+        for column, feature in enumerate(features):
+            known = chosen[~unknown[:, column], column]
+            if unknown[:, column].any() and len(known):
+                imputed[feature] = float(np.median(known))
+                chosen[unknown[:, column], column] = imputed[feature]
+        keep = ~np.isnan(chosen).any(axis=1)
+    else:
+        keep = ~unknown.any(axis=1)
     return FeatureMatrix(
-        customer_pks=data[:, 0].astype(np.int64),
-        values=values,
-        X=np.ascontiguousarray(values[:, chosen]),
-        sex=data[:, -1].astype(np.int8),
-        # max: an import committed between the two reads must not make this negative.
-        excluded=max(0, total - len(data)),
+        customer_pks=data[keep, 0].astype(np.int64),
+        values=values[keep],
+        value_features=value_features,
+        X=np.ascontiguousarray(chosen[keep]),
+        sex=data[keep, -1].astype(np.int8),
+        excluded=int((~keep).sum()),
+        missing_by_feature=missing_by_feature,
+        imputed=imputed,
     )
+
+
+def active_run_features() -> tuple[str, ...]:
+    """The features the active model uses (none without one)."""
+    features = TrainingRun.objects.filter(is_active=True).values_list("features", flat=True)
+    return tuple(features.first() or ())
 
 
 def run_active(*, with_projection: bool = True) -> TrainingRun | None:
@@ -77,6 +141,13 @@ def run_in_flight() -> TrainingRun | None:
 
 def run_clusters(*, run: TrainingRun) -> list[Cluster]:
     return list(run.clusters.select_related("segment").order_by("-size"))
+
+
+def _verdict_json(run: TrainingRun) -> dict | None:
+    if run.silhouette is None:
+        return None
+    verdict = engine.silhouette_verdict(run.silhouette)
+    return {"band": verdict.band, "text": verdict.text}
 
 
 def run_summary(*, run: TrainingRun) -> dict:
@@ -93,8 +164,13 @@ def run_summary(*, run: TrainingRun) -> dict:
         "silhouette": run.silhouette,
         "inertia": run.inertia,
         "stability": run.stability,
+        "verdict": _verdict_json(run),
         "customers_used": run.customers_used,
         "customers_excluded": run.customers_excluded,
+        "missing": run.missing,
+        "imputed": run.imputed,
+        "log_features": run.log_features,
+        "outliers": run.outliers,
         "algorithm": run.algorithm or None,
         "per_k": [
             {"k": k, "inertia": inertia, "silhouette": silhouette}
@@ -124,12 +200,6 @@ def run_summary(*, run: TrainingRun) -> dict:
 
 # --------------------------------------------------------------------------- pages
 
-FEATURE_LABELS = {
-    "age": ("Age", "years"),
-    "annual_income": ("Annual income", "k"),
-    "spending_score": ("Spending score", "/100"),
-    "purchase_frequency": ("Purchases per year", "/year"),
-}
 SEX_LABELS = dict(Customer.Sex.choices)
 # Colour-blind-safe palette (Okabe-Ito, then Tol): one colour per cluster index.
 PALETTE = (
@@ -162,6 +232,7 @@ class FeatureRow:
     unit: str
     value: float | None
     population: float | None
+    in_model: bool = False
 
     @property
     def difference(self) -> float | None:
@@ -177,19 +248,43 @@ class SegmentCard:
     features: list[FeatureRow]
     sex_mix: list[tuple[str, float]]
     colour: str
+    # Categorical attributes: (label, [(value, share), ...]).
+    mixes: list[tuple[str, list]] = ()
 
 
-def _card(segment, cluster: Cluster | None, population: dict) -> SegmentCard:
-    features, sex_mix, colour = [], [], PALETTE[0]
-    if cluster is not None:
-        features = [
-            FeatureRow(label, unit, cluster.means.get(name), population.get(name))
-            for name, (label, unit) in FEATURE_LABELS.items()
-        ]
-        # A fixed order: PostgreSQL's jsonb does not keep the keys' order.
-        sex_mix = [(SEX_LABELS[k], cluster.sex_mix[k]) for k in SEX_CODES if cluster.sex_mix.get(k)]
-        colour = PALETTE[cluster.index % len(PALETTE)]
-    return SegmentCard(segment, cluster, features, sex_mix, colour)
+def run_catalogue(run: TrainingRun, catalogue: Catalogue | None = None) -> Catalogue:
+    """The catalogue as the run saw it: its own features as they were when it trained,
+    then the other features of the catalogue now."""
+    catalogue = catalogue or catalogue_current()
+    own = [Feature.from_snapshot(data) for data in (run.feature_info or {}).values()]
+    own_keys = {f.key for f in own}
+    return Catalogue(tuple(own) + tuple(f for f in catalogue if f.key not in own_keys))
+
+
+def _card(segment, cluster: Cluster | None, run: TrainingRun | None, catalogue) -> SegmentCard:
+    if cluster is None or run is None:
+        return SegmentCard(segment, None, [], [], PALETTE[0])
+    population = run.population_means
+    features = [
+        FeatureRow(f.label, f.unit, cluster.means.get(f.key), population.get(f.key), in_model)
+        for in_model, f in _card_features(run, catalogue)
+        if f.key in population
+    ]
+    # A fixed order: PostgreSQL's jsonb does not keep the keys' order.
+    sex_mix = [(SEX_LABELS[k], cluster.sex_mix[k]) for k in SEX_CODES if cluster.sex_mix.get(k)]
+    mixes = [
+        (catalogue[key].label if key in catalogue else key, shares)
+        for key, shares in sorted(cluster.category_mix.items())
+    ]
+    colour = PALETTE[cluster.index % len(PALETTE)]
+    return SegmentCard(segment, cluster, features, sex_mix, colour, mixes)
+
+
+def _card_features(run: TrainingRun, catalogue: Catalogue) -> list[tuple[bool, Feature]]:
+    """The run's features first (they define the segments), then the other numbers."""
+    own = [catalogue[key] for key in run.features if key in catalogue]
+    others = [f for f in catalogue.numeric() if f.key not in run.features]
+    return [(True, f) for f in own] + [(False, f) for f in others]
 
 
 def segment_active_cluster(*, segment) -> Cluster | None:
@@ -203,8 +298,9 @@ def segment_active_cluster(*, segment) -> Cluster | None:
 
 def segment_card(*, segment) -> SegmentCard:
     cluster = segment_active_cluster(segment=segment)
-    population = cluster.run.population_means if cluster else {}
-    return _card(segment, cluster, population)
+    run = cluster.run if cluster else None
+    catalogue = run_catalogue(run) if run else None
+    return _card(segment, cluster, run, catalogue)
 
 
 def _chart_data(run: TrainingRun, clusters: list[Cluster]) -> dict:
@@ -237,16 +333,18 @@ def dashboard_context() -> dict:
     context = {
         "run": run,
         "training": run_in_flight() or TrainingRun.objects.defer("projection").first(),
-        "features": tuple(run.features) if run else FEATURES,
+        "features": tuple(run.features) if run else (),
         **METRIC_HELP,
     }
     if run is None:
         context["customer_count"] = Customer.objects.count()
         return context
     clusters = run_clusters(run=run)
+    catalogue = run_catalogue(run)
     context.update(
         clusters=clusters,
-        cards=[_card(c.segment, c, run.population_means) for c in clusters],
+        cards=[_card(c.segment, c, run, catalogue) for c in clusters],
+        catalogue=catalogue,
         verdict=engine.silhouette_verdict(run.silhouette) if run.silhouette is not None else None,
         charts=_chart_data(run, clusters),
     )
@@ -322,34 +420,60 @@ def run_comparison_context(first, second) -> dict:
     return context
 
 
-SORTS = {
-    "confidence": "confidence",
-    "-confidence": "-confidence",
-    "customer": "customer__customer_id",
-    "-customer": "-customer__customer_id",
-    "age": "customer__age",
-    "-age": "-customer__age",
-    "income": "customer__annual_income",
-    "-income": "-customer__annual_income",
-    "spending": "customer__spending_score",
-    "-spending": "-customer__spending_score",
-    "frequency": "customer__purchase_frequency",
-    "-frequency": "-customer__purchase_frequency",
+# Sort keys of the members table beside the feature keys (old links keep working).
+SORT_ALIASES = {
+    "customer": "customer_id",
+    "income": "annual_income",
+    "spending": "spending_score",
+    "frequency": "purchase_frequency",
 }
-MEMBER_COLUMNS = (
-    ("customer", "Customer ID"),
-    ("confidence", "Confidence"),
-    ("age", "Age"),
-    ("income", "Income (k)"),
-    ("spending", "Spending score"),
-    ("frequency", "Purchases per year"),
-)
 CONFIDENCE_FILTERS = {
     "very": (0.90, None),
     "confident": (0.70, 0.90),
     "moderate": (0.50, 0.70),
     "low": (None, 0.50),
 }
+
+
+@dataclass(frozen=True)
+class MemberColumn:
+    key: str
+    label: str
+    feature: Feature | None = None
+
+    def value(self, customer: Customer):
+        if self.feature is None:
+            return getattr(customer, self.key)
+        if self.feature.source == SOURCE_FIELD:
+            return getattr(customer, self.key)
+        return (customer.attributes or {}).get(self.key)
+
+
+def member_columns(run: TrainingRun, catalogue: Catalogue) -> list[MemberColumn]:
+    """Customer ID, confidence, the run's features, then every other catalogue feature."""
+    features = [f for _in_model, f in _card_features(run, catalogue)]
+    features += [f for f in catalogue.categorical()]
+    return [
+        MemberColumn("customer_id", "Customer ID"),
+        MemberColumn("confidence", "Confidence"),
+        *(MemberColumn(f.key, f.label, f) for f in features),
+    ]
+
+
+def _order_by(sort: str, columns: list[MemberColumn]):
+    """The ORDER BY of a sort key ("-annual_income"), or None when it is not a column."""
+    descending = sort.startswith("-")
+    key = SORT_ALIASES.get(sort.lstrip("-"), sort.lstrip("-"))
+    column = next((c for c in columns if c.key == key), None)
+    if column is None:
+        return None
+    if key == "confidence":
+        expression = F("confidence")
+    elif column.feature is None or column.feature.source == SOURCE_FIELD:
+        expression = F(f"customer__{key}")
+    else:
+        expression = F(f"customer__attributes__{key}")
+    return expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True)
 
 
 def _members_queryset(cluster: Cluster, params) -> tuple:
@@ -361,7 +485,7 @@ def _members_queryset(cluster: Cluster, params) -> tuple:
         queryset = (
             queryset.none()
             if "\x00" in search
-            else queryset.filter(customer__customer_id__startswith=search)
+            else queryset.filter(customer__customer_id__icontains=search)
         )
         filtered = True
     band = params.get("band") if params.get("band") in CONFIDENCE_FILTERS else ""
@@ -378,26 +502,31 @@ def _members_queryset(cluster: Cluster, params) -> tuple:
 def segment_members_context(*, segment, params) -> dict:
     """One page of a segment's members in the active run, searched, filtered and sorted."""
     cluster = segment_active_cluster(segment=segment)
-    context = {"segment": segment, "cluster": cluster, "columns": MEMBER_COLUMNS}
+    context = {"segment": segment, "cluster": cluster}
     if cluster is None:
         return context
+    columns = member_columns(cluster.run, run_catalogue(cluster.run))
     queryset, filtered, search, band = _members_queryset(cluster, params)
-    sort = params.get("sort") if params.get("sort") in SORTS else "-confidence"
+    sort = params.get("sort") or "-confidence"
+    order = _order_by(sort, columns)
+    if order is None:
+        sort, order = "-confidence", F("confidence").desc()
     # Ties follow the main direction, so the confidence order is one index scan.
     tie_break = "-customer_id" if sort.startswith("-") else "customer_id"
-    queryset = queryset.select_related("customer").order_by(SORTS[sort], tie_break)
+    queryset = queryset.select_related("customer").order_by(order, tie_break)
     paginator = Paginator(queryset, 50)
     if not filtered:
         # The size is known from the run: no COUNT over a large segment.
         paginator.count = cluster.size
     page = paginator.get_page(params.get("page"))
-    context.update(page=page, sort=sort, q=search, band=band, filtered=filtered)
+    rows = [
+        {"assignment": a, "cells": [c.value(a.customer) for c in columns[2:]]}
+        for a in page.object_list
+    ]
+    context.update(
+        page=page, rows=rows, columns=columns, sort=sort, q=search, band=band, filtered=filtered
+    )
     return context
-
-
-def spreadsheet_safe(text: str) -> str:
-    """Free text a marketer typed must not run as a formula when the file opens in Excel."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def segment_export_lines(*, cluster: Cluster, params) -> Iterator[str]:
@@ -406,26 +535,21 @@ def segment_export_lines(*, cluster: Cluster, params) -> Iterator[str]:
     segment = cluster.segment
     name = spreadsheet_safe(segment.name)
     strategy = spreadsheet_safe(" | ".join([segment.description, *segment.actions]).strip(" |"))
-    yield writer.writerow((*EXPORT_COLUMNS, "segment", "confidence", "band", "strategy"))
+    columns = export_columns()
+    yield writer.writerow((*columns, "segment", "confidence", "band", "strategy"))
+    built_in = [c for c in columns if c in CUSTOMER_FIELDS]
+    attributes = [c for c in columns if c not in CUSTOMER_FIELDS]
     queryset, _filtered, _search, _band = _members_queryset(cluster, params)
     rows = queryset.order_by("-confidence", "customer_id").values_list(
-        "customer__customer_id",
-        "customer__sex",
-        "customer__age",
-        "customer__annual_income",
-        "customer__spending_score",
-        "customer__purchase_frequency",
-        "confidence",
+        *(f"customer__{c}" for c in built_in), "customer__attributes", "confidence"
     )
-    for cid, sex, age, income, score, frequency, confidence in rows.iterator(chunk_size=5_000):
+    for *values, extra, confidence in rows.iterator(chunk_size=5_000):
+        extra = extra or {}
+        cells = [format_value(v) for v in values] + [format_value(extra.get(a)) for a in attributes]
         yield writer.writerow(
             (
-                spreadsheet_safe(cid),
-                sex,
-                age,
-                format_number(income),
-                score,
-                format_number(frequency),
+                spreadsheet_safe(cells[0]),
+                *(spreadsheet_safe(cell) for cell in cells[1:]),
                 name,
                 f"{engine.confidence_rounded(confidence):.4f}",
                 engine.confidence_band(confidence),

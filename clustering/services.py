@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -25,12 +26,21 @@ from django.utils import timezone
 from sklearn.decomposition import PCA
 from threadpoolctl import threadpool_limits
 
-from clustering import engine
+from clustering import engine, naming
 from clustering.comparisons import run_moves_warm
 from clustering.model_store import ModelFileError, model_delete, model_save
 from clustering.models import Cluster, ClusterAssignment, Segment, TrainingRun
 from clustering.prediction import cache_clear as prediction_cache_clear
-from clustering.selectors import SEX_CODES, FeatureMatrix, customers_feature_matrix, run_in_flight
+from clustering.preparation import (
+    NotEnoughData,
+    PreparedData,
+    features_default,
+    training_data_prepare,
+)
+from clustering.selectors import SEX_CODES, FeatureMatrix, run_in_flight
+from customers.catalogue import Catalogue
+from customers.models import Customer
+from customers.selectors import catalogue_current
 
 logger = logging.getLogger(__name__)
 
@@ -54,13 +64,22 @@ class QueueUnavailable(Exception):
 
 @dataclass(frozen=True)
 class TrainingParams:
-    features: tuple[str, ...] = engine.FEATURES
+    """What a retrain was asked for. No features: the catalogue's numeric features that
+    enough customers have (chosen when the run starts, on the data as it is then)."""
+
+    features: tuple[str, ...] = ()
     k: int | None = None
     k_min: int = 2
     k_max: int = 10
+    missing: str = TrainingRun.Missing.EXCLUDE
+    # None: log-transform skewed money-like features automatically; else exactly these.
+    log_features: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        engine.validate_features(self.features)
+        if self.features:
+            engine.validate_features(self.features)
+        if self.missing not in TrainingRun.Missing.values:
+            raise ValueError(f"missing must be one of {', '.join(TrainingRun.Missing.values)}")
         if self.k is not None:
             if not 2 <= self.k <= 20:
                 raise ValueError("the number of segments must be between 2 and 20")
@@ -88,6 +107,9 @@ def training_run_start(*, user=None, params: TrainingParams, enqueue: bool = Tru
         with transaction.atomic():
             run = TrainingRun.objects.create(
                 features=list(params.features),
+                features_auto=not params.features,
+                missing=params.missing,
+                log_requested=None if params.log_features is None else list(params.log_features),
                 k_requested=params.k,
                 k_min=params.k_min,
                 k_max=params.k_max,
@@ -171,11 +193,19 @@ class Outcome:
     pipeline: object
     labels: np.ndarray
     confidence: np.ndarray
-    names: list[engine.ClusterName]
+    names: list[naming.ClusterName]
     stability: float
     sigma2: float
     unusual_d2: float
+    unusual: np.ndarray
+    prepared: PreparedData
+    catalogue: Catalogue
+    min_share: float
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.prepared.features
 
 
 def _timed(timings: dict[str, float], name: str, function, *args, **kwargs):
@@ -185,54 +215,94 @@ def _timed(timings: dict[str, float], name: str, function, *args, **kwargs):
     return result
 
 
-def _check_enough(data: FeatureMatrix, features: list[str], k_values: range) -> None:
+def _check_enough(prepared: PreparedData, k_values: range) -> None:
     needed = max(k_values) + 1
-    if len(data.X) < needed:
-        known = ", ".join(features)
+    rows = int(prepared.fit_rows.sum())
+    if rows < needed:
+        known = ", ".join(prepared.features)
         raise TrainingError(
-            f"Only {len(data.X)} customer(s) have all of {known} filled in "
-            f"({data.excluded} excluded for missing values); at least {needed} are needed "
-            f"for {max(k_values)} segments. Import more customers or choose fewer features."
+            f"Only {rows} customer(s) have all of {known} filled in "
+            f"({prepared.data.excluded} left out for missing values, "
+            f"{int(prepared.outliers.sum())} far outside the rest); at least {needed} are "
+            f"needed for {max(k_values)} segments. Import more customers, choose fewer "
+            "features, or fill in missing values with the median."
         )
+
+
+def _prepare(run: TrainingRun, catalogue: Catalogue) -> PreparedData:
+    """The run's features (chosen now when automatic) and its customers, ready to fit."""
+    try:
+        features = tuple(run.features) or features_default(catalogue=catalogue)
+        prepared = training_data_prepare(
+            features=catalogue.ordered(features) if run.features_auto else features,
+            catalogue=catalogue,
+            missing=run.missing,
+            log_requested=run.log_requested,
+        )
+    except NotEnoughData as problem:
+        raise TrainingError(str(problem)) from None
+    TrainingRun.objects.filter(id=run.id).update(features=list(prepared.features))
+    return prepared
+
+
+def min_segment_share(n_rows: int) -> float:
+    """The smallest segment the automatic K accepts, as a share of the customers."""
+    size = settings.CLUSTERING_MIN_SEGMENT_SIZE / max(n_rows, 1)
+    return max(settings.CLUSTERING_MIN_SEGMENT_SHARE, size)
 
 
 def training_compute(*, run: TrainingRun, report: ProgressReporter) -> Outcome:
     """Read the customers and fit the model; writes nothing but progress."""
     timings: dict[str, float] = {}
     random_state = settings.CLUSTERING_RANDOM_STATE
-    k_values = TrainingParams(tuple(run.features), run.k_requested, run.k_min, run.k_max).k_values()
+    k_values = TrainingParams((), run.k_requested, run.k_min, run.k_max).k_values()
     report(2, "Reading customers", force=True)
-    data = _timed(timings, "read", customers_feature_matrix, features=run.features)
-    _check_enough(data, run.features, k_values)
+    catalogue = catalogue_current()
+    prepared = _timed(timings, "read", _prepare, run, catalogue)
+    _check_enough(prepared, k_values)
+    X_model = prepared.X_model()
     sweep = _timed(
         timings,
         "sweep",
         engine.sweep,
-        data.X,
+        X_model,
         k_values=k_values,
         random_state=random_state,
         progress=report.between(10, 70),
         keep_labels=False,
     )
-    k = run.k_requested or engine.choose_k(sweep)
+    min_share = min_segment_share(len(X_model))
+    k = run.k_requested or engine.choose_k(sweep, min_share=min_share)
     report(70, f"Fitting the final model with {k} segments", force=True)
-    pipeline = _timed(timings, "fit", engine.fit, data.X, k=k, random_state=random_state)
-    sigma2 = engine.within_variance(pipeline, len(data.X))
+    X_fit = prepared.data.X[prepared.fit_rows]
+    pipeline = _timed(
+        timings,
+        "fit",
+        engine.fit,
+        X_fit,
+        k=k,
+        random_state=random_state,
+        log_columns=prepared.log_mask,
+    )
+    sigma2 = engine.within_variance(pipeline, len(X_fit))
     report(80, "Scoring customers", force=True)
-    scores = _timed(timings, "score", engine.score, pipeline, data.X, sigma2=sigma2)
+    scores = _timed(timings, "score", engine.score, pipeline, prepared.data.X, sigma2=sigma2)
+    unusual_d2 = engine.unusual_distance2(scores.nearest_d2[prepared.fit_rows])
     report(86, "Checking stability", force=True)
     stability = _timed(
         timings,
         "stability",
         engine.stability,
-        data.X,
-        scores.cluster,
+        X_model,
+        scores.cluster[prepared.fit_rows],
         k=k,
         random_state=random_state,
     )
-    names = engine.name_clusters(engine.centroids_sd(pipeline), run.features)
+    names = naming.name_clusters(
+        engine.centroids_sd(pipeline), prepared.features, labels=catalogue.labels()
+    )
     return Outcome(
-        data,
+        prepared.data,
         sweep,
         k,
         pipeline,
@@ -241,7 +311,11 @@ def training_compute(*, run: TrainingRun, report: ProgressReporter) -> Outcome:
         names,
         stability,
         sigma2,
-        engine.unusual_distance2(scores.nearest_d2),
+        unusual_d2,
+        prepared.outliers | (scores.nearest_d2 > unusual_d2),
+        prepared,
+        catalogue,
+        min_share,
         timings,
     )
 
@@ -377,7 +451,9 @@ def training_run_write(*, run: TrainingRun, outcome: Outcome, stored) -> None:
             customer_pks=outcome.data.customer_pks,
             cluster_ids=cluster_ids[outcome.labels],
             confidence=outcome.confidence,
+            unusual=outcome.unusual,
         )
+        category_mix_write(run_id=run.id, catalogue=outcome.catalogue)
         _finish_run(run=run, outcome=outcome, stored=stored)
         run_activate(run_id=run.id)
 
@@ -404,7 +480,14 @@ def _finish_run(*, run: TrainingRun, outcome: Outcome, stored) -> None:
         silhouette_sample_size=sweep.silhouette_sample_size,
         customers_used=len(outcome.data.X),
         customers_excluded=outcome.data.excluded,
-        population_means=_means(outcome.data.values),
+        feature_info={key: outcome.catalogue[key].snapshot() for key in outcome.features},
+        imputed={k: round(v, 4) for k, v in outcome.data.imputed.items()},
+        missing_by_feature=outcome.data.missing_by_feature,
+        log_features=[f for f, log in zip(outcome.features, outcome.prepared.log_mask) if log],
+        outliers=int(outcome.prepared.outliers.sum()),
+        min_segment_share=round(outcome.min_share, 5),
+        sweep_sample_size=sweep.sweep_sample_size,
+        population_means=_means(outcome.data.values, outcome.data.value_features),
         projection=projection_sample(outcome),
         timings=outcome.timings,
         model_file=stored.file_name,
@@ -415,12 +498,11 @@ def _finish_run(*, run: TrainingRun, outcome: Outcome, stored) -> None:
         raise TrainingError("The run was stopped (marked failed) before it could be saved.")
 
 
-def _means(values: np.ndarray) -> dict[str, float | None]:
-    with np.errstate(all="ignore"):
+def _means(values: np.ndarray, features: tuple[str, ...]) -> dict[str, float | None]:
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a feature nobody in a segment has
         means = np.nanmean(values, axis=0) if len(values) else np.full(values.shape[1], np.nan)
-    return {
-        f: (None if np.isnan(m) else round(float(m), 3)) for f, m in zip(engine.FEATURES, means)
-    }
+    return {f: (None if np.isnan(m) else round(float(m), 3)) for f, m in zip(features, means)}
 
 
 def projection_sample(outcome: Outcome) -> dict:
@@ -432,7 +514,7 @@ def projection_sample(outcome: Outcome) -> dict:
         if n > PROJECTION_POINTS
         else slice(None)
     )
-    scaled = outcome.pipeline[0].transform(outcome.data.X[rows])
+    scaled = engine.to_model_space(outcome.pipeline, outcome.data.X[rows])
     pca = PCA(n_components=2, random_state=0).fit(scaled)
     points = pca.transform(scaled)
     return {
@@ -457,15 +539,16 @@ def _matches_with_active_run(outcome: Outcome, features: list[str]) -> dict[int,
     old_clusters = list(previous.clusters.select_related("segment").order_by("index"))
     if not old_clusters:
         return {}
-    new_centroids = engine.centroids_original(outcome.pipeline)
-    old_centroids = np.array([[c.centroid[f] for f in features] for c in old_clusters])
+    # Compared where the new model sees customers (log scale where chosen, in sd).
+    new_centroids = engine.centroids_sd(outcome.pipeline)
+    old_original = np.array([[c.centroid[f] for f in features] for c in old_clusters])
+    old_centroids = engine.to_model_space(outcome.pipeline, old_original)
     same_archetype = np.array(
         [[persona.archetype == c.archetype for c in old_clusters] for persona in outcome.names]
     )
     pairs = engine.match_centroids(
         old_centroids,
         new_centroids,
-        scale=outcome.pipeline[0].scale_,
         max_distance=MATCH_MAX_DISTANCE,
         allowed=same_archetype,
     )
@@ -486,7 +569,7 @@ def _unique_name(name: str, taken: set[str]) -> str:
 
 def segments_for_clusters(*, run: TrainingRun, outcome: Outcome) -> list[Segment]:
     """One segment per cluster: matched ones carry over, the others are reused or created."""
-    matched = _matches_with_active_run(outcome, run.features)
+    matched = _matches_with_active_run(outcome, list(outcome.features))
     used = {segment.id for segment in matched.values()}
     taken = set(Segment.objects.values_list("name", flat=True))
     segments = []
@@ -507,7 +590,7 @@ def segments_for_clusters(*, run: TrainingRun, outcome: Outcome) -> list[Segment
                 .first()
             )
         if segment is None:
-            strategy = engine.STRATEGIES[persona.archetype]
+            strategy = naming.strategy_for(persona.archetype, reason=persona.reason)
             segment = Segment.objects.create(
                 name=_unique_name(persona.name, taken),
                 archetype=persona.archetype,
@@ -538,15 +621,17 @@ def clusters_create(
                 index=index,
                 segment=segments[index],
                 archetype=persona.archetype,
-                reason=persona.reason[:200],
-                centroid={f: round(float(v), 4) for f, v in zip(run.features, centroids[index])},
+                reason=persona.reason[:300],
+                centroid={
+                    f: round(float(v), 4) for f, v in zip(outcome.features, centroids[index])
+                },
                 centroid_sd={
-                    f: round(float(v), 4) for f, v in zip(run.features, centroids_sd[index])
+                    f: round(float(v), 4) for f, v in zip(outcome.features, centroids_sd[index])
                 },
                 size=size,
                 share=size / total,
-                means=_means(values),
-                medians=_medians(values),
+                means=_means(values, outcome.data.value_features),
+                medians=_medians(values, outcome.data.value_features),
                 sex_mix=_sex_mix(outcome.data.sex[members]),
                 mean_confidence=float(outcome.confidence[members].mean()) if size else None,
             )
@@ -554,9 +639,9 @@ def clusters_create(
     return Cluster.objects.bulk_create(clusters)
 
 
-def _medians(values: np.ndarray) -> dict[str, float | None]:
+def _medians(values: np.ndarray, features: tuple[str, ...]) -> dict[str, float | None]:
     result = {}
-    for column, feature in enumerate(engine.FEATURES):
+    for column, feature in enumerate(features):
         known = values[:, column][~np.isnan(values[:, column])]
         result[feature] = round(float(np.median(known)), 3) if len(known) else None
     return result
@@ -581,35 +666,47 @@ _COPY_ROW = np.dtype(
         ("cluster", ">i8"),
         ("confidence_len", ">i4"),
         ("confidence", ">f8"),
+        ("unusual_len", ">i4"),
+        ("unusual", "u1"),
     ]
 )
 
 
 def assignments_write(
-    *, run_id: int, customer_pks: np.ndarray, cluster_ids: np.ndarray, confidence: np.ndarray
+    *,
+    run_id: int,
+    customer_pks: np.ndarray,
+    cluster_ids: np.ndarray,
+    confidence: np.ndarray,
+    unusual: np.ndarray | None = None,
 ) -> None:
     """Insert one assignment per customer, in chunks (binary COPY on PostgreSQL)."""
+    if unusual is None:
+        unusual = np.zeros(len(customer_pks), dtype=bool)
     with connection.cursor() as cursor:
         for start in range(0, len(customer_pks), ASSIGNMENT_CHUNK):
-            end = start + ASSIGNMENT_CHUNK
+            part = slice(start, start + ASSIGNMENT_CHUNK)
             assignments_write_chunk(
                 cursor,
                 run_id,
-                customer_pks[start:end],
-                cluster_ids[start:end],
-                confidence[start:end],
+                customer_pks[part],
+                cluster_ids[part],
+                confidence[part],
+                unusual[part],
             )
 
 
-def assignments_write_chunk(cursor, run_id, customer_pks, cluster_ids, confidence) -> None:
+def assignments_write_chunk(cursor, run_id, customer_pks, cluster_ids, confidence, unusual):
     table = ClusterAssignment._meta.db_table
-    columns = "run_id, customer_id, cluster_id, confidence"
+    columns = "run_id, customer_id, cluster_id, confidence, unusual"
     if connection.vendor == "postgresql":
         rows = np.zeros(len(customer_pks), dtype=_COPY_ROW)
-        rows["fields"] = 4
+        rows["fields"] = 5
         rows["run_len"] = rows["customer_len"] = rows["cluster_len"] = rows["confidence_len"] = 8
+        rows["unusual_len"] = 1
         rows["run"], rows["customer"], rows["cluster"] = run_id, customer_pks, cluster_ids
         rows["confidence"] = confidence
+        rows["unusual"] = unusual
         with cursor.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT BINARY)") as copy:
             copy.write(_COPY_HEADER + rows.tobytes() + _COPY_TRAILER)
         return
@@ -618,8 +715,56 @@ def assignments_write_chunk(cursor, run_id, customer_pks, cluster_ids, confidenc
         customer_pks.tolist(),
         cluster_ids.tolist(),
         confidence.tolist(),
+        np.asarray(unusual, dtype=bool).tolist(),
     )
-    cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s)", list(values))
+    cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s)", list(values))
+
+
+CATEGORY_MIX_TOP = 10
+
+
+def category_mix_write(*, run_id: int, catalogue: Catalogue) -> None:
+    """Each cluster's mix of every categorical attribute, counted by the database."""
+    keys = [f.key for f in catalogue.categorical() if f.source != "field"]
+    if not keys:
+        return
+    mixes: dict[int, dict[str, list]] = {}
+    for key in keys:
+        for cluster_id, value, count in _category_counts(run_id, key):
+            mixes.setdefault(cluster_id, {}).setdefault(key, []).append((value, count))
+    for cluster_id, counts in mixes.items():
+        Cluster.objects.filter(id=cluster_id).update(
+            category_mix={key: _top_shares(pairs) for key, pairs in counts.items()}
+        )
+
+
+def _category_counts(run_id: int, key: str) -> list[tuple[int, str | None, int]]:
+    if connection.vendor == "postgresql":
+        value = f"c.attributes->>'{key}'"
+    else:
+        value = f"json_extract(c.attributes, '$.{key}')"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT a.cluster_id, {value}, COUNT(*) FROM {ClusterAssignment._meta.db_table} a "
+            f"JOIN {Customer._meta.db_table} c ON c.id = a.customer_id "
+            "WHERE a.run_id = %s GROUP BY 1, 2",
+            [run_id],
+        )
+        return cursor.fetchall()
+
+
+def _top_shares(pairs: list[tuple[str | None, int]]) -> list[list]:
+    """[[value, share], ...], most common first; the rest as "other", unknown last."""
+    total = sum(count for _value, count in pairs) or 1
+    known = sorted((p for p in pairs if p[0] is not None), key=lambda p: (-p[1], str(p[0])))
+    shown = [[str(value), round(count / total, 4)] for value, count in known[:CATEGORY_MIX_TOP]]
+    rest = sum(count for _value, count in known[CATEGORY_MIX_TOP:])
+    if rest:
+        shown.append(["other", round(rest / total, 4)])
+    unknown = sum(count for value, count in pairs if value is None)
+    if unknown:
+        shown.append(["unknown", round(unknown / total, 4)])
+    return shown
 
 
 def run_activate(*, run_id: int) -> TrainingRun:

@@ -13,11 +13,17 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_htmx.http import HttpResponseClientRefresh
 
-from clustering import engine, selectors
+from clustering import selectors
 from clustering.forms import PredictForm, RetrainForm, SegmentForm
 from clustering.model_store import ModelFileError
 from clustering.models import Segment, TrainingRun
-from clustering.prediction import MODEL_UNAVAILABLE, NoActiveModel, model_active, predict_many
+from clustering.prediction import (
+    MODEL_UNAVAILABLE,
+    NoActiveModel,
+    feature_definitions,
+    model_active,
+    predict_many,
+)
 from clustering.prediction import cache_clear as prediction_cache_clear
 from clustering.services import (
     QueueUnavailable,
@@ -26,6 +32,7 @@ from clustering.services import (
     training_run_start,
     training_runs_reap,
 )
+from customers.selectors import catalogue_current
 
 VIEW_SEGMENTS = "clustering.view_segment"
 
@@ -42,8 +49,10 @@ def _partial(request: HttpRequest, template: str, name: str) -> str:
 def dashboard(request: HttpRequest) -> HttpResponse:
     training_runs_reap()
     context = selectors.dashboard_context()
-    context["predict_form"] = PredictForm(features=context["features"])
-    context["retrain_form"] = RetrainForm()
+    run = context["run"]
+    definitions = feature_definitions(run.features, run.feature_info) if run else ()
+    context["predict_form"] = PredictForm(definitions=definitions)
+    context["retrain_form"] = RetrainForm(catalogue=catalogue_current())
     context["has_model"] = context["run"] is not None
     return render(request, "clustering/dashboard.html", context)
 
@@ -61,8 +70,7 @@ def predict(request: HttpRequest) -> HttpResponse:
     except ModelFileError:
         logger.exception("the active model cannot be loaded")
         model, model_error = None, MODEL_UNAVAILABLE
-    features = model.features if model else engine.FEATURES
-    form = PredictForm(request.POST or None, features=features)
+    form = PredictForm(request.POST or None, definitions=model.definitions if model else ())
     context = {
         "predict_form": form,
         "prediction": None,
@@ -119,7 +127,7 @@ def _card_after_edit(request: HttpRequest, segment: Segment) -> HttpResponse:
 @permission_required("clustering.start_training", raise_exception=True)
 def run_start(request: HttpRequest) -> HttpResponse:
     """Queue a retrain (or show the one already going); the panel then polls its progress."""
-    form = RetrainForm(request.POST)
+    form = RetrainForm(request.POST, catalogue=catalogue_current())
     if not form.is_valid():
         context = {"retrain_form": form, "training": selectors.run_in_flight()}
         # htmx swaps only successful responses; the form with its messages is the answer.
@@ -134,7 +142,7 @@ def run_start(request: HttpRequest) -> HttpResponse:
         if run.status == TrainingRun.Status.FAILED:
             messages.error(request, run.error)
         return redirect("clustering:run_detail", run_id=run.id)
-    context = {"retrain_form": RetrainForm(), "training": run}
+    context = {"retrain_form": RetrainForm(catalogue=catalogue_current()), "training": run}
     return render(request, "clustering/retrain.html#retrain-panel", context)
 
 

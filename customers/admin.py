@@ -4,8 +4,7 @@ from django.contrib import admin
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 
-from customers.csv_format import EXPORT_COLUMNS
-from customers.models import Customer
+from customers.models import Attribute, Customer, ImportRecord
 from customers.services import customers_export_lines
 
 
@@ -64,7 +63,15 @@ def export_selected(modeladmin, request, queryset):
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
-    list_display = (*EXPORT_COLUMNS, "updated_at")
+    list_display = (
+        "customer_id",
+        "age",
+        "annual_income",
+        "spending_score",
+        "purchase_frequency",
+        "sex",
+        "updated_at",
+    )
     list_filter = ("sex", AgeBandFilter, IncomeBandFilter)
     search_fields = ("customer_id__startswith",)
     ordering = ("customer_id",)
@@ -84,3 +91,28 @@ class CustomerAdmin(admin.ModelAdmin):
 
 admin.site.site_header = "Customer segmentation: data management"
 admin.site.site_title = "Segmentation admin"
+
+
+@admin.register(Attribute)
+class AttributeAdmin(admin.ModelAdmin):
+    """The customers' own columns: relabel them here; their values are on each customer."""
+
+    list_display = ("key", "label", "kind", "source", "expression", "created_at")
+    readonly_fields = ("key", "kind", "source", "expression", "header", "created_at")
+
+
+@admin.register(ImportRecord)
+class ImportRecordAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "file_name",
+        "created_by",
+        "created_at",
+        "created",
+        "updated",
+        "undone_at",
+    )
+    readonly_fields = [f.name for f in ImportRecord._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False

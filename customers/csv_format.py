@@ -1,72 +1,54 @@
-"""The customer CSV format: header mapping, value parsing and row validation.
+"""The customer file format: which column feeds which feature, value parsing, row checks.
 
-Pure Python (no database), so that the import command, the upload page and
-the tests share one definition of what a valid row is.
+Pure Python (no database): the import command, the upload page and the tests share one
+definition of what a valid row is. What the features are comes from the feature
+catalogue passed in (customers.catalogue), never from a list here.
+
+A file's columns map to targets: ``customer_id``, a catalogue feature, or a new
+attribute the file brings (its kind detected from the values). Derived columns add
+targets computed from other columns (customers.expressions). Only the ID is needed,
+and even that can be made from the row number or from columns the user names.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import statistics
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
-from customers.models import RANGES
-
-# The columns export writes and import reads, in this order.
-EXPORT_COLUMNS = (
-    "customer_id",
-    "sex",
-    "age",
-    "annual_income",
-    "spending_score",
-    "purchase_frequency",
+from customers.catalogue import (
+    CATEGORICAL,
+    CATEGORY_MAX_VALUES,
+    CUSTOMER_ID_MAX_LENGTH,
+    ID_ALIASES,
+    KEY_PATTERN,
+    NUMERIC,
+    SEX_ALIASES,
+    SOURCE_ATTRIBUTE,
+    SOURCE_DERIVED,
+    TEXT_MAX_LENGTH,
+    Catalogue,
+    Feature,
+    attribute_key,
+    normalise_header,
 )
-REQUIRED_FIELDS = ("customer_id", "age", "annual_income", "spending_score")
-OPTIONAL_FIELDS = ("purchase_frequency", "sex")
-CUSTOMER_ID_MAX_LENGTH = 64
+from customers.expressions import Derivation
 
-# Header names seen in real files, after normalise_header(); maps to model fields.
-HEADER_ALIASES: dict[str, str] = {
-    **{
-        name: "customer_id"
-        for name in (
-            "customerid",
-            "id",
-            "customer",
-            "customerno",
-            "customernumber",
-            "clientid",
-            "custid",
-        )
-    },
-    **{name: "sex" for name in ("sex", "gender", "genre")},
-    **{name: "age" for name in ("age", "ageyears")},
-    **{
-        name: "annual_income"
-        for name in ("annualincome", "income", "annualincomek", "yearlyincome", "incomek")
-    },
-    **{name: "spending_score" for name in ("spendingscore", "score", "spending")},
-    **{
-        name: "purchase_frequency"
-        for name in (
-            "purchasefrequency",
-            "purchases",
-            "purchasesperyear",
-            "frequency",
-            "purchasecount",
-            "orders",
-            "ordersperyear",
-        )
-    },
-}
-
-SEX_ALIASES: dict[str, str] = {
-    **dict.fromkeys(("f", "female", "woman", "w", "femme"), "female"),
-    **dict.fromkeys(("m", "male", "man", "homme"), "male"),
-    **dict.fromkeys(("o", "other", "x", "nonbinary", "non-binary", "diverse", "d"), "other"),
-    **dict.fromkeys(("", "u", "unknown", "n/a", "na", "?", "-", "prefer not to say"), "unknown"),
-}
+ID = "customer_id"
+IGNORE = ""
+# The column step's choice "keep as a new attribute of this kind": "new:numeric".
+NEW_ATTRIBUTE = "new:"
+# Cells that mean "unknown" in the files people have, whatever the column.
+MISSING_MARKERS = frozenset({"", "na", "n/a", "nan", "null", "none", "-", "?", "#n/a"})
+# A plain decimal number: ASCII digits, one optional point; no exponent, no underscores.
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+_CURRENCY = "$€£¥"
+# Characters no ID may hold: control characters and bidirectional overrides, which make
+# an ID print as something else.
+_BIDI = {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"}
 
 
 class CsvFormatError(ValueError):
@@ -74,128 +56,456 @@ class CsvFormatError(ValueError):
 
 
 class UnclearColumns(CsvFormatError):
-    """Required fields have no column, or a field has two: the upload page then asks which
-    column holds each field."""
+    """A column is named for two targets: the upload page then asks which column is which."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        headers: Iterable[str],
-        missing: Iterable[str],
-        found: Mapping[str, int],
-        ambiguous: Iterable[str] = (),
-    ):
+    def __init__(self, message: str, *, headers: Iterable[str], ambiguous: Iterable[str] = ()):
         super().__init__(message)
         self.headers = tuple(headers)
-        self.missing = tuple(missing)  # required fields without a column
-        self.ambiguous = tuple(ambiguous)  # fields more than one column is named for
-        self.found = dict(found)  # field -> the position of the one column recognised for it
+        self.ambiguous = tuple(ambiguous)
 
 
-def normalise_header(name: str) -> str:
-    """'Annual Income (k$)' -> 'annualincome': drop case, spaces, punctuation, bracketed units."""
-    without_units = re.sub(r"[(\[{].*?[)\]}]", "", name)
-    return re.sub(r"[^a-z0-9]", "", without_units.lower())
-
-
-def parse_mapping_option(items: Iterable[str]) -> dict[str, str]:
-    """Turn ``--map "Source column=field"`` options into {source header: field}."""
+def parse_mapping_option(items: Iterable[str], catalogue: Catalogue) -> dict[str, str]:
+    """Turn ``--map "Source column=field"`` options into {source header: target}."""
     mapping = {}
-    valid = set(REQUIRED_FIELDS + OPTIONAL_FIELDS)
+    valid = {ID, *catalogue.keys}
     for item in items:
-        source, sep, field = item.partition("=")
-        if not sep or not source.strip() or field.strip() not in valid:
+        source, sep, target = item.partition("=")
+        target = target.strip()
+        if not sep or not source.strip() or target not in valid:
             raise CsvFormatError(
                 f'--map {item!r} must look like "Source column=field" with field one of '
                 f"{', '.join(sorted(valid))}"
             )
-        mapping[source.strip()] = field.strip()
+        mapping[source.strip()] = target
     return mapping
+
+
+# --------------------------------------------------------------------------- values
+
+
+class Invalid(Exception):
+    """One cell is not a valid value; ``reason`` completes "<field> ..."."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def is_missing(text: str) -> bool:
+    return text.strip().lower() in MISSING_MARKERS
+
+
+def parse_number(text: str, *, decimal_comma: bool) -> float:
+    """A plain decimal number ("1234.5", "1 234,5" with a decimal comma, "$52,000" is not)."""
+    cleaned = text.strip().replace("\u00a0", "").replace(" ", "")
+    if cleaned[:1] in _CURRENCY:
+        cleaned = cleaned[1:]
+    if decimal_comma and cleaned.count(",") == 1 and "." not in cleaned:
+        cleaned = cleaned.replace(",", ".")
+    if not _NUMBER.fullmatch(cleaned):
+        raise Invalid("is not a number")
+    value = float(cleaned)
+    if not math.isfinite(value):
+        raise Invalid("is not a finite number")
+    return value
+
+
+def parse_customer_id(text: str) -> str:
+    text = text.strip()
+    if not text:
+        raise Invalid("is empty; every customer needs an ID")
+    if any(unicodedata.category(c) == "Cc" or c in _BIDI for c in text):
+        raise Invalid("contains a control or text-direction character")
+    if len(text) > CUSTOMER_ID_MAX_LENGTH:
+        raise Invalid(f"is longer than {CUSTOMER_ID_MAX_LENGTH} characters")
+    return text
+
+
+def parse_value(feature: Feature, text: str, *, decimal_comma: bool):
+    """The value of one cell for ``feature``; None for a blank (missing, never zero)."""
+    if feature.key == "sex":
+        sex = SEX_ALIASES.get(text.strip().lower())
+        if sex is None:
+            raise Invalid("must be female, male, other or unknown (or empty)")
+        return sex
+    if is_missing(text):
+        return None
+    if feature.kind == CATEGORICAL:
+        return parse_category(text)
+    return check_number(feature, parse_number(text, decimal_comma=decimal_comma))
+
+
+def check_number(feature: Feature, value: float) -> float | int:
+    problem = feature.range_problem(value)
+    if problem:
+        raise Invalid(problem)
+    return int(value) if feature.whole else value
+
+
+def parse_category(text: str) -> str:
+    text = text.strip()
+    if any(unicodedata.category(c) == "Cc" for c in text):
+        raise Invalid("contains a control character")
+    if len(text) > TEXT_MAX_LENGTH:
+        raise Invalid(f"is longer than {TEXT_MAX_LENGTH} characters")
+    return text
+
+
+# --------------------------------------------------------------------------- profiles
+
+
+@dataclass
+class ColumnProfile:
+    """What the first rows of a file say about one column (kind, examples, median)."""
+
+    header: str
+    values: int = 0
+    blanks: int = 0
+    numbers: list[float] = field(default_factory=list)
+    not_numbers: int = 0
+    distinct: set[str] = field(default_factory=set)
+    examples: list[str] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return NUMERIC if self.numbers and not self.not_numbers else CATEGORICAL
+
+    @property
+    def whole(self) -> bool:
+        return all(float(v).is_integer() for v in self.numbers)
+
+    @property
+    def many_values(self) -> bool:
+        """Free text (names, e-mails): too many distinct values to count as categories."""
+        return self.kind == CATEGORICAL and len(self.distinct) > CATEGORY_MAX_VALUES
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.numbers) if self.numbers else None
+
+
+def profile_columns(
+    headers: Sequence[str], rows: Iterable[Sequence[str]], *, decimal_comma: bool
+) -> list[ColumnProfile]:
+    """Profiles of every column over ``rows`` (the caller bounds how many)."""
+    profiles = [ColumnProfile(header) for header in headers]
+    for cells in rows:
+        for profile, cell in zip(profiles, cells, strict=False):
+            _profile_cell(profile, cell, decimal_comma)
+    return profiles
+
+
+def _profile_cell(profile: ColumnProfile, cell: str, decimal_comma: bool) -> None:
+    profile.values += 1
+    if is_missing(cell):
+        profile.blanks += 1
+        return
+    if len(profile.examples) < 3 and cell.strip() not in profile.examples:
+        profile.examples.append(cell.strip())
+    if len(profile.distinct) <= CATEGORY_MAX_VALUES:
+        profile.distinct.add(cell.strip())
+    try:
+        profile.numbers.append(parse_number(cell, decimal_comma=decimal_comma))
+    except Invalid:
+        profile.not_numbers += 1
+
+
+def new_attribute(
+    header: str, profile: ColumnProfile | None, taken: set[str], *, kind: str | None = None
+) -> Feature:
+    """The catalogue entry a file's column becomes when it is kept as an attribute."""
+    key = attribute_key(header)
+    base, number = key, 2
+    while key in taken or not KEY_PATTERN.match(key):
+        key = f"{base[:36]}_{number}"
+        number += 1
+    kind = kind or (profile.kind if profile else NUMERIC)
+    whole = bool(profile and kind == NUMERIC and profile.numbers and profile.whole)
+    return Feature(
+        key=key,
+        label=header.strip()[:80] or key,
+        short_label=key.replace("_", " "),
+        kind=kind,
+        whole=whole,
+        source=SOURCE_ATTRIBUTE,
+        help=f"From the column {header!r}",
+        log_allowed=kind == NUMERIC,
+    )
+
+
+# --------------------------------------------------------------------------- mapping
+
+
+@dataclass(frozen=True)
+class DerivedColumn:
+    """A derivation resolved against a file: the target it feeds and the columns it reads."""
+
+    derivation: Derivation
+    target: str  # a catalogue key or a new attribute's key
+    positions: dict[str, int]  # column name in the expression -> position
 
 
 @dataclass(frozen=True)
 class ColumnMapping:
-    """Which position of the file feeds which field, and what the file has that we ignore."""
+    """Which position of the file feeds which target, and what the file has that we ignore."""
 
-    positions: dict[str, int]
     headers: tuple[str, ...]
-    ignored: tuple[str, ...]
+    positions: dict[str, int]  # customer_id / feature key -> position
+    features: dict[str, Feature]  # every target's definition (catalogue or new attribute)
+    ignored: tuple[str, ...] = ()
+    derived: tuple[DerivedColumn, ...] = ()
+    id_positions: tuple[int, ...] = ()  # no ID column: the ID is made from these columns
+    id_prefix: str = "row"  # ... or from this and the row number
 
-    def header_of(self, field: str) -> str:
-        return self.headers[self.positions[field]]
+    def header_of(self, target: str) -> str:
+        if target in self.positions:
+            return self.headers[self.positions[target]]
+        for derived in self.derived:
+            if derived.target == target:
+                return f"{derived.derivation.name}={derived.derivation.expression.text}"
+        return target
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """Every feature the file gives a value for (columns, then derived ones)."""
+        direct = [t for t in self.positions if t != ID]
+        return (*direct, *(d.target for d in self.derived if d.target not in direct))
+
+    @property
+    def new_attributes(self) -> tuple[Feature, ...]:
+        return tuple(
+            f for f in self.features.values() if f.source in (SOURCE_ATTRIBUTE, SOURCE_DERIVED)
+        )
+
+    def id_source(self) -> str:
+        """How customers of this file are identified, in words for the report."""
+        if ID in self.positions:
+            return f"the column {self.headers[self.positions[ID]]!r}"
+        if self.id_positions:
+            names = " + ".join(repr(self.headers[i]) for i in self.id_positions)
+            return f"the columns {names} joined with '-'"
+        return f"the row number, as {self.id_prefix}-000001, {self.id_prefix}-000002, ..."
+
+
+@dataclass(frozen=True)
+class MappingRequest:
+    """What the user said about the columns (the command's options or the column step)."""
+
+    explicit: Mapping[str, str] | Sequence[str] | None = None  # header -> target, or by position
+    attributes: str | Sequence[str] = ()  # "all", or headers to keep as attributes
+    kinds: Mapping[str, str] = field(default_factory=dict)  # header -> numeric/categorical
+    derive: Sequence[Derivation] = ()
+    id_columns: Sequence[str] = ()
+    id_prefix: str = "row"
+
+
+DEFAULT_REQUEST = MappingRequest()
 
 
 def map_columns(
-    headers: list[str], explicit: Mapping[str, str] | Sequence[str] | None = None
+    headers: Sequence[str],
+    catalogue: Catalogue,
+    request: MappingRequest = DEFAULT_REQUEST,
+    profiles: Sequence[ColumnProfile] | None = None,
 ) -> ColumnMapping:
-    """Match a header row to customer fields; CsvFormatError when required ones are missing.
+    """Match a header row to the catalogue; CsvFormatError when the file gives nothing.
 
-    ``explicit`` maps a column (its exact header, or its name as normalise_header reads
-    it) to a field, or to "" for a column that holds none; it wins over recognised names.
-    A sequence instead gives the field of every column by position (the upload page's
-    column choices, which also work for blank or repeated header names).
+    ``request.explicit`` maps a column (its exact header, or its name as normalise_header
+    reads it) to a target, or to "" for none; it wins over recognised names. A sequence
+    instead gives the target of every column by position (the upload page's choices).
     """
-    by_position = None
+    headers = tuple(headers)
+    targets = _column_targets(headers, catalogue, request)
+    # Each "new attribute" choice is a target of its own.
+    targets = [f"{t}#{i}" if t.startswith(NEW_ATTRIBUTE) else t for i, t in enumerate(targets)]
+    positions, duplicates, ignored = _positions(headers, targets)
+    if duplicates:
+        target, (first, second, *_others) = next(iter(duplicates.items()))
+        raise UnclearColumns(
+            f"columns {first!r} and {second!r} both map to {target}; choose one (the import "
+            'command takes --map "Source column=field")',
+            headers=headers,
+            ambiguous=duplicates,
+        )
+    _give_way_to_derivations(positions, ignored, headers, request.derive, catalogue)
+    feeds_known = _columns_feeding_known_features(headers, request.derive, catalogue)
+    features = {key: catalogue[key] for key in positions if key in catalogue}
+    taken = {*catalogue.keys, ID}
+    for target in [t for t in positions if t.startswith(NEW_ATTRIBUTE)]:
+        index = positions.pop(target)
+        kind = target[len(NEW_ATTRIBUTE) :].split("#")[0]
+        profile = profiles[index] if profiles else None
+        feature = new_attribute(headers[index], profile, taken, kind=kind)
+        taken.add(feature.key)
+        features[feature.key] = feature
+        positions[feature.key] = index
+    for index, header in enumerate(headers):
+        if index in feeds_known and header not in request.attributes:
+            continue  # Year_Birth for age=2014-[Year_Birth]: the derived value is enough
+        if index not in positions.values() and _keep_as_attribute(header, index, request):
+            profile = profiles[index] if profiles else None
+            if profile is not None and profile.many_values and request.attributes == "all":
+                ignored.append(header)  # free text: only kept when named
+                continue
+            feature = new_attribute(header, profile, taken, kind=request.kinds.get(header))
+            taken.add(feature.key)
+            features[feature.key] = feature
+            positions[feature.key] = index
+            ignored.remove(header)
+    derived = _resolve_derived(headers, request.derive, catalogue, features, taken)
+    id_positions = _id_positions(headers, request.id_columns) if ID not in positions else ()
+    if len(positions) - (ID in positions) == 0 and not derived:
+        raise CsvFormatError(
+            "no column of the file is a customer feature "
+            f"({', '.join(repr(h) for h in headers[:8])}); name the columns to keep "
+            "(the import command takes --attributes all, --map and --derive)"
+        )
+    return ColumnMapping(
+        headers=headers,
+        positions=positions,
+        features=features,
+        ignored=tuple(ignored),
+        derived=derived,
+        id_positions=id_positions,
+        id_prefix=request.id_prefix,
+    )
+
+
+def _column_targets(
+    headers: tuple[str, ...], catalogue: Catalogue, request: MappingRequest
+) -> list[str]:
+    explicit = request.explicit
     if isinstance(explicit, Sequence) and not isinstance(explicit, str):
-        by_position = list(explicit)
-        if len(by_position) != len(headers):
+        if len(explicit) != len(headers):
             raise CsvFormatError("the file's columns do not match the column choices")
-        explicit = None
+        valid = {
+            IGNORE,
+            ID,
+            *catalogue.keys,
+            f"{NEW_ATTRIBUTE}{NUMERIC}",
+            f"{NEW_ATTRIBUTE}{CATEGORICAL}",
+        }
+        unknown = [str(t) for t in explicit if str(t) not in valid]
+        if unknown:
+            raise CsvFormatError(f"unknown column choice(s): {', '.join(unknown[:3])}")
+        return [str(target) for target in explicit]
     exact = dict(explicit or {})
     loose = {normalise_header(k): v for k, v in exact.items()}
     chosen = set(exact.values())
+    targets = []
+    for header in headers:
+        key = normalise_header(header)
+        if header in exact or key in loose:
+            targets.append(exact[header] if header in exact else loose[key])
+            continue
+        target = _recognised(header, catalogue)
+        targets.append(IGNORE if target in chosen else target)
+    return targets
+
+
+def _recognised(header: str, catalogue: Catalogue) -> str:
+    if normalise_header(header) in ID_ALIASES:
+        return ID
+    feature = catalogue.by_alias(header)
+    return feature.key if feature else IGNORE
+
+
+def _positions(headers, targets) -> tuple[dict[str, int], dict[str, list[str]], list[str]]:
     positions: dict[str, int] = {}
     duplicates: dict[str, list[str]] = {}
     ignored = []
-    for index, header in enumerate(headers):
-        key = normalise_header(header)
-        if by_position is not None:
-            field = by_position[index]
-        elif header in exact or key in loose:
-            field = exact[header] if header in exact else loose[key]
-        else:
-            field = HEADER_ALIASES.get(key) or HEADER_ALIASES.get(key.replace("_", ""))
-            if field in chosen:
-                field = None  # the user said which column holds it: this one is not it
-        if not field:
+    for index, (header, target) in enumerate(zip(headers, targets, strict=True)):
+        if not target:
             ignored.append(header)
-        elif field in positions:
-            duplicates.setdefault(field, [headers[positions[field]]]).append(header)
+        elif target in positions:
+            duplicates.setdefault(target, [headers[positions[target]]]).append(header)
         else:
-            positions[field] = index
-    missing = [field for field in REQUIRED_FIELDS if field not in positions]
-    found = {field: i for field, i in positions.items() if field not in duplicates}
-    if duplicates:
-        field, (first, second, *_others) = next(iter(duplicates.items()))
-        raise UnclearColumns(
-            f"columns {first!r} and {second!r} both map to {field}; rename one in the file's "
-            'header row (the import command can also take --map "Source column=field")',
-            headers=headers,
-            missing=missing,
-            found=found,
-            ambiguous=duplicates,
-        )
-    if len(positions) == 0:
-        raise UnclearColumns(
-            "no recognisable customer columns in the header row "
-            f"({', '.join(repr(h) for h in headers[:8])}); expected columns such as "
-            f"{', '.join(EXPORT_COLUMNS)}",
-            headers=headers,
-            missing=missing,
-            found=found,
-        )
-    if missing:
-        raise UnclearColumns(
-            f"missing required column(s): {', '.join(missing)}. The header row has "
-            f"{', '.join(repr(h) for h in headers)}. If one of them holds it under another "
-            "name, rename it in the file's header row (the import command can also take "
-            '--map "Source column=field")',
-            headers=headers,
-            missing=missing,
-            found=found,
-        )
-    return ColumnMapping(positions=positions, headers=tuple(headers), ignored=tuple(ignored))
+            positions[target] = index
+    return positions, duplicates, ignored
+
+
+def _give_way_to_derivations(positions, ignored, headers, derivations, catalogue) -> None:
+    """A derivation for a feature replaces the column recognised for it by name: with
+    --derive "annual_income=[Income]/1000" the Income column feeds the expression only."""
+    for derivation in derivations:
+        existing = catalogue.get(derivation.name) or catalogue.by_alias(derivation.name)
+        if existing is not None and existing.key in positions:
+            ignored.append(headers[positions.pop(existing.key)])
+
+
+def _columns_feeding_known_features(headers, derivations, catalogue: Catalogue) -> set[int]:
+    """Columns read by a derivation of a catalogue feature ([Income] in annual_income=...):
+    kept as attributes only when named, or the same fact would count twice."""
+    positions = set()
+    for derivation in derivations:
+        if catalogue.get(derivation.name) or catalogue.by_alias(derivation.name):
+            for name in derivation.expression.columns:
+                positions.add(_column_position(tuple(headers), name))
+    return positions
+
+
+def _keep_as_attribute(header: str, index: int, request: MappingRequest) -> bool:
+    if isinstance(request.explicit, Sequence) and not isinstance(request.explicit, str):
+        return False  # the column step says every column's target itself
+    if request.attributes == "all":
+        return True
+    return header in request.attributes or f"#{index + 1}" in request.attributes
+
+
+def _resolve_derived(
+    headers: tuple[str, ...],
+    derivations: Sequence[Derivation],
+    catalogue: Catalogue,
+    features: dict[str, Feature],
+    taken: set[str],
+) -> tuple[DerivedColumn, ...]:
+    resolved = []
+    for derivation in derivations:
+        positions = {
+            name: _column_position(headers, name) for name in derivation.expression.columns
+        }
+        target = _derived_target(derivation, catalogue, features, taken)
+        if target in {d.target for d in resolved}:
+            raise CsvFormatError(f"two derived columns are both named {derivation.name!r}")
+        resolved.append(DerivedColumn(derivation, target, positions))
+    return tuple(resolved)
+
+
+def _column_position(headers: tuple[str, ...], name: str) -> int:
+    if name in headers:
+        return headers.index(name)
+    loose = [i for i, h in enumerate(headers) if normalise_header(h) == normalise_header(name)]
+    if len(loose) == 1:
+        return loose[0]
+    raise CsvFormatError(
+        f"a derived column uses [{name}], but the file has no column of that name "
+        f"(its columns: {', '.join(repr(h) for h in headers[:20])})"
+    )
+
+
+def _derived_target(
+    derivation: Derivation, catalogue: Catalogue, features: dict[str, Feature], taken: set[str]
+) -> str:
+    """A derivation feeds the catalogue feature of its name, or a new numeric attribute."""
+    existing = catalogue.get(derivation.name) or catalogue.by_alias(derivation.name)
+    if existing is not None:
+        if not existing.is_numeric:
+            raise CsvFormatError(f"{existing.label} is not a number, so it cannot be derived")
+        features[existing.key] = existing
+        return existing.key
+    if derivation.name == ID:
+        raise CsvFormatError("the customer ID cannot be derived; use --id-columns")
+    feature = new_attribute(derivation.name, None, taken, kind=NUMERIC)
+    feature = replace(feature, source=SOURCE_DERIVED, expression=derivation.expression.text)
+    taken.add(feature.key)
+    features[feature.key] = feature
+    return feature.key
+
+
+def _id_positions(headers: tuple[str, ...], names: Sequence[str]) -> tuple[int, ...]:
+    return tuple(_column_position(headers, name) for name in names)
+
+
+# --------------------------------------------------------------------------- rows
 
 
 @dataclass(frozen=True)
@@ -214,98 +524,135 @@ class RowError:
 @dataclass(frozen=True)
 class CustomerRow:
     customer_id: str
-    age: int
-    annual_income: float
-    spending_score: int
-    purchase_frequency: int | None
-    sex: str
-
-
-class _Invalid(Exception):
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-
-def _parse_number(text: str, *, decimal_comma: bool) -> float:
-    cleaned = text.strip().replace("\u00a0", "").replace(" ", "")
-    if decimal_comma and cleaned.count(",") == 1 and "." not in cleaned:
-        cleaned = cleaned.replace(",", ".")
-    try:
-        value = float(cleaned)
-    except ValueError:
-        raise _Invalid("is not a number") from None
-    if not math.isfinite(value):
-        raise _Invalid("is not a finite number")
-    return value
-
-
-def _parse_whole(text: str, field: str, *, decimal_comma: bool) -> int:
-    value = _parse_number(text, decimal_comma=decimal_comma)
-    if value != int(value):
-        raise _Invalid("must be a whole number")
-    return _check_range(int(value), field)
-
-
-def _check_range(value: float, field: str) -> float:
-    bounds = RANGES[field]
-    if not bounds.minimum <= value <= bounds.maximum:
-        raise _Invalid(f"must be {bounds.describe()}")
-    return value
-
-
-def _parse_field(field: str, text: str, *, decimal_comma: bool):
-    text = text.strip()
-    if field == "customer_id":
-        if not text:
-            raise _Invalid("is empty; every customer needs an ID")
-        if "\x00" in text:
-            # The database cannot store it (PostgreSQL refuses NUL in text).
-            raise _Invalid("contains a NUL byte (binary data)")
-        if len(text) > CUSTOMER_ID_MAX_LENGTH:
-            raise _Invalid(f"is longer than {CUSTOMER_ID_MAX_LENGTH} characters")
-        return text
-    if field == "sex":
-        sex = SEX_ALIASES.get(text.lower())
-        if sex is None:
-            raise _Invalid("must be female, male, other or unknown (or empty)")
-        return sex
-    if field == "purchase_frequency" and text == "":
-        return None
-    if text == "":
-        raise _Invalid("is empty")
-    if field == "annual_income":
-        return _check_range(_parse_number(text, decimal_comma=decimal_comma), field)
-    return _parse_whole(text, field, decimal_comma=decimal_comma)
+    values: dict[str, object]  # feature key -> value (None = blank), only what the file has
 
 
 def parse_row(
-    cells: list[str], row_number: int, mapping: ColumnMapping, *, decimal_comma: bool = False
+    cells: Sequence[str],
+    row_number: int,
+    mapping: ColumnMapping,
+    *,
+    decimal_comma: bool = False,
+    ordinal: int = 0,
 ) -> tuple[CustomerRow | None, list[RowError]]:
-    """Validate one data row; return the customer or every problem found in it."""
+    """Validate one data row; return the customer or every problem found in it.
+
+    ``row_number`` is the line shown in reports; ``ordinal`` the data row's number,
+    which makes the ID of a file without an ID column."""
     if len(cells) != len(mapping.headers):
-        shown = ",".join(cells)
         return None, [
             RowError(
                 row_number,
                 "",
-                shown,
+                ",".join(cells),
                 f"has {len(cells)} values where the header has {len(mapping.headers)} columns",
             )
         ]
-    values: dict = {"purchase_frequency": None, "sex": "unknown"}
-    errors = []
-    for field, position in mapping.positions.items():
+    errors: list[RowError] = []
+    values: dict[str, object] = {}
+    customer_id = _row_id(cells, row_number, ordinal, mapping, errors)
+    for target, position in mapping.positions.items():
+        if target == ID:
+            continue
+        feature = mapping.features[target]
         try:
-            values[field] = _parse_field(field, cells[position], decimal_comma=decimal_comma)
-        except _Invalid as problem:
+            values[target] = parse_value(feature, cells[position], decimal_comma=decimal_comma)
+        except Invalid as problem:
             errors.append(
-                RowError(
-                    row_number,
-                    mapping.headers[position],
-                    cells[position],
-                    f"{field.replace('_', ' ')} {problem.reason}",
-                )
+                _error(row_number, mapping.headers[position], cells[position], feature, problem)
             )
+    for derived in mapping.derived:
+        values[derived.target] = _derive(derived, cells, row_number, mapping, decimal_comma, errors)
     if errors:
         return None, errors
-    return CustomerRow(**values), []
+    return CustomerRow(customer_id, values), []
+
+
+def _error(row: int, column: str, value: str, feature: Feature, problem: Invalid) -> RowError:
+    return RowError(row, column, value, f"{feature.label.lower()} {problem.reason}")
+
+
+def _row_id(cells, row_number, ordinal, mapping: ColumnMapping, errors) -> str:
+    if ID in mapping.positions:
+        position = mapping.positions[ID]
+        text = cells[position]
+    elif mapping.id_positions:
+        position = mapping.id_positions[0]
+        text = "-".join(cells[i].strip() for i in mapping.id_positions)
+    else:
+        return f"{mapping.id_prefix}-{ordinal:06d}"
+    try:
+        return parse_customer_id(text)
+    except Invalid as problem:
+        errors.append(
+            RowError(row_number, mapping.headers[position], text, f"customer ID {problem.reason}")
+        )
+        return ""
+
+
+def _derive(derived: DerivedColumn, cells, row_number, mapping, decimal_comma, errors):
+    inputs: dict[str, float | None] = {}
+    for name, position in derived.positions.items():
+        text = cells[position]
+        if is_missing(text):
+            inputs[name] = None
+            continue
+        try:
+            inputs[name] = parse_number(text, decimal_comma=decimal_comma)
+        except Invalid as problem:
+            reason = f"[{name}], used by {derived.derivation.name!r}, {problem.reason}"
+            errors.append(RowError(row_number, mapping.headers[position], text, reason))
+            return None
+    value = derived.derivation.expression.evaluate(inputs)
+    if value is None:
+        return None  # a blank input (or a division by zero) leaves the value missing
+    feature = mapping.features[derived.target]
+    try:
+        return check_number(feature, value)
+    except Invalid as problem:
+        column = f"{derived.derivation.name}={derived.derivation.expression.text}"
+        errors.append(
+            RowError(row_number, column, f"{value:g}", f"{feature.label.lower()} {problem.reason}")
+        )
+        return None
+
+
+# --------------------------------------------------------------------------- unit check
+
+
+@dataclass(frozen=True)
+class UnitQuestion:
+    """A feature whose values look like another unit; the import waits for a yes."""
+
+    feature: str
+    column: str
+    median: float
+    question: str
+    suggestion: str  # a --derive option that would convert it
+
+    def __str__(self) -> str:
+        return f"{self.question} If so, derive it instead: --derive {self.suggestion!r}"
+
+
+def unit_questions(
+    mapping: ColumnMapping, profiles: Sequence[ColumnProfile], *, this_year: int
+) -> list[UnitQuestion]:
+    """Features fed straight from a column whose median suggests the wrong unit."""
+    questions = []
+    for target, position in mapping.positions.items():
+        feature = mapping.features.get(target)
+        check = feature.unit_check if feature else None
+        median = profiles[position].median if position < len(profiles) else None
+        if check is None or median is None or median <= check.median_above:
+            continue
+        facts = {"column": mapping.headers[position], "median": f"{median:,.0f}", "year": this_year}
+        questions.append(
+            UnitQuestion(
+                target,
+                mapping.headers[position],
+                median,
+                check.question % facts,
+                check.suggestion % facts,
+            )
+        )
+    return questions

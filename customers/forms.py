@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
-from customers.csv_format import OPTIONAL_FIELDS, REQUIRED_FIELDS
-from customers.models import field_label
+from customers.catalogue import CATEGORICAL, NUMERIC, Catalogue
+from customers.csv_format import ID, NEW_ATTRIBUTE
+from customers.expressions import ExpressionError, parse_derivation
 
 
 class ImportUploadForm(forms.Form):
@@ -35,48 +38,81 @@ class ImportUploadForm(forms.Form):
         return uploaded
 
 
-class ColumnMapForm(forms.Form):
-    """Which column of the uploaded file holds each customer field.
+DERIVE_ROWS = 4
 
-    Shown when the importer could not find a required field by name; every field is
-    listed, the ones it did recognise already chosen.
+
+class ColumnMapForm(forms.Form):
+    """What each column of the uploaded file holds, and the columns to derive from them.
+
+    One choice per column, by position (a header may be blank or repeated), with the
+    file's first values beside it; the importer's recognition comes preselected.
     """
 
-    def __init__(self, *args, headers: tuple[str, ...], found: dict[str, int], **kwargs):
+    def __init__(self, *args, columns: list[ColumnView], catalogue: Catalogue, **kwargs):
         super().__init__(*args, **kwargs)
-        self.headers = headers
-        # Columns are chosen by position: a header may be blank or repeated.
-        columns = [(str(i), _column_name(headers, i)) for i in range(len(headers))]
-        for field in REQUIRED_FIELDS + OPTIONAL_FIELDS:
-            label = field_label(field)
-            required = field in REQUIRED_FIELDS
-            self.fields[field] = forms.ChoiceField(
-                label=label,
-                choices=[("", "Choose a column" if required else "Not in this file"), *columns],
-                required=required,
-                initial=str(found[field]) if field in found else "",
-                error_messages={"required": f"Choose the column that holds the {label.lower()}."},
+        self.columns = columns
+        choices = target_choices(catalogue)
+        for index, column in enumerate(columns):
+            self.fields[f"column_{index}"] = forms.ChoiceField(
+                label=column.name,
+                choices=choices,
+                required=False,
+                initial=column.initial,
+                help_text=column.examples,
+            )
+        for row in range(DERIVE_ROWS):
+            self.fields[f"derive_{row}"] = forms.CharField(
+                label=f"Derived column {row + 1}",
+                required=False,
+                max_length=1000,
+                help_text="e.g. age=2014-[Year_Birth] or total_spend=[MntWines]+[MntFruits]"
+                if row == 0
+                else "",
             )
 
     def clean(self):
         data = super().clean()
-        chosen = [column for column in data.values() if column]
-        if len(chosen) != len(set(chosen)):
-            raise forms.ValidationError("Each column can hold only one field.")
+        taken: dict[str, str] = {}
+        for index, column in enumerate(self.columns):
+            target = data.get(f"column_{index}") or ""
+            if target and not target.startswith(NEW_ATTRIBUTE):
+                if target in taken:
+                    self.add_error(
+                        f"column_{index}",
+                        f"{column.name} and {taken[target]} both hold this; choose one.",
+                    )
+                taken[target] = column.name
+        derivations = []
+        for row in range(DERIVE_ROWS):
+            text = (data.get(f"derive_{row}") or "").strip()
+            if text:
+                try:
+                    derivations.append(parse_derivation(text))
+                except ExpressionError as problem:
+                    self.add_error(f"derive_{row}", str(problem))
+        data["derivations"] = derivations
         return data
 
-    def column_map(self) -> list[str]:
-        """The field of every column of the file ("" for none), by position, as the
-        importer's ``column_map`` takes it: nothing is left to recognition by name, so a
-        field the user left out stays out."""
-        fields = {int(column): field for field, column in self.cleaned_data.items() if column}
-        return [fields.get(i, "") for i in range(len(self.headers))]
+    def targets(self) -> list[str]:
+        """The target of every column by position ("" for none), as the importer takes it."""
+        return [self.cleaned_data.get(f"column_{i}") or "" for i in range(len(self.columns))]
+
+    def derive_texts(self) -> list[str]:
+        return [d.name + "=" + d.expression.text for d in self.cleaned_data["derivations"]]
 
 
-def _column_name(headers: tuple[str, ...], index: int) -> str:
-    header = headers[index].strip()
-    if not header:
-        return f"Column {index + 1} (no name)"
-    if headers.count(headers[index]) > 1:
-        return f"{header} (column {index + 1})"
-    return header
+@dataclass(frozen=True)
+class ColumnView:
+    name: str
+    examples: str
+    initial: str
+
+
+def target_choices(catalogue: Catalogue) -> list[tuple[str, str]]:
+    return [
+        ("", "Not imported"),
+        (ID, "Customer ID"),
+        *((f.key, f.label) for f in catalogue),
+        (f"{NEW_ATTRIBUTE}{NUMERIC}", "New attribute: a number"),
+        (f"{NEW_ATTRIBUTE}{CATEGORICAL}", "New attribute: a category"),
+    ]

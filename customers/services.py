@@ -1,9 +1,11 @@
-"""Database work on customers: CSV import (validate, then upsert) and export.
+"""Database work on customers: file import (validate, then upsert), undo, and export.
 
-An import reads the file twice. The first pass validates every row and finds
-duplicate IDs with bounded memory (one 64-bit hash per row); the second
-writes in chunks inside one transaction, so a file is stored whole or not
-at all. On PostgreSQL the chunks go through COPY into a temporary table.
+An import reads the file several times and never holds it in memory: a profile of
+the first rows (column kinds, the unit check), a validation pass over every row that
+finds duplicate IDs with bounded memory (one 64-bit hash per row), and a write pass
+in chunks inside one transaction, so a file is stored whole or not at all. Each chunk
+goes into a temporary table (COPY on PostgreSQL) and is merged by a few statements
+that also keep the values it replaces, so the import can be undone.
 """
 
 from __future__ import annotations
@@ -11,36 +13,59 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import json
 from array import array
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.text import slugify
 
+from customers.catalogue import BUILT_IN_KEYS, Catalogue
 from customers.csv_format import (
-    EXPORT_COLUMNS,
-    OPTIONAL_FIELDS,
+    DEFAULT_REQUEST,
+    ID,
     ColumnMapping,
+    ColumnProfile,
     CsvFormatError,
     CustomerRow,
+    MappingRequest,
     RowError,
+    UnitQuestion,
     map_columns,
+    parse_number,
     parse_row,
+    profile_columns,
+    unit_questions,
 )
-from customers.models import Customer
+from customers.models import Attribute, Customer, ImportChange, ImportRecord
+from customers.selectors import catalogue_current
 
 CHUNK_ROWS = 5_000
 MAX_REPORTED_ERRORS = 1_000
 SNIFF_BYTES = 64 * 1024
+PROFILE_ROWS = 10_000
 # A field longer than this is not customer data (an unclosed quote swallowing the file, say).
 MAX_FIELD_CHARS = 10_000
+MAX_COLUMNS = 500
+WHITESPACE = "whitespace"
 FIELDS = ("customer_id", "age", "annual_income", "spending_score", "purchase_frequency", "sex")
+VALUE_FIELDS = FIELDS[1:]
 
 ProgressCallback = Callable[[str, int, int], None]
+
+
+class NeedsConfirmation(Exception):
+    """The import would change many existing customers; nothing was written."""
+
+    def __init__(self, report: ImportReport) -> None:
+        super().__init__("confirmation needed")
+        self.report = report
 
 
 @dataclass
@@ -58,15 +83,32 @@ class ImportReport:
     invalid_rows: int = 0
     errors: list[RowError] = field(default_factory=list)
     ignored_columns: tuple[str, ...] = ()
-    columns: dict[str, str] = field(default_factory=dict)
+    columns: dict[str, str] = field(default_factory=dict)  # target -> column (or expression)
+    new_attributes: list[tuple[str, str, str]] = field(default_factory=list)  # key, label, kind
+    id_source: str = ""
+    header_row: bool = True
     delimiter: str = ","
+    questions: list[UnitQuestion] = field(default_factory=list)
+    existing_customers: int = 0
     dry_run: bool = False
     written: bool = False
+    record_id: int | None = None
+    unused_model_features: tuple[str, ...] = ()
 
     @property
     def absent_fields(self) -> tuple[str, ...]:
-        """Optional fields the file has no column for: existing customers keep theirs."""
-        return tuple(f for f in OPTIONAL_FIELDS if f not in self.columns)
+        """Built-in fields the file has no column for: existing customers keep theirs."""
+        return tuple(f for f in VALUE_FIELDS if f not in self.columns)
+
+    @property
+    def delimiter_name(self) -> str:
+        return {",": "comma", ";": "semicolon", "\t": "tab", WHITESPACE: "spaces"}.get(
+            self.delimiter, repr(self.delimiter)
+        )
+
+    @property
+    def changed_share(self) -> float:
+        return self.updated / self.existing_customers if self.existing_customers else 0.0
 
     def add_error(self, error: RowError) -> None:
         self.error_count += 1
@@ -75,9 +117,19 @@ class ImportReport:
 
 
 @dataclass(frozen=True)
-class CsvLayout:
+class FileLayout:
     delimiter: str
+    header_row: bool
     mapping: ColumnMapping
+    questions: tuple[UnitQuestion, ...] = ()
+    profiles: tuple[ColumnProfile, ...] = ()
+
+    @property
+    def decimal_comma(self) -> bool:
+        return self.delimiter != ","
+
+
+# --------------------------------------------------------------------------- reading
 
 
 # UTF-32 first: its little-endian byte order mark starts with UTF-16's.
@@ -112,10 +164,13 @@ def _check_text(head: bytes) -> None:
             ) from None
 
 
-def _sniff_delimiter(header_line: str) -> str:
-    counts = {delimiter: header_line.count(delimiter) for delimiter in (",", ";", "\t")}
+def sniff_delimiter(first_line: str) -> str:
+    """Comma, semicolon or tab, whichever the first line has most of; else runs of spaces."""
+    counts = {delimiter: first_line.count(delimiter) for delimiter in (",", ";", "\t")}
     best = max(counts, key=counts.get)
-    return best if counts[best] else ","
+    if counts[best]:
+        return best
+    return WHITESPACE if len(first_line.split()) > 1 else ","
 
 
 def _open_text(stream: BinaryIO) -> io.TextIOWrapper:
@@ -123,39 +178,131 @@ def _open_text(stream: BinaryIO) -> io.TextIOWrapper:
     return io.TextIOWrapper(stream, encoding="utf-8-sig", newline="", errors="strict")
 
 
+class _WhitespaceReader:
+    """Rows of a file whose columns are separated by runs of spaces or tabs (no quoting)."""
+
+    def __init__(self, text: io.TextIOWrapper) -> None:
+        self.text = text
+        self.line_num = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> list[str]:
+        line = self.text.readline()
+        if not line:
+            raise StopIteration
+        self.line_num += 1
+        return line.split()
+
+
 def _reader(text: io.TextIOWrapper, delimiter: str):
+    if delimiter == WHITESPACE:
+        return _WhitespaceReader(text)
     csv.field_size_limit(MAX_FIELD_CHARS)
     return csv.reader(text, delimiter=delimiter, strict=True)
 
 
+def _first_rows(stream: BinaryIO, delimiter: str, limit: int) -> list[list[str]]:
+    """Up to ``limit`` non-blank rows from the top of the file (header included)."""
+    text = _open_text(stream)
+    rows: list[list[str]] = []
+    try:
+        for cells in _reader(text, delimiter):
+            if any(cell.strip() for cell in cells):
+                rows.append(cells)
+                if len(cells) > MAX_COLUMNS:
+                    raise CsvFormatError(
+                        f"line {len(rows)} has {len(cells):,} columns; the importer takes at "
+                        f"most {MAX_COLUMNS} (is this a customer file?)"
+                    )
+            if len(rows) >= limit:
+                break
+    except (csv.Error, UnicodeDecodeError) as problem:
+        raise CsvFormatError(f"the top of the file cannot be read: {problem}") from None
+    finally:
+        text.detach()
+    return rows
+
+
+def _looks_like_header(first: list[str], second: list[str] | None, catalogue: Catalogue) -> bool:
+    """A header names columns: it has no numbers where the data below has them."""
+    if second is None:
+        return True
+    if any(catalogue.by_alias(cell) for cell in first if cell.strip()):
+        return True
+    shape_first = [_is_number(cell) for cell in first]
+    shape_second = [_is_number(cell) for cell in second]
+    if any(shape_first):
+        return False  # "C001 20140101 2 15.5": numbers in the first row are data
+    return shape_first != shape_second
+
+
+def _is_number(text: str) -> bool:
+    try:
+        parse_number(text, decimal_comma=False)
+    except Exception:
+        return False
+    return True
+
+
 def read_layout(
-    stream: BinaryIO, explicit_map: Mapping[str, str] | Sequence[str] | None = None
-) -> CsvLayout:
-    """Check that the stream is CSV text with a usable header row."""
+    stream: BinaryIO,
+    request: MappingRequest = DEFAULT_REQUEST,
+    *,
+    catalogue: Catalogue | None = None,
+    header_row: bool | None = None,
+    column_names: Sequence[str] = (),
+) -> FileLayout:
+    """Check that the stream is customer text and decide how to read its columns."""
+    catalogue = catalogue or catalogue_current()
     stream.seek(0)
     _check_text(stream.read(SNIFF_BYTES))
     text = _open_text(stream)
     try:
         first_line = text.readline()
-        delimiter = _sniff_delimiter(first_line)
-        headers = next(_reader(io.StringIO(first_line), delimiter), [])
-    except (csv.Error, UnicodeDecodeError) as problem:
-        raise CsvFormatError(f"the header row cannot be read: {problem}") from None
+    except UnicodeDecodeError as problem:
+        raise CsvFormatError(f"the first line cannot be read: {problem}") from None
     finally:
         text.detach()
-    if not any(h.strip() for h in headers):
-        raise CsvFormatError("the first line is blank; it must be the header row")
-    return CsvLayout(delimiter=delimiter, mapping=map_columns(headers, explicit_map))
+    if not first_line.strip():
+        raise CsvFormatError("the first line is blank; it must be the header row or data")
+    delimiter = sniff_delimiter(first_line)
+    rows = _first_rows(stream, delimiter, PROFILE_ROWS + 1)
+    if header_row is None:
+        header_row = bool(column_names) is False and _looks_like_header(
+            rows[0], rows[1] if len(rows) > 1 else None, catalogue
+        )
+    headers = _headers(rows[0], header_row, column_names)
+    data = rows[1:] if header_row else rows
+    profiles = profile_columns(headers, data, decimal_comma=delimiter != ",")
+    mapping = map_columns(headers, catalogue, request, profiles)
+    questions = unit_questions(mapping, profiles, this_year=timezone.now().year)
+    return FileLayout(delimiter, header_row, mapping, tuple(questions), tuple(profiles))
+
+
+def _headers(first: list[str], header_row: bool, column_names: Sequence[str]) -> list[str]:
+    if column_names:
+        if len(column_names) != len(first):
+            raise CsvFormatError(
+                f"--columns names {len(column_names)} columns but the file has {len(first)}"
+            )
+        return [name.strip() for name in column_names]
+    if header_row:
+        if not any(h.strip() for h in first):
+            raise CsvFormatError("the header row is blank")
+        return first
+    return [f"Column {i + 1}" for i in range(len(first))]
 
 
 def iter_rows(
     stream: BinaryIO,
-    layout: CsvLayout,
+    layout: FileLayout,
     report: ImportReport,
     progress: ProgressCallback | None,
     phase: str = "checking",
 ) -> Iterator[tuple[int, CustomerRow | None, list[RowError]]]:
-    """Yield (row number, customer or None, errors) for every non-blank data row.
+    """Yield (line number, customer or None, errors) for every non-blank data row.
 
     A structural problem (a quote never closed, a runaway field, bytes that are
     not UTF-8) makes every later row unreliable, so it is a CsvFormatError for
@@ -164,12 +311,11 @@ def iter_rows(
     total = _stream_size(stream)
     text = _open_text(stream)
     reader = _reader(text, layout.delimiter)
-    decimal_comma = layout.delimiter != ","
-    line = 1
-    rows = 0
+    line = 0
+    ordinal = 0
+    header_pending = layout.header_row
     undecodable = False
     try:
-        next(reader)  # the header row, already mapped
         while True:
             try:
                 cells = next(reader)
@@ -185,10 +331,15 @@ def iter_rows(
                 # Empty lines, and the ";;;;" rows spreadsheets leave at the end.
                 report.blank_lines += 1
                 continue
-            customer, errors = parse_row(cells, line, layout.mapping, decimal_comma=decimal_comma)
+            if header_pending:
+                header_pending = False  # the header row, already mapped
+                continue
+            ordinal += 1
+            customer, errors = parse_row(
+                cells, line, layout.mapping, decimal_comma=layout.decimal_comma, ordinal=ordinal
+            )
             yield line, customer, errors
-            rows += 1
-            if progress and rows % CHUNK_ROWS == 0:
+            if progress and ordinal % CHUNK_ROWS == 0:
                 progress(phase, stream.tell(), total)
     except UnicodeDecodeError:
         undecodable = True
@@ -232,8 +383,11 @@ def _stream_size(stream: BinaryIO) -> int:
     return size
 
 
+# --------------------------------------------------------------------------- validation
+
+
 def _validate(
-    stream: BinaryIO, layout: CsvLayout, report: ImportReport, progress: ProgressCallback | None
+    stream: BinaryIO, layout: FileLayout, report: ImportReport, progress: ProgressCallback | None
 ) -> None:
     """First pass: count rows, collect row errors and duplicate IDs without storing the rows."""
     id_hashes = array("q")
@@ -252,7 +406,7 @@ def _validate(
     report.valid_rows = report.rows_read - report.invalid_rows
 
 
-def _duplicate_errors(stream: BinaryIO, layout: CsvLayout, id_hashes: array) -> list[RowError]:
+def _duplicate_errors(stream: BinaryIO, layout: FileLayout, id_hashes: array) -> list[RowError]:
     """Rows repeating an ID seen earlier in the file; a second pass runs only if hashes collide."""
     values, counts = np.unique(np.frombuffer(id_hashes, dtype=np.int64), return_counts=True)
     suspects = set(values[counts > 1].tolist())
@@ -260,55 +414,148 @@ def _duplicate_errors(stream: BinaryIO, layout: CsvLayout, id_hashes: array) -> 
         return []
     first_row: dict[str, int] = {}
     errors = []
+    column = layout.mapping.header_of(ID) if ID in layout.mapping.positions else ""
     for line, customer, _errors in iter_rows(stream, layout, ImportReport(), None):
         if customer is None or hash(customer.customer_id) not in suspects:
             continue
         seen = first_row.setdefault(customer.customer_id, line)
         if seen != line:
-            column = layout.mapping.header_of("customer_id")
             errors.append(
                 RowError(line, column, customer.customer_id, f"customer ID repeats row {seen}")
             )
     return errors
 
 
+def _new_report(layout: FileLayout, dry_run: bool) -> ImportReport:
+    mapping = layout.mapping
+    return ImportReport(
+        ignored_columns=mapping.ignored,
+        columns={
+            target: mapping.header_of(target)
+            for target in (ID, *mapping.targets)
+            if target != ID or ID in mapping.positions
+        },
+        new_attributes=[(f.key, f.label, f.kind) for f in mapping.new_attributes],
+        id_source=mapping.id_source(),
+        header_row=layout.header_row,
+        delimiter=layout.delimiter,
+        questions=list(layout.questions),
+        existing_customers=Customer.objects.count(),
+        dry_run=dry_run,
+        unused_model_features=_model_features_missing(mapping),
+    )
+
+
+def _model_features_missing(mapping: ColumnMapping) -> tuple[str, ...]:
+    """Features the active model uses that this file has no column for."""
+    from clustering.selectors import active_run_features
+
+    return tuple(f for f in active_run_features() if f not in mapping.targets)
+
+
+# --------------------------------------------------------------------------- import
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    skip_invalid: bool = False
+    dry_run: bool = False
+    # The user confirmed the unit questions and a change to many existing customers.
+    confirmed: bool = False
+    file_name: str = ""
+    user: object = None
+
+
+DEFAULT_OPTIONS = ImportOptions()
+
+
 def customers_import_csv(
     *,
     stream: BinaryIO,
-    column_map: Mapping[str, str] | Sequence[str] | None = None,
-    skip_invalid: bool = False,
-    dry_run: bool = False,
+    request: MappingRequest = DEFAULT_REQUEST,
+    options: ImportOptions = DEFAULT_OPTIONS,
+    header_row: bool | None = None,
+    column_names: Sequence[str] = (),
     progress: ProgressCallback | None = None,
 ) -> ImportReport:
-    """Validate a customer CSV and, unless told otherwise, upsert it by customer ID.
+    """Validate a customer file and, unless told otherwise, upsert it by customer ID.
 
-    All or nothing: with any invalid row nothing is written unless ``skip_invalid``.
-    Raises CsvFormatError when the file as a whole is unreadable.
+    All or nothing: with any invalid row nothing is written unless ``skip_invalid``;
+    unit questions and a change to more than IMPORT_CONFIRM_CHANGED_SHARE of existing
+    customers raise NeedsConfirmation unless ``confirmed``. Raises CsvFormatError when
+    the file as a whole is unreadable.
     """
-    layout = read_layout(stream, column_map)
-    report = ImportReport(
-        ignored_columns=layout.mapping.ignored,
-        columns={f: layout.mapping.header_of(f) for f in layout.mapping.positions},
-        delimiter=layout.delimiter,
-        dry_run=dry_run,
-    )
+    layout = read_layout(stream, request, header_row=header_row, column_names=column_names)
+    report = _new_report(layout, options.dry_run)
     _validate(stream, layout, report, progress)
     if report.rows_read == 0:
-        raise CsvFormatError("the file has a header row but no customer rows; nothing to import")
-    if dry_run or (report.error_count and not skip_invalid) or report.valid_rows == 0:
+        raise CsvFormatError("the file has no customer rows; nothing to import")
+    blocked = report.error_count and not options.skip_invalid
+    if options.dry_run or blocked or report.valid_rows == 0:
         return report
+    if report.questions and not options.confirmed:
+        raise NeedsConfirmation(report)
     bad_rows = {error.row for error in report.errors}
     if report.error_count > len(report.errors):
         bad_rows = None  # too many to keep: the write pass re-validates instead
     with transaction.atomic():
-        _write(stream, layout, report, bad_rows, progress)
+        record = _record_start(layout, options)
+        _write(stream, layout, report, bad_rows, progress, record)
+        if _too_many_changes(report) and not options.confirmed:
+            transaction.set_rollback(True)
+            raise NeedsConfirmation(report)
+        _record_finish(record, report)
     report.written = True
+    report.record_id = record.id
     return report
 
 
-def _write(stream, layout, report, bad_rows, progress) -> None:
-    # A column the file does not have leaves that value of existing customers alone.
-    in_file = tuple(c for c in _VALUE_COLUMNS if c in layout.mapping.positions)
+def _too_many_changes(report: ImportReport) -> bool:
+    return report.changed_share > settings.IMPORT_CONFIRM_CHANGED_SHARE
+
+
+def _record_start(layout: FileLayout, options: ImportOptions) -> ImportRecord:
+    mapping = layout.mapping
+    attributes = [
+        Attribute(
+            key=f.key,
+            label=f.label,
+            kind=f.kind,
+            source=f.source,
+            whole=f.whole,
+            expression=f.expression,
+            header=f.label if not f.expression else "",
+        )
+        for f in mapping.new_attributes
+    ]
+    Attribute.objects.bulk_create(attributes)
+    user = options.user if getattr(options.user, "is_authenticated", False) else None
+    return ImportRecord.objects.create(
+        file_name=options.file_name[:255],
+        created_by=user,
+        mapping={
+            "columns": {t: mapping.header_of(t) for t in mapping.targets},
+            "id": mapping.id_source(),
+            "delimiter": layout.delimiter,
+            "header_row": layout.header_row,
+        },
+        attributes_created=[a.key for a in attributes],
+    )
+
+
+def _record_finish(record: ImportRecord, report: ImportReport) -> None:
+    record.created = report.created
+    record.updated = report.updated
+    record.unchanged = report.unchanged
+    record.skipped = report.invalid_rows
+    record.save(update_fields=["created", "updated", "unchanged", "skipped"])
+
+
+def _write(stream, layout, report, bad_rows, progress, record) -> None:
+    mapping = layout.mapping
+    columns = tuple(c for c in VALUE_FIELDS if c in mapping.targets)
+    attributes = tuple(t for t in mapping.targets if t not in BUILT_IN_KEYS)
+    writer = ChunkWriter(columns=columns, attributes=attributes, record_id=record.id)
     seen_ids: set[str] = set()
     chunk: list[CustomerRow] = []
     for line, customer, _errors in iter_rows(stream, layout, ImportReport(), progress, "writing"):
@@ -320,10 +567,10 @@ def _write(stream, layout, report, bad_rows, progress) -> None:
             seen_ids.add(customer.customer_id)
         chunk.append(customer)
         if len(chunk) >= CHUNK_ROWS:
-            _count(report, customers_upsert(rows=chunk, columns=in_file))
+            _count(report, writer.write(chunk))
             chunk = []
     if chunk:
-        _count(report, customers_upsert(rows=chunk, columns=in_file))
+        _count(report, writer.write(chunk))
 
 
 def _count(report: ImportReport, result: tuple[int, int, int]) -> None:
@@ -338,99 +585,213 @@ def customers_import_file(*, path: str | Path, **options) -> ImportReport:
         return customers_import_csv(stream=stream, **options)
 
 
-_VALUE_COLUMNS = ("age", "annual_income", "spending_score", "purchase_frequency", "sex")
+def customers_upsert(*, rows: list[CustomerRow], columns: Sequence[str] = VALUE_FIELDS):
+    """Insert new customers and update changed ones outside any import record (tests,
+    demo data); return (created, updated, unchanged)."""
+    attributes = sorted({k for row in rows for k in row.values if k not in BUILT_IN_KEYS})
+    return ChunkWriter(columns=tuple(columns), attributes=tuple(attributes)).write(rows)
 
 
-def customers_upsert(
-    *, rows: list[CustomerRow], columns: Sequence[str] = _VALUE_COLUMNS
-) -> tuple[int, int, int]:
-    """Insert new customers and update changed ones; return (created, updated, unchanged).
+# --------------------------------------------------------------------------- writing
 
-    Only ``columns`` of existing customers are compared and updated (a file without a sex
-    column must not reset everyone's sex to unknown). A row identical to the stored
-    customer is not touched, so importing the same file twice changes nothing, not even
-    ``updated_at``.
+
+_STAGE = "customer_import"
+_STAGE_COLUMNS = (*FIELDS, "attributes")
+
+
+class ChunkWriter:
+    """Merges chunks of rows into the customer table, keeping what each one replaces.
+
+    Only ``columns`` (and the ``attributes`` keys) of existing customers are compared and
+    updated: a file without a sex column must not reset everyone's sex. A row identical
+    to the stored customer is not touched, so importing a file twice changes nothing.
     """
-    if not rows:
-        return 0, 0, 0
-    table = Customer._meta.db_table
-    with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            existing, changed = _upsert_postgresql(cursor, table, rows, columns)
+
+    def __init__(self, *, columns: tuple[str, ...], attributes: tuple[str, ...], record_id=None):
+        self.columns = columns
+        self.attributes = attributes
+        self.record_id = record_id
+        self.postgres = connection.vendor == "postgresql"
+
+    def write(self, rows: list[CustomerRow]) -> tuple[int, int, int]:
+        if not rows:
+            return 0, 0, 0
+        now = timezone.now()
+        with transaction.atomic(), connection.cursor() as cursor:
+            self._stage(cursor, rows)
+            cursor.execute(
+                f"UPDATE {_STAGE} SET existed = EXISTS (SELECT 1 FROM {_table()} c "
+                f"WHERE c.customer_id = {_STAGE}.customer_id)"
+            )
+            cursor.execute(f"SELECT COUNT(*) FROM {_STAGE} WHERE existed")
+            existing = cursor.fetchone()[0]
+            if self.record_id is not None:
+                self._keep_previous(cursor)
+            cursor.execute(self._upsert_sql(), [now, now])
+            changed = cursor.rowcount
+            if self.record_id is not None:
+                self._note_created(cursor)
+        created = len(rows) - existing
+        updated = changed - created
+        return created, updated, existing - updated
+
+    def _stage(self, cursor, rows: list[CustomerRow]) -> None:
+        json_type = "jsonb" if self.postgres else "text"
+        # Dropped with the import's transaction on PostgreSQL; SQLite has no ON COMMIT.
+        lifetime = " ON COMMIT DROP" if self.postgres else ""
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (customer_id varchar(64), "
+            "age integer, annual_income double precision, spending_score integer, "
+            f"purchase_frequency integer, sex varchar(8), attributes {json_type}, "
+            f"existed boolean){lifetime}"
+        )
+        cursor.execute(f"DELETE FROM {_STAGE}")
+        values = [self._row(row) for row in rows]
+        if self.postgres:
+            with cursor.copy(f"COPY {_STAGE} ({', '.join(_STAGE_COLUMNS)}) FROM STDIN") as copy:
+                for row in values:
+                    copy.write_row(row)
         else:
-            existing, changed = _upsert_generic(cursor, table, rows, columns)
-    created = len(rows) - existing
-    updated = changed - created
-    return created, updated, existing - updated
+            marks = ", ".join(["%s"] * len(_STAGE_COLUMNS))
+            cursor.executemany(
+                f"INSERT INTO {_STAGE} ({', '.join(_STAGE_COLUMNS)}) VALUES ({marks})", values
+            )
 
-
-def _upsert_sql(table: str, source: str, distinct: str, updated: Sequence[str]) -> str:
-    assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in updated)
-    stored = ", ".join(f"{table}.{c}" for c in updated)
-    incoming = ", ".join(f"EXCLUDED.{c}" for c in updated)
-    columns = ", ".join(FIELDS + ("created_at", "updated_at"))
-    return (
-        f"INSERT INTO {table} ({columns}) {source} "
-        f"ON CONFLICT (customer_id) DO UPDATE SET {assignments}, updated_at = EXCLUDED.updated_at "
-        f"WHERE ({stored}) {distinct} ({incoming})"
-    )
-
-
-def _row_values(row: CustomerRow, now) -> tuple:
-    return (
-        row.customer_id,
-        row.age,
-        row.annual_income,
-        row.spending_score,
-        row.purchase_frequency,
-        row.sex,
-        now,
-        now,
-    )
-
-
-def _upsert_generic(cursor, table: str, rows: list[CustomerRow], updated) -> tuple[int, int]:
-    """SQLite: multi-row VALUES upserts in statements of at most 1,000 rows."""
-    now = timezone.now()
-    existing = changed = 0
-    for start in range(0, len(rows), 1000):
-        part = rows[start : start + 1000]
-        marks = ", ".join(["%s"] * len(part))
-        cursor.execute(
-            f"SELECT COUNT(*) FROM {table} WHERE customer_id IN ({marks})",
-            [row.customer_id for row in part],
+    def _row(self, row: CustomerRow) -> tuple:
+        values = row.values
+        attributes = {key: values.get(key) for key in self.attributes}
+        return (
+            row.customer_id,
+            *(values.get(c) for c in FIELDS[1:-1]),
+            values.get("sex") or "unknown",
+            json.dumps(attributes, separators=(",", ":")),
         )
-        existing += cursor.fetchone()[0]
-        values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(part))
-        cursor.execute(
-            _upsert_sql(table, f"VALUES {values}", "IS NOT", updated),
-            [value for row in part for value in _row_values(row, now)],
+
+    def _differs(self, stored: str, incoming: str) -> str:
+        """True where the ``incoming`` row would change the ``stored`` customer."""
+        left = [f"{stored}.{col}" for col in self.columns]
+        right = [f"{incoming}.{col}" for col in self.columns]
+        if self.attributes:
+            left.append(f"{stored}.attributes" if self.postgres else f"json({stored}.attributes)")
+            right.append(self._merged(stored, incoming))
+        if not left:
+            return "FALSE"
+        operator = "IS DISTINCT FROM" if self.postgres else "IS NOT"
+        return f"({', '.join(left)}) {operator} ({', '.join(right)})"
+
+    def _merged(self, stored: str, incoming: str) -> str:
+        """The stored attributes with the file's on top (a blank in the file clears one)."""
+        if self.postgres:
+            return f"{stored}.attributes || {incoming}.attributes"
+        return f"json_patch({stored}.attributes, {incoming}.attributes)"
+
+    def _upsert_sql(self) -> str:
+        table = _table()
+        assignments = [f"{col} = EXCLUDED.{col}" for col in self.columns]
+        if self.attributes:
+            assignments.append(f"attributes = {self._merged(table, 'EXCLUDED')}")
+        inserted = ", ".join((*FIELDS, "attributes", "created_at", "updated_at"))
+        attributes = "s.attributes" if self.postgres else "json(s.attributes)"
+        select = f"SELECT {', '.join(f's.{c}' for c in FIELDS)}, {attributes}, %s, %s"
+        conflict = (
+            f"DO UPDATE SET {', '.join(assignments)}, updated_at = EXCLUDED.updated_at "
+            f"WHERE {self._differs(table, 'EXCLUDED')}"
+            if assignments
+            else "DO NOTHING"
         )
-        changed += cursor.rowcount
-    return existing, changed
+        # "WHERE true" lets SQLite parse ON CONFLICT after a SELECT.
+        return (
+            f"INSERT INTO {table} ({inserted}) {select} FROM {_STAGE} s WHERE true "
+            f"ON CONFLICT (customer_id) {conflict}"
+        )
+
+    def _keep_previous(self, cursor) -> None:
+        """Save the values of customers this chunk is about to change."""
+        build = "jsonb_build_object" if self.postgres else "json_object"
+        attributes = "c.attributes" if self.postgres else "json(c.attributes)"
+        previous = ", ".join(f"'{col}', c.{col}" for col in VALUE_FIELDS)
+        cursor.execute(
+            f"INSERT INTO {ImportChange._meta.db_table} (record_id, customer_id, previous) "
+            f"SELECT %s, c.id, {build}({previous}, 'attributes', {attributes}) "
+            f"FROM {_STAGE} s JOIN {_table()} c ON c.customer_id = s.customer_id "
+            f"WHERE {self._differs('c', 's')}",
+            [self.record_id],
+        )
+
+    def _note_created(self, cursor) -> None:
+        cursor.execute(
+            f"INSERT INTO {ImportChange._meta.db_table} (record_id, customer_id, previous) "
+            f"SELECT %s, c.id, NULL FROM {_STAGE} s JOIN {_table()} c "
+            "ON c.customer_id = s.customer_id WHERE NOT s.existed",
+            [self.record_id],
+        )
 
 
-def _upsert_postgresql(cursor, table: str, rows: list[CustomerRow], updated) -> tuple[int, int]:
-    """PostgreSQL: COPY the chunk into a temporary table, then one INSERT ... SELECT."""
-    now = timezone.now()
-    cursor.execute(
-        "CREATE TEMPORARY TABLE IF NOT EXISTS customer_import ("
-        "customer_id varchar(64), age integer, annual_income double precision, "
-        "spending_score integer, purchase_frequency integer, sex varchar(8), "
-        "created_at timestamptz, updated_at timestamptz) ON COMMIT DROP"
+def _table() -> str:
+    return Customer._meta.db_table
+
+
+# --------------------------------------------------------------------------- undo
+
+
+class UndoRefused(Exception):
+    """The import cannot be undone; the message says why."""
+
+
+def import_undo(*, record_id: int, user=None) -> ImportRecord:
+    """Restore the values an import replaced and delete the customers it created.
+
+    Refused when the import was undone already, or a later import (not undone) changed
+    some of the same customers: undoing would throw that later work away.
+    """
+    with transaction.atomic():
+        record = ImportRecord.objects.select_for_update().get(id=record_id)
+        if record.undone_at:
+            raise UndoRefused(f"Import {record.id} was already undone.")
+        _refuse_if_touched_later(record)
+        _restore(record)
+        Attribute.objects.filter(key__in=record.attributes_created).delete()
+        record.undone_at = timezone.now()
+        record.undone_by = user if getattr(user, "is_authenticated", False) else None
+        record.save(update_fields=["undone_at", "undone_by"])
+    return record
+
+
+def _refuse_if_touched_later(record: ImportRecord) -> None:
+    later = (
+        ImportChange.objects.filter(
+            record__id__gt=record.id,
+            record__undone_at__isnull=True,
+            customer_id__in=ImportChange.objects.filter(record=record).values("customer_id"),
+        )
+        .values_list("record_id", flat=True)
+        .first()
     )
-    cursor.execute("TRUNCATE customer_import")
-    with cursor.copy(
-        f"COPY customer_import ({', '.join(FIELDS)}, created_at, updated_at) FROM STDIN"
-    ) as copy:
-        for row in rows:
-            copy.write_row(_row_values(row, now))
-    cursor.execute(f"SELECT COUNT(*) FROM customer_import i JOIN {table} c USING (customer_id)")
-    existing = cursor.fetchone()[0]
-    columns = ", ".join(FIELDS + ("created_at", "updated_at"))
-    source = f"SELECT {columns} FROM customer_import"
-    cursor.execute(_upsert_sql(table, source, "IS DISTINCT FROM", updated))
-    return existing, cursor.rowcount
+    if later:
+        raise UndoRefused(
+            f"Import {later} changed some of the same customers after import {record.id}; "
+            f"undo import {later} first."
+        )
+    users = ImportRecord.objects.filter(id__gt=record.id, undone_at__isnull=True)
+    for other in users:
+        shared = set(other.mapping.get("columns", {})) & set(record.attributes_created)
+        if shared:
+            raise UndoRefused(
+                f"Import {other.id} used the attribute(s) {', '.join(sorted(shared))} that "
+                f"import {record.id} created; undo import {other.id} first."
+            )
+
+
+def _restore(record: ImportRecord) -> None:
+    changes = ImportChange.objects.filter(record=record)
+    created = changes.filter(previous__isnull=True).values("customer_id")
+    Customer.objects.filter(id__in=created).delete()
+    for change in changes.filter(previous__isnull=False).iterator(chunk_size=2_000):
+        previous = dict(change.previous)
+        Customer.objects.filter(id=change.customer_id).update(**previous)
+
+
+# --------------------------------------------------------------------------- export
 
 
 class EchoBuffer:
@@ -446,13 +807,44 @@ def format_number(value: float | int | None) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
+def format_value(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return format_number(value)
+    return str(value)
+
+
+def export_columns(catalogue: Catalogue | None = None) -> tuple[str, ...]:
+    """The columns export writes and import reads: the ID, then every catalogue feature."""
+    catalogue = catalogue or catalogue_current()
+    return (ID, *catalogue.keys)
+
+
 def customers_export_lines(*, queryset=None) -> Iterator[str]:
     """CSV lines (header first) in the import format, streamed in primary-key chunks."""
     writer = csv.writer(EchoBuffer())
-    yield writer.writerow(EXPORT_COLUMNS)
+    catalogue = catalogue_current()
+    columns = export_columns(catalogue)
+    yield writer.writerow(columns)
     queryset = Customer.objects.all() if queryset is None else queryset
-    rows = queryset.order_by("pk").values_list(*EXPORT_COLUMNS)
-    for customer_id, sex, age, income, score, frequency in rows.iterator(chunk_size=5_000):
-        yield writer.writerow(
-            (customer_id, sex, age, format_number(income), score, format_number(frequency))
-        )
+    built_in = [c for c in columns if c in FIELDS]
+    attributes = [c for c in columns if c not in FIELDS]
+    rows = queryset.order_by("pk").values_list(*built_in, "attributes")
+    for *values, extra in rows.iterator(chunk_size=5_000):
+        extra = extra or {}
+        cells = [format_value(v) for v in values] + [format_value(extra.get(a)) for a in attributes]
+        yield writer.writerow([spreadsheet_safe(cells[0]), *cells[1:]])
+
+
+def spreadsheet_safe(text: str) -> str:
+    """Text must not run as a formula when the file opens in a spreadsheet."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def id_prefix_for(file_name: str) -> str:
+    """IDs of a file without an ID column start with its name: 'wholesale-customers'."""
+    stem = Path(file_name).stem if file_name else "row"
+    return (slugify(stem)[:40] or "row").strip("-") or "row"

@@ -1,3 +1,5 @@
+"""The import pages: upload, the column step, the report, confirm; the import history."""
+
 from __future__ import annotations
 
 import json
@@ -6,12 +8,23 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from customers.csv_format import OPTIONAL_FIELDS, REQUIRED_FIELDS, CsvFormatError, UnclearColumns
-from customers.forms import ColumnMapForm, ImportUploadForm
-from customers.models import field_label
-from customers.services import customers_import_file
+from customers.csv_format import ID, NEW_ATTRIBUTE, CsvFormatError, MappingRequest
+from customers.expressions import ExpressionError, parse_derivation
+from customers.forms import ColumnMapForm, ColumnView, ImportUploadForm
+from customers.models import ImportRecord
+from customers.selectors import catalogue_current
+from customers.services import (
+    FileLayout,
+    ImportOptions,
+    NeedsConfirmation,
+    UndoRefused,
+    customers_import_file,
+    id_prefix_for,
+    import_undo,
+    read_layout,
+)
 from customers.uploads import upload_discard, upload_path, upload_store
 
 IMPORT_PERMISSIONS = ("customers.add_customer", "customers.change_customer")
@@ -22,7 +35,8 @@ EXPIRED = "That upload has expired or was already imported; upload again."
 @permission_required(IMPORT_PERMISSIONS, raise_exception=True)
 @require_http_methods(["GET", "POST"])
 def import_upload(request: HttpRequest) -> HttpResponse:
-    """Step 1: upload a file and see the validation report; nothing is written yet."""
+    """Step 1: upload a file; a file the site reads fully goes straight to the report,
+    any other to the column step. Nothing is written yet."""
     # Bound on every POST: a POST carrying only the file (CSRF token in a header) is still a POST.
     form = (
         ImportUploadForm(request.POST, request.FILES)
@@ -37,145 +51,188 @@ def import_upload(request: HttpRequest) -> HttpResponse:
             "skip_invalid": form.cleaned_data["skip_invalid"],
         }
         try:
-            context.update(_check(request, upload))
+            context.update(_first_look(request, upload))
         except CsvFormatError as problem:
+            upload_discard(request.session, upload["token"])
             form.add_error("file", str(problem))
     return render(request, "customers/import.html", context)
 
 
+def _first_look(request: HttpRequest, upload: dict) -> dict:
+    path = upload_path(request.session, upload["token"])
+    layout = read_layout(path, _request(upload["filename"], attributes="all"))
+    if _fully_recognised(layout):
+        return _check(request, upload, choices={})
+    return {**upload, "map_form": _map_form(layout)}
+
+
+def _fully_recognised(layout: FileLayout) -> bool:
+    """Every column is a known feature and there is an ID: nothing to ask."""
+    mapping = layout.mapping
+    return (
+        ID in mapping.positions
+        and not mapping.new_attributes
+        and not mapping.ignored
+        and not layout.questions
+    )
+
+
+def _request(filename: str, **options) -> MappingRequest:
+    return MappingRequest(id_prefix=id_prefix_for(filename), **options)
+
+
+def _map_form(layout: FileLayout, data=None) -> ColumnMapForm:
+    mapping = layout.mapping
+    by_position = {position: key for key, position in mapping.positions.items()}
+    columns = []
+    for index, header in enumerate(mapping.headers):
+        target = by_position.get(index, "")
+        feature = mapping.features.get(target)
+        if feature is not None and feature in mapping.new_attributes:
+            target = f"{NEW_ATTRIBUTE}{feature.kind}"
+        profile = layout.profiles[index] if index < len(layout.profiles) else None
+        examples = "e.g. " + ", ".join(profile.examples) if profile and profile.examples else ""
+        name = header.strip() or f"Column {index + 1} (no name)"
+        columns.append(ColumnView(name, examples, target))
+    return ColumnMapForm(data, columns=columns, catalogue=catalogue_current())
+
+
 @login_required
 @permission_required(IMPORT_PERMISSIONS, raise_exception=True)
-@require_http_methods(["POST"])
+@require_POST
 def import_map(request: HttpRequest) -> HttpResponse:
-    """Step 1b: the user said which column holds which field; check the file again."""
-    upload = {
-        "token": request.POST.get("token", ""),
-        "filename": request.POST.get("filename", "the file"),
-        "skip_invalid": request.POST.get("skip_invalid") == "1",
-    }
+    """Step 1b: the user said what each column holds; check the file with those choices."""
+    upload = _upload_from(request)
     path = upload_path(request.session, upload["token"])
     if path is None:
         messages.error(request, EXPIRED)
         return redirect("customers:import")
     try:
-        if request.POST.get("rechoose"):
-            # Back from a report to the column choices it was made with.
-            previous = _column_map(request.POST.get("columns", "")) or []
-            chosen = {field: index for index, field in enumerate(previous) if field}
-            context = {**upload, "map_form": _map_form(path, initial=chosen)}
+        layout = read_layout(path, _request(upload["filename"], attributes="all"))
+        form = _map_form(layout, None if request.POST.get("rechoose") else request.POST)
+        if request.POST.get("rechoose") or not form.is_valid():
+            context = {**upload, "map_form": form}
         else:
-            context = _check(request, upload, answers=request.POST)
+            choices = {"targets": form.targets(), "derive": form.derive_texts()}
+            context = _check(request, upload, choices=choices)
     except CsvFormatError as problem:
         messages.error(request, str(problem))
         return redirect("customers:import")
     return render(request, "customers/import.html", {"form": ImportUploadForm(), **context})
 
 
-def _check(request: HttpRequest, upload: dict, answers=None) -> dict:
-    """Validate a stored upload (with the user's column choices, if any): the page's context.
+def _upload_from(request: HttpRequest) -> dict:
+    return {
+        "token": request.POST.get("token", ""),
+        "filename": request.POST.get("filename", "the file"),
+        "skip_invalid": request.POST.get("skip_invalid") == "1",
+    }
 
-    Raises CsvFormatError, after discarding the file, when it cannot be imported at all.
-    """
-    token = upload["token"]
-    path = upload_path(request.session, token)
-    column_map = None
-    if answers is not None:
-        map_form = _map_form(path, answers)
-        if not map_form.is_valid():
-            return {**upload, "map_form": map_form}
-        column_map = map_form.column_map()
-    try:
-        report = customers_import_file(path=path, dry_run=True, column_map=column_map)
-    except UnclearColumns as problem:
-        if len(problem.headers) < len(REQUIRED_FIELDS):
-            upload_discard(request.session, token)
-            raise
-        form = ColumnMapForm(headers=problem.headers, found=problem.found)
-        return {**upload, "map_form": form, "unclear": _unclear_text(problem, upload["filename"])}
-    except CsvFormatError:
-        upload_discard(request.session, token)
-        raise
+
+def _check(request: HttpRequest, upload: dict, *, choices: dict) -> dict:
+    """Validate a stored upload with the column choices: the report page's context."""
+    path = upload_path(request.session, upload["token"])
+    report = customers_import_file(
+        path=path,
+        request=_mapping_request(upload["filename"], choices),
+        options=ImportOptions(dry_run=True),
+    )
     can_import = report.valid_rows > 0 and (upload["skip_invalid"] or not report.error_count)
-    if not can_import and column_map is None:
-        # Nothing can be confirmed: do not keep the customers' data on disk. After a column
-        # choice the file stays a little longer: the choice may be what was wrong.
-        upload_discard(request.session, token)
-    # The confirm form carries the column choices this report was made with, so another
-    # tab checking other choices cannot change what this confirmation imports.
-    columns = json.dumps(column_map) if column_map else ""
-    return {**upload, "report": report, "can_import": can_import, "columns": columns}
+    # The confirm form carries the choices this report was made with, so another tab
+    # checking other choices cannot change what this confirmation imports.
+    return {**upload, "report": report, "can_import": can_import, "columns": json.dumps(choices)}
 
 
-def _unclear_text(problem: UnclearColumns, filename: str) -> str:
-    parts = []
-    if problem.missing:
-        labels = ", ".join(field_label(field) for field in problem.missing)
-        parts.append(f"Not found by name in {filename}: {labels}.")
-    if problem.ambiguous:
-        labels = ", ".join(field_label(field) for field in problem.ambiguous)
-        parts.append(f"More than one column of {filename} could hold: {labels}.")
-    return " ".join(parts)
+def _mapping_request(filename: str, choices: dict) -> MappingRequest:
+    targets = choices.get("targets")
+    derive = tuple(parse_derivation(text) for text in choices.get("derive", ()))
+    return _request(filename, explicit=targets or None, derive=derive)
 
 
-def _map_form(path, answers=None, initial=None) -> ColumnMapForm:
-    """The column form for the file's header row, bound to the user's answers or showing
-    the ``initial`` {field: column} choices."""
+def _choices(text: str) -> dict | None:
+    """The column choices a form carried, or None when they are garbled."""
     try:
-        customers_import_file(path=path, dry_run=True)
-    except UnclearColumns as problem:
-        found = problem.found if initial is None else initial
-        return ColumnMapForm(answers, headers=problem.headers, found=found)
-    raise CsvFormatError("the file's columns were already recognised; upload it again")
-
-
-def _column_map(text: str) -> list[str] | None:
-    """The column choices (a field per column) a form carried; [] for none, None when
-    they are not valid ones."""
-    if not text:
-        return []
-    try:
-        column_map = json.loads(text)
-    except ValueError:
+        choices = json.loads(text or "{}")
+        if not isinstance(choices, dict):
+            return None
+        targets, derive = choices.get("targets", []), choices.get("derive", [])
+        if not all(isinstance(t, str) for t in [*targets, *derive]):
+            return None
+        for text in derive:
+            parse_derivation(text)
+    except (ValueError, TypeError, ExpressionError):
         return None
-    fields = {"", *REQUIRED_FIELDS, *OPTIONAL_FIELDS}
-    if not isinstance(column_map, list) or not all(
-        isinstance(field, str) and field in fields for field in column_map
-    ):
-        return None
-    return column_map
+    return choices
 
 
 @login_required
 @permission_required(IMPORT_PERMISSIONS, raise_exception=True)
-@require_http_methods(["POST"])
+@require_POST
 def import_confirm(request: HttpRequest) -> HttpResponse:
     """Step 2: write the file checked in step 1."""
-    token = request.POST.get("token", "")
-    path = upload_path(request.session, token)
+    upload = _upload_from(request)
+    path = upload_path(request.session, upload["token"])
     if path is None:
         messages.error(request, EXPIRED)
         return redirect("customers:import")
-    skip_invalid = request.POST.get("skip_invalid") == "1"
-    column_map = _column_map(request.POST.get("columns", ""))
-    if column_map is None:
+    choices = _choices(request.POST.get("columns", ""))
+    if choices is None:
         messages.error(request, "The column choices were garbled; check the file again.")
         return redirect("customers:import")
+    options = ImportOptions(
+        skip_invalid=upload["skip_invalid"],
+        confirmed=request.POST.get("confirmed") == "1",
+        file_name=upload["filename"],
+        user=request.user,
+    )
     try:
         report = customers_import_file(
-            path=path, skip_invalid=skip_invalid, column_map=column_map or None
+            path=path, request=_mapping_request(upload["filename"], choices), options=options
         )
+    except NeedsConfirmation as waiting:
+        context = {**upload, "report": waiting.report, "can_import": True, "ask": True}
+        context["columns"] = json.dumps(choices)
+        return render(request, "customers/import.html", {"form": ImportUploadForm(), **context})
     except CsvFormatError as problem:
+        upload_discard(request.session, upload["token"])
         messages.error(request, str(problem))
         return redirect("customers:import")
-    finally:
-        upload_discard(request.session, token)
+    upload_discard(request.session, upload["token"])
     if report.written:
         messages.success(
             request,
             f"Imported {report.created:,} new and {report.updated:,} changed customers "
             f"({report.unchanged:,} unchanged"
-            + (f", {report.invalid_rows:,} invalid rows skipped)." if report.error_count else ")."),
+            + (f", {report.invalid_rows:,} invalid rows skipped)." if report.error_count else ").")
+            + " It can be undone from the import history.",
         )
     else:
         messages.error(request, "Nothing was imported: the file has invalid rows.")
     return redirect("customers:import")
+
+
+@login_required
+@permission_required(IMPORT_PERMISSIONS, raise_exception=True)
+@require_safe
+def import_history(request: HttpRequest) -> HttpResponse:
+    records = ImportRecord.objects.select_related("created_by", "undone_by")[:100]
+    return render(request, "customers/import_history.html", {"records": records})
+
+
+@login_required
+@permission_required(IMPORT_PERMISSIONS, raise_exception=True)
+@require_POST
+def import_undo_view(request: HttpRequest, record_id: int) -> HttpResponse:
+    try:
+        record = import_undo(record_id=record_id, user=request.user)
+    except ImportRecord.DoesNotExist:
+        messages.error(request, "That import does not exist.")
+    except UndoRefused as problem:
+        messages.error(request, str(problem))
+    else:
+        messages.success(
+            request,
+            f"Undid import {record.id} of {record.file_name}: {record.created:,} customers "
+            f"removed, {record.updated:,} restored.",
+        )
+    return redirect("customers:import_history")

@@ -161,6 +161,9 @@ FILE_UPLOAD_TEMP_DIR = None
 # customers) takes about 20 s on PostgreSQL, inside gunicorn's request timeout.
 IMPORT_UPLOAD_MAX_BYTES = int(float(os.environ.get("IMPORT_UPLOAD_MAX_MB", "16")) * 1024 * 1024)
 
+# An import that would change more than this share of the existing customers asks first.
+IMPORT_CONFIRM_CHANGED_SHARE = float(os.environ.get("IMPORT_CONFIRM_CHANGED_SHARE", "0.2"))
+
 # Fitted models live here, and are loaded only from here.
 MODEL_STORAGE_DIR = Path(os.environ.get("MODEL_STORAGE_DIR", VAR_DIR / "models"))
 
@@ -241,6 +244,13 @@ API_PERMISSION_CACHE_SECONDS = float(os.environ.get("API_PERMISSION_CACHE_SECOND
 CLUSTERING_PENDING_TIMEOUT = float(os.environ.get("CLUSTERING_PENDING_TIMEOUT", "900"))
 # Celery beat looks for such runs this often, so one is failed even when nobody opens a page.
 CLUSTERING_REAP_SECONDS = float(os.environ.get("CLUSTERING_REAP_SECONDS", "60"))
+# A retrain with default options uses the numeric features at least this share of the
+# customers have.
+CLUSTERING_MIN_FEATURE_COVERAGE = float(os.environ.get("CLUSTERING_MIN_FEATURE_COVERAGE", "0.9"))
+# The automatic K never chooses a segmentation with a segment smaller than this share of the
+# customers, nor than this many customers.
+CLUSTERING_MIN_SEGMENT_SHARE = float(os.environ.get("CLUSTERING_MIN_SEGMENT_SHARE", "0.01"))
+CLUSTERING_MIN_SEGMENT_SIZE = int(os.environ.get("CLUSTERING_MIN_SEGMENT_SIZE", "10"))
 CELERY_BEAT_SCHEDULE = {
     "reap-silent-training-runs": {
         "task": "clustering.tasks.reap_task",

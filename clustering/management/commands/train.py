@@ -5,7 +5,6 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from clustering import engine
 from clustering.models import TrainingRun
 from clustering.selectors import run_summary
 from clustering.services import (
@@ -16,6 +15,7 @@ from clustering.services import (
     training_run_start,
     training_runs_reap,
 )
+from customers.selectors import catalogue_current
 
 
 class Command(BaseCommand):
@@ -30,8 +30,21 @@ class Command(BaseCommand):
         parser.add_argument("--k-max", type=int, default=10)
         parser.add_argument(
             "--features",
-            default=",".join(engine.FEATURES),
-            help=f"comma-separated, from {', '.join(engine.FEATURES)}",
+            default="",
+            help="comma-separated catalogue keys (default: every number that at least "
+            "CLUSTERING_MIN_FEATURE_COVERAGE of the customers have)",
+        )
+        parser.add_argument(
+            "--missing",
+            choices=TrainingRun.Missing.values,
+            default=TrainingRun.Missing.EXCLUDE,
+            help="customers missing a chosen feature: leave out (default) or fill in the median",
+        )
+        parser.add_argument(
+            "--log",
+            default="auto",
+            help="log-scale features: auto (skewed money-like ones), none, or a comma-separated "
+            "list",
         )
         mode = parser.add_mutually_exclusive_group()
         mode.add_argument("--sync", action="store_true", help="train in this process")
@@ -55,8 +68,28 @@ class Command(BaseCommand):
 
     def params(self, options) -> TrainingParams:
         features = tuple(f.strip() for f in options["features"].split(",") if f.strip())
+        catalogue = catalogue_current()
+        unknown = [f for f in features if f not in catalogue]
+        if unknown:
+            keys = ", ".join(f.key for f in catalogue.clusterable())
+            raise CommandError(f"unknown feature(s) {', '.join(unknown)}; choose from {keys}")
+        log = options["log"].strip()
+        log_features = (
+            None
+            if log == "auto"
+            else ()
+            if log == "none"
+            else tuple(f.strip() for f in log.split(",") if f.strip())
+        )
         try:
-            return TrainingParams(features, options["k"], options["k_min"], options["k_max"])
+            return TrainingParams(
+                features,
+                options["k"],
+                options["k_min"],
+                options["k_max"],
+                missing=options["missing"],
+                log_features=log_features,
+            )
         except ValueError as problem:
             raise CommandError(str(problem)) from None
 

@@ -50,9 +50,11 @@ class Command(BaseCommand):
         frequency = int(columns["purchase_frequency"][i])
         return CustomerRow(
             customer_id=f"DEMO-{i + 1:07d}",
-            age=int(columns["age"][i]),
-            annual_income=float(columns["annual_income"][i]),
-            spending_score=int(columns["spending_score"][i]),
-            purchase_frequency=frequency,
-            sex=str(columns["sex"][i]),
+            values={
+                "age": int(columns["age"][i]),
+                "annual_income": float(columns["annual_income"][i]),
+                "spending_score": int(columns["spending_score"][i]),
+                "purchase_frequency": frequency,
+                "sex": str(columns["sex"][i]),
+            },
         )

@@ -1,0 +1,79 @@
+"""Turn the customers in the database into the rows a run trains on.
+
+Which features (the run's, or by default every numeric catalogue feature that at least
+CLUSTERING_MIN_FEATURE_COVERAGE of the customers have), what to do with customers missing
+one (leave out, or fill in the median), which skewed money-like features to read on a log
+scale, and which customers are so far outside the rest that they must not pull a centre.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+
+from clustering import engine
+from clustering.selectors import FeatureMatrix, customers_feature_matrix, feature_coverage
+from customers.catalogue import Catalogue
+
+
+class NotEnoughData(Exception):
+    """The customers cannot support a run as asked; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    data: FeatureMatrix
+    features: tuple[str, ...]
+    log_mask: np.ndarray  # by feature: read as log(1 + x)
+    outliers: np.ndarray  # by customer: left out of fitting the centres
+
+    @property
+    def fit_rows(self) -> np.ndarray:
+        return ~self.outliers
+
+    def X_model(self) -> np.ndarray:
+        """Rows fitted on, on the model's scale before standardising (log where chosen)."""
+        return engine.log_transform(self.data.X[self.fit_rows], self.log_mask)
+
+
+def features_default(*, catalogue: Catalogue) -> tuple[str, ...]:
+    """The numeric features that enough customers have, in catalogue order."""
+    total, known = feature_coverage(catalogue=catalogue)
+    needed = settings.CLUSTERING_MIN_FEATURE_COVERAGE * total
+    chosen = tuple(key for key, count in known.items() if total and count >= needed)
+    if len(chosen) < 2:
+        shares = ", ".join(
+            f"{catalogue[key].label} {count / total:.0%}" for key, count in known.items() if total
+        )
+        raise NotEnoughData(
+            f"Fewer than two features are known for at least "
+            f"{settings.CLUSTERING_MIN_FEATURE_COVERAGE:.0%} of the customers ({shares or 'none'}). "
+            "Import more complete data, or choose the features on the retrain form."
+        )
+    return chosen
+
+
+def training_data_prepare(
+    *, features: tuple[str, ...], catalogue: Catalogue, missing: str, log_requested
+) -> PreparedData:
+    """Read the customers and decide transforms and outliers for a run on ``features``."""
+    unknown = [key for key in features if key not in catalogue]
+    if unknown:
+        raise NotEnoughData(
+            f"The feature(s) {', '.join(unknown)} no longer exist; choose the features again."
+        )
+    data = customers_feature_matrix(features=list(features), catalogue=catalogue, missing=missing)
+    if len(data.X) == 0:
+        return PreparedData(data, features, np.zeros(len(features), bool), np.zeros(0, bool))
+    log_mask = _log_mask(data.X, features, catalogue, log_requested)
+    outliers = engine.robust_outliers(engine.log_transform(data.X, log_mask))
+    return PreparedData(data, features, log_mask, outliers)
+
+
+def _log_mask(X: np.ndarray, features, catalogue: Catalogue, requested) -> np.ndarray:
+    if requested is not None:
+        return np.array([key in requested for key in features], dtype=bool)
+    allowed = [catalogue[key].log_allowed for key in features]
+    return engine.skewed_columns(X, allowed)

@@ -255,6 +255,7 @@ class ColumnMapping:
     derived: tuple[DerivedColumn, ...] = ()
     id_positions: tuple[int, ...] = ()  # no ID column: the ID is made from these columns
     id_prefix: str = "row"  # ... or from this and the row number
+    new_keys: tuple[str, ...] = ()  # targets that are not in the catalogue yet
 
     def header_of(self, target: str) -> str:
         if target in self.positions:
@@ -272,9 +273,8 @@ class ColumnMapping:
 
     @property
     def new_attributes(self) -> tuple[Feature, ...]:
-        return tuple(
-            f for f in self.features.values() if f.source in (SOURCE_ATTRIBUTE, SOURCE_DERIVED)
-        )
+        """The attributes this import adds to the catalogue."""
+        return tuple(self.features[key] for key in self.new_keys)
 
     def id_source(self) -> str:
         """How customers of this file are identified, in words for the report."""
@@ -367,6 +367,7 @@ def map_columns(
         derived=derived,
         id_positions=id_positions,
         id_prefix=request.id_prefix,
+        new_keys=tuple(key for key in features if key not in catalogue),
     )
 
 

@@ -772,7 +772,10 @@ def _refuse_if_touched_later(record: ImportRecord) -> None:
             f"Import {later} changed some of the same customers after import {record.id}; "
             f"undo import {later} first."
         )
-    users = ImportRecord.objects.filter(id__gt=record.id, undone_at__isnull=True)
+    # A later import that changed customers with an attribute this one created.
+    users = ImportRecord.objects.filter(
+        id__gt=record.id, undone_at__isnull=True, changes__isnull=False
+    ).distinct()
     for other in users:
         shared = set(other.mapping.get("columns", {})) & set(record.attributes_created)
         if shared:

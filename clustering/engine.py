@@ -37,6 +37,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 
+from clustering.bands import CONFIDENCE_BANDS, SILHOUETTE_BANDS, band_for
+
 SILHOUETTE_EXACT_MAX = 20_000
 LARGE_DATA_THRESHOLD = 100_000
 SWEEP_SAMPLE_SIZE = 50_000
@@ -541,14 +543,7 @@ def confidence_rounded(p: float, decimals: int = 4) -> float:
 
 def confidence_band(p: float) -> str:
     """Plain-words band for a probability in [0, 1], judged on the value as shown."""
-    p = confidence_rounded(p)
-    if p >= 0.90:
-        return "very confident"
-    if p >= 0.70:
-        return "confident"
-    if p >= 0.50:
-        return "moderate"
-    return "low"
+    return band_for(CONFIDENCE_BANDS, confidence_rounded(p)).label
 
 
 # --------------------------------------------------------------------------- explain
@@ -627,24 +622,9 @@ class Verdict:
 
 
 def silhouette_verdict(s: float) -> Verdict:
-    """Playbook bands: strong >= 0.70, reasonable >= 0.50, weak >= 0.25, poor < 0.25."""
-    if s >= 0.70:
-        return Verdict("strong", "Segments are clearly separated; customers fit them well.")
-    if s >= 0.50:
-        return Verdict(
-            "reasonable", "Segments are reasonably separated; most customers fit one well."
-        )
-    if s >= 0.25:
-        return Verdict(
-            "weak",
-            "Segments overlap a lot; treat them as rough groupings and check them before "
-            "acting on them.",
-        )
-    return Verdict(
-        "poor",
-        "The data shows no clear segments: customers are spread out rather than grouped. "
-        "These segments are arbitrary cuts and should not be treated as personas.",
-    )
+    """The silhouette's band (bands.SILHOUETTE_BANDS) and what it means in plain words."""
+    band = band_for(SILHOUETTE_BANDS, s)
+    return Verdict(band.key, band.text)
 
 
 # --------------------------------------------------------------------------- retrains

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from clustering.bands import CONFIDENCE_BANDS
 from customers.catalogue import CUSTOMER_ID_MAX_LENGTH, SEX_CHOICES, Catalogue, Feature
 
 
@@ -73,7 +74,7 @@ PREDICTION = {
             "description": "Probability of the segment under equal-sized round "
             "clouds around each segment centre; 0.5 = halfway.",
         },
-        "band": {"type": "string", "enum": ["very confident", "confident", "moderate", "low"]},
+        "band": {"type": "string", "enum": [band.label for band in CONFIDENCE_BANDS]},
         "unusual": {
             "type": "boolean",
             "description": "True when the customer is far from every segment (farther from "

@@ -47,10 +47,11 @@ def features_default(*, catalogue: Catalogue) -> tuple[str, ...]:
         shares = ", ".join(
             f"{catalogue[key].label} {count / total:.0%}" for key, count in known.items() if total
         )
+        coverage = settings.CLUSTERING_MIN_FEATURE_COVERAGE
         raise NotEnoughData(
-            f"Fewer than two features are known for at least "
-            f"{settings.CLUSTERING_MIN_FEATURE_COVERAGE:.0%} of the customers ({shares or 'none'}). "
-            "Import more complete data, or choose the features on the retrain form."
+            f"Fewer than two features are known for at least {coverage:.0%} of the "
+            f"customers ({shares or 'none'}). Import more complete data, or choose the "
+            "features on the retrain form."
         )
     return chosen
 

@@ -12,6 +12,13 @@ from django.db import connection
 from django.db.models import F
 
 from clustering import engine
+from clustering.bands import (
+    CONFIDENCE_BANDS,
+    SILHOUETTE_BANDS,
+    STABILITY_BANDS,
+    band_range,
+    describe_bands,
+)
 from clustering.comparisons import run_moves
 from clustering.models import Cluster, ClusterAssignment, TrainingRun
 from customers.catalogue import KEY_PATTERN, SOURCE_FIELD, Catalogue, Feature
@@ -324,7 +331,13 @@ def _chart_data(run: TrainingRun, clusters: list[Cluster]) -> dict:
 
 
 # What the "What do these numbers mean?" panel (clustering/_help.html) explains.
-METRIC_HELP = {"k_rule": engine.K_RULE, "confidence_formula": engine.CONFIDENCE_FORMULA}
+METRIC_HELP = {
+    "k_rule": engine.K_RULE,
+    "confidence_formula": engine.CONFIDENCE_FORMULA,
+    "silhouette_bands": describe_bands(SILHOUETTE_BANDS) + " (no clear segments).",
+    "stability_bands": describe_bands(STABILITY_BANDS) + ".",
+    "confidence_bands": describe_bands(CONFIDENCE_BANDS, percent=True) + " (between segments).",
+}
 
 
 def dashboard_context() -> dict:
@@ -427,12 +440,8 @@ SORT_ALIASES = {
     "spending": "spending_score",
     "frequency": "purchase_frequency",
 }
-CONFIDENCE_FILTERS = {
-    "very": (0.90, None),
-    "confident": (0.70, 0.90),
-    "moderate": (0.50, 0.70),
-    "low": (None, 0.50),
-}
+# The member table's confidence filter: one choice per band.
+CONFIDENCE_FILTERS = {band.key: band_range(CONFIDENCE_BANDS, band) for band in CONFIDENCE_BANDS}
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ from django.contrib import admin
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 
+from customers.catalogue import BUILT_IN_KEYS
+from customers.forms import CustomerAdminForm
 from customers.models import Attribute, Customer, ImportRecord
 from customers.services import customers_export_lines
 
@@ -63,15 +65,8 @@ def export_selected(modeladmin, request, queryset):
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
-    list_display = (
-        "customer_id",
-        "age",
-        "annual_income",
-        "spending_score",
-        "purchase_frequency",
-        "sex",
-        "updated_at",
-    )
+    form = CustomerAdminForm
+    list_display = ("customer_id", *BUILT_IN_KEYS, "updated_at")
     list_filter = ("sex", AgeBandFilter, IncomeBandFilter)
     search_fields = ("customer_id__startswith",)
     ordering = ("customer_id",)

@@ -6,9 +6,11 @@ from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
-from customers.catalogue import CATEGORICAL, NUMERIC, Catalogue
+from customers.catalogue import BUILT_IN_KEYS, CATEGORICAL, NUMERIC, TEXT_MAX_LENGTH, Catalogue
 from customers.csv_format import ID, NEW_ATTRIBUTE
 from customers.expressions import ExpressionError, parse_derivation
+from customers.models import Customer
+from customers.selectors import catalogue_current
 
 
 class ImportUploadForm(forms.Form):
@@ -116,3 +118,37 @@ def target_choices(catalogue: Catalogue) -> list[tuple[str, str]]:
         (f"{NEW_ATTRIBUTE}{NUMERIC}", "New attribute: a number"),
         (f"{NEW_ATTRIBUTE}{CATEGORICAL}", "New attribute: a category"),
     ]
+
+
+class CustomerAdminForm(forms.ModelForm):
+    """The customer with one field per attribute of the catalogue (numbers checked as the
+    importer checks them), written back into ``Customer.attributes``."""
+
+    class Meta:
+        model = Customer
+        fields = ("customer_id", *BUILT_IN_KEYS)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.attribute_features = catalogue_current().attributes()
+        stored = self.instance.attributes or {}
+        for feature in self.attribute_features:
+            field_class = forms.FloatField if feature.is_numeric else forms.CharField
+            options = {} if feature.is_numeric else {"max_length": TEXT_MAX_LENGTH}
+            if feature.is_numeric and feature.whole:
+                field_class = forms.IntegerField
+            self.fields[f"attr_{feature.key}"] = field_class(
+                label=feature.label,
+                required=False,
+                initial=stored.get(feature.key),
+                help_text=feature.help,
+                **options,
+            )
+
+    def save(self, commit: bool = True):
+        attributes = dict(self.instance.attributes or {})
+        for feature in self.attribute_features:
+            value = self.cleaned_data.get(f"attr_{feature.key}")
+            attributes[feature.key] = None if value in ("", None) else value
+        self.instance.attributes = attributes
+        return super().save(commit)

@@ -54,8 +54,9 @@ PROFILE_ROWS = 10_000
 MAX_FIELD_CHARS = 10_000
 MAX_COLUMNS = 500
 WHITESPACE = "whitespace"
-FIELDS = ("customer_id", "age", "annual_income", "spending_score", "purchase_frequency", "sex")
-VALUE_FIELDS = FIELDS[1:]
+# The customer table's columns an import writes: the ID, then the catalogue's fields.
+FIELDS = (ID, *BUILT_IN_KEYS)
+VALUE_FIELDS = BUILT_IN_KEYS
 
 ProgressCallback = Callable[[str, int, int], None]
 
@@ -597,6 +598,8 @@ def customers_upsert(*, rows: list[CustomerRow], columns: Sequence[str] = VALUE_
 
 _STAGE = "customer_import"
 _STAGE_COLUMNS = (*FIELDS, "attributes")
+# What a new customer gets for a field its file does not have.
+_DEFAULTS = {"sex": Customer.Sex.UNKNOWN}
 
 
 class ChunkWriter:
@@ -639,11 +642,12 @@ class ChunkWriter:
         json_type = "jsonb" if self.postgres else "text"
         # Dropped with the import's transaction on PostgreSQL; SQLite has no ON COMMIT.
         lifetime = " ON COMMIT DROP" if self.postgres else ""
+        columns = ", ".join(
+            f"{name} {Customer._meta.get_field(name).db_type(connection)}" for name in FIELDS
+        )
         cursor.execute(
-            f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (customer_id varchar(64), "
-            "age integer, annual_income double precision, spending_score integer, "
-            f"purchase_frequency integer, sex varchar(8), attributes {json_type}, "
-            f"existed boolean){lifetime}"
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} ({columns}, "
+            f"attributes {json_type}, existed boolean){lifetime}"
         )
         cursor.execute(f"DELETE FROM {_STAGE}")
         values = [self._row(row) for row in rows]
@@ -662,8 +666,7 @@ class ChunkWriter:
         attributes = {key: values.get(key) for key in self.attributes}
         return (
             row.customer_id,
-            *(values.get(c) for c in FIELDS[1:-1]),
-            values.get("sex") or "unknown",
+            *(_DEFAULTS.get(c) if values.get(c) is None else values[c] for c in VALUE_FIELDS),
             json.dumps(attributes, separators=(",", ":")),
         )
 

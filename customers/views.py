@@ -60,7 +60,8 @@ def import_upload(request: HttpRequest) -> HttpResponse:
 
 def _first_look(request: HttpRequest, upload: dict) -> dict:
     path = upload_path(request.session, upload["token"])
-    layout = read_layout(path, _request(upload["filename"], attributes="all"))
+    with open(path, "rb") as stream:
+        layout = read_layout(stream, _request(upload["filename"], attributes="all"))
     if _fully_recognised(layout):
         return _check(request, upload, choices={})
     return {**upload, "map_form": _map_form(layout)}
@@ -108,7 +109,8 @@ def import_map(request: HttpRequest) -> HttpResponse:
         messages.error(request, EXPIRED)
         return redirect("customers:import")
     try:
-        layout = read_layout(path, _request(upload["filename"], attributes="all"))
+        with open(path, "rb") as stream:
+            layout = read_layout(stream, _request(upload["filename"], attributes="all"))
         form = _map_form(layout, None if request.POST.get("rechoose") else request.POST)
         if request.POST.get("rechoose") or not form.is_valid():
             context = {**upload, "map_form": form}

@@ -5,11 +5,11 @@ from __future__ import annotations
 from django import template
 
 from clustering import engine
+from clustering.bands import STABILITY_BANDS, band_for
 from customers.models import field_label
 
 register = template.Library()
 
-STABILITY_BANDS = ((0.90, "very stable"), (0.75, "stable"), (0.50, "shaky"), (-1.0, "unstable"))
 
 
 @register.filter
@@ -39,7 +39,7 @@ def number(value, digits: int = 1) -> str:
 def stability_band(value) -> str:
     if value is None:
         return ""
-    return next(label for threshold, label in STABILITY_BANDS if float(value) >= threshold)
+    return band_for(STABILITY_BANDS, float(value)).label
 
 
 @register.filter

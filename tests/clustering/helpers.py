@@ -15,6 +15,7 @@ from clustering.services import (
     training_run_execute,
     training_run_start,
 )
+from customers.catalogue import BUILT_IN_CATALOGUE
 from customers.models import Customer
 
 # The campaign CSV's columns, spelled out: marketers' tools read them by these names.
@@ -30,6 +31,8 @@ CAMPAIGN_HEADER = [
     "band",
     "strategy",
 ]
+# The four numbers every customer table has, the features a default run trains on.
+FEATURES = tuple(f.key for f in BUILT_IN_CATALOGUE.clusterable())
 PLAYBOOK = {"High-Value Customers", "Budget Shoppers", "Potential Targets", "Loyal Customers"}
 
 

@@ -10,7 +10,6 @@ import re
 import pytest
 from django.utils.html import escape
 
-from clustering import engine
 from clustering.models import ClusterAssignment, RunComparison, Segment, TrainingRun
 from clustering.services import (
     TrainingParams,
@@ -19,7 +18,14 @@ from clustering.services import (
     training_run_start,
 )
 from customers.models import Customer
-from tests.clustering.helpers import CAMPAIGN_HEADER, PLAYBOOK, segment_of, train, train_run
+from tests.clustering.helpers import (
+    CAMPAIGN_HEADER,
+    FEATURES,
+    PLAYBOOK,
+    segment_of,
+    train,
+    train_run,
+)
 from tests.customers.factories import CustomerFactory
 
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -29,7 +35,14 @@ HIGH_VALUE = {
     "spending_score": "85",
     "purchase_frequency": "8",
 }
-RETRAIN = {"mode": "auto", "k_min": "2", "k_max": "10", "features": list(engine.FEATURES)}
+RETRAIN = {
+    "mode": "auto",
+    "k_min": "2",
+    "k_max": "10",
+    "features": list(FEATURES),
+    "missing": "exclude",
+    "log_mode": "auto",
+}
 CUSTOMER_ID = re.compile(r"<tr><td>(DEMO-\d+)</td>")
 
 
@@ -118,7 +131,7 @@ def test_a_manager_starts_a_retrain_that_waits_for_the_worker(
     assert response.url == f"/runs/{run.id}/"
     assert len(queued) == 1  # the task goes to the broker once the request has committed
     assert (run.features, run.k_requested, run.created_by.username) == (
-        list(engine.FEATURES),
+        list(FEATURES),
         None,
         "max",
     )

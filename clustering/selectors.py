@@ -454,8 +454,11 @@ class MemberColumn:
         if self.feature is None:
             return getattr(customer, self.key)
         if self.feature.source == SOURCE_FIELD:
-            return getattr(customer, self.key)
-        return (customer.attributes or {}).get(self.key)
+            value = getattr(customer, self.key)
+        else:
+            value = (customer.attributes or {}).get(self.key)
+        # A category with fixed codes reads as its label ("female" -> "Female").
+        return dict(self.feature.choices).get(value, value) if self.feature.choices else value
 
 
 def member_columns(run: TrainingRun, catalogue: Catalogue) -> list[MemberColumn]:

@@ -58,10 +58,20 @@ class CsvFormatError(ValueError):
 class UnclearColumns(CsvFormatError):
     """A column is named for two targets: the upload page then asks which column is which."""
 
-    def __init__(self, message: str, *, headers: Iterable[str], ambiguous: Iterable[str] = ()):
+    def __init__(
+        self,
+        message: str,
+        *,
+        headers: Iterable[str],
+        ambiguous: Mapping[str, Sequence[str]] | None = None,
+        targets: Iterable[str] = (),
+    ):
         super().__init__(message)
         self.headers = tuple(headers)
-        self.ambiguous = tuple(ambiguous)
+        # target -> the columns named for it
+        self.ambiguous = {target: tuple(names) for target, names in (ambiguous or {}).items()}
+        # Every column's target by position, the first of two columns keeping a target.
+        self.targets = tuple(targets)
 
 
 def parse_mapping_option(items: Iterable[str], catalogue: Catalogue) -> dict[str, str]:
@@ -325,6 +335,9 @@ def map_columns(
             'command takes --map "Source column=field")',
             headers=headers,
             ambiguous=duplicates,
+            targets=[
+                t.split("#")[0] if positions.get(t) == i else IGNORE for i, t in enumerate(targets)
+            ],
         )
     _give_way_to_derivations(positions, ignored, headers, request.derive, catalogue)
     feeds_known = _columns_feeding_known_features(headers, request.derive, catalogue)

@@ -17,6 +17,7 @@ import json
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import BinaryIO
 
@@ -208,8 +209,12 @@ def _first_rows(stream: BinaryIO, delimiter: str, limit: int) -> list[list[str]]
     """Up to ``limit`` non-blank rows from the top of the file (header included)."""
     text = _open_text(stream)
     rows: list[list[str]] = []
+    reader = _reader(text, delimiter)
+    line = 0
+    undecodable = False
     try:
-        for cells in _reader(text, delimiter):
+        for cells in reader:
+            line = reader.line_num
             if any(cell.strip() for cell in cells):
                 rows.append(cells)
                 if len(cells) > MAX_COLUMNS:
@@ -219,24 +224,30 @@ def _first_rows(stream: BinaryIO, delimiter: str, limit: int) -> list[list[str]]
                     )
             if len(rows) >= limit:
                 break
-    except (csv.Error, UnicodeDecodeError) as problem:
-        raise CsvFormatError(f"the top of the file cannot be read: {problem}") from None
+    except csv.Error as problem:
+        # The same words as the full read gives (iter_rows): the line, and what is wrong.
+        raise CsvFormatError(
+            f"line {line + 1} {_csv_reason(problem)}; nothing after it can be read"
+        ) from None
+    except UnicodeDecodeError:
+        undecodable = True
     finally:
         text.detach()
+    if undecodable:
+        raise _not_utf8_error(stream)
     return rows
 
 
 def _looks_like_header(first: list[str], second: list[str] | None, catalogue: Catalogue) -> bool:
-    """A header names columns: it has no numbers where the data below has them."""
+    """A header names columns: it has no numbers (the data below may have none either)."""
     if second is None:
         return True
     if any(catalogue.by_alias(cell) for cell in first if cell.strip()):
         return True
-    shape_first = [_is_number(cell) for cell in first]
-    shape_second = [_is_number(cell) for cell in second]
-    if any(shape_first):
-        return False  # "C001 20140101 2 15.5": numbers in the first row are data
-    return shape_first != shape_second
+    # "C001 20140101 2 15.5": numbers in the first row are data. Without numbers it names
+    # columns, even when the data below has none either ("name,email,city"); a file of
+    # text only without a header takes --no-header.
+    return not any(_is_number(cell) for cell in first)
 
 
 def _is_number(text: str) -> bool:
@@ -712,7 +723,7 @@ class ChunkWriter:
         """Save the values of customers this chunk is about to change."""
         build = "jsonb_build_object" if self.postgres else "json_object"
         attributes = "c.attributes" if self.postgres else "json(c.attributes)"
-        previous = ", ".join(f"'{col}', c.{col}" for col in VALUE_FIELDS)
+        previous = ", ".join(f"'{col}', {self._previous(col)}" for col in VALUE_FIELDS)
         cursor.execute(
             f"INSERT INTO {ImportChange._meta.db_table} (record_id, customer_id, previous) "
             f"SELECT %s, c.id, {build}({previous}, 'attributes', {attributes}) "
@@ -720,6 +731,13 @@ class ChunkWriter:
             f"WHERE {self._differs('c', 's')}",
             [self.record_id],
         )
+
+    def _previous(self, column: str) -> str:
+        """A stored value as undo keeps it. SQLite's JSON writes a real number with 15
+        digits (0.30000000000000004 becomes 0.3); 17 read back as the same float."""
+        if self.postgres or Customer._meta.get_field(column).get_internal_type() != "FloatField":
+            return f"c.{column}"
+        return f"CASE WHEN c.{column} IS NULL THEN NULL ELSE json(printf('%!.17g', c.{column})) END"
 
     def _note_created(self, cursor) -> None:
         cursor.execute(
@@ -810,7 +828,11 @@ class EchoBuffer:
 def format_number(value: float | int | None) -> str:
     if value is None:
         return ""
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
+    if float(value).is_integer():
+        return str(int(value))
+    # The shortest text that reads back as the same float, without an exponent
+    # ("1e-05" -> "0.00001"): the importer reads plain decimals only.
+    return format(Decimal(repr(float(value))), "f")
 
 
 def format_value(value) -> str:

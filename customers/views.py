@@ -10,7 +10,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from customers.csv_format import ID, NEW_ATTRIBUTE, CsvFormatError, MappingRequest
+from customers.catalogue import feature_label
+from customers.csv_format import (
+    ID,
+    NEW_ATTRIBUTE,
+    CsvFormatError,
+    MappingRequest,
+    UnclearColumns,
+)
 from customers.expressions import ExpressionError, parse_derivation
 from customers.forms import ColumnMapForm, ColumnView, ImportUploadForm
 from customers.models import ImportRecord
@@ -61,10 +68,34 @@ def import_upload(request: HttpRequest) -> HttpResponse:
 def _first_look(request: HttpRequest, upload: dict) -> dict:
     path = upload_path(request.session, upload["token"])
     with open(path, "rb") as stream:
-        layout = read_layout(stream, _request(upload["filename"], attributes="all"))
+        layout, unclear = _step_layout(stream, upload["filename"])
+    if unclear is not None:
+        catalogue = catalogue_current()
+        for target, names in unclear.ambiguous.items():
+            label = "the customer ID" if target == ID else feature_label(target, catalogue)
+            columns = " and ".join(repr(name) for name in names)
+            both = "both" if len(names) == 2 else "all"
+            messages.warning(
+                request,
+                f"Columns {columns} {both} look like {label}: choose the one that holds it.",
+            )
     if _fully_recognised(layout):
-        return _check(request, upload, choices={})
+        context = _check(request, upload, choices={})
+        if not context["can_import"]:
+            # Nothing to confirm and no column to choose again: do not keep the customers'
+            # data on disk.
+            upload_discard(request.session, upload["token"])
+        return context
     return {**upload, "map_form": _map_form(layout)}
+
+
+def _step_layout(stream, filename: str) -> tuple[FileLayout, UnclearColumns | None]:
+    """How the column step reads the file. Two columns named for one field do not stop
+    it: the first one is preselected and the user chooses (the problem says which)."""
+    try:
+        return read_layout(stream, _request(filename, attributes="all")), None
+    except UnclearColumns as unclear:
+        return read_layout(stream, _request(filename, explicit=unclear.targets)), unclear
 
 
 def _fully_recognised(layout: FileLayout) -> bool:
@@ -82,7 +113,7 @@ def _request(filename: str, **options) -> MappingRequest:
     return MappingRequest(id_prefix=id_prefix_for(filename), **options)
 
 
-def _map_form(layout: FileLayout, data=None) -> ColumnMapForm:
+def _map_form(layout: FileLayout, data=None, initial=None) -> ColumnMapForm:
     mapping = layout.mapping
     by_position = {position: key for key, position in mapping.positions.items()}
     columns = []
@@ -95,7 +126,7 @@ def _map_form(layout: FileLayout, data=None) -> ColumnMapForm:
         examples = "e.g. " + ", ".join(profile.examples) if profile and profile.examples else ""
         name = header.strip() or f"Column {index + 1} (no name)"
         columns.append(ColumnView(name, examples, target))
-    return ColumnMapForm(data, columns=columns, catalogue=catalogue_current())
+    return ColumnMapForm(data, initial=initial, columns=columns, catalogue=catalogue_current())
 
 
 @login_required
@@ -110,8 +141,12 @@ def import_map(request: HttpRequest) -> HttpResponse:
         return redirect("customers:import")
     try:
         with open(path, "rb") as stream:
-            layout = read_layout(stream, _request(upload["filename"], attributes="all"))
-        form = _map_form(layout, None if request.POST.get("rechoose") else request.POST)
+            layout, _unclear = _step_layout(stream, upload["filename"])
+        if request.POST.get("rechoose"):
+            # Back from a report: the choices it was made with, not the first guess.
+            form = _map_form(layout, None, _initial(request.POST.get("columns", "")))
+        else:
+            form = _map_form(layout, request.POST)
         if request.POST.get("rechoose") or not form.is_valid():
             context = {**upload, "map_form": form}
         else:
@@ -121,6 +156,14 @@ def import_map(request: HttpRequest) -> HttpResponse:
         messages.error(request, str(problem))
         return redirect("customers:import")
     return render(request, "customers/import.html", {"form": ImportUploadForm(), **context})
+
+
+def _initial(columns: str) -> dict:
+    """The column step's fields as a report's column choices had them."""
+    choices = _choices(columns) or {}
+    initial = {f"column_{i}": target for i, target in enumerate(choices.get("targets", []))}
+    initial.update({f"derive_{i}": text for i, text in enumerate(choices.get("derive", []))})
+    return initial
 
 
 def _upload_from(request: HttpRequest) -> dict:

@@ -11,7 +11,6 @@ from customers.models import field_label
 register = template.Library()
 
 
-
 @register.filter
 def percent(value, digits: int = 0) -> str:
     if value is None or value == "":

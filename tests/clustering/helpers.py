@@ -18,14 +18,15 @@ from clustering.services import (
 from customers.catalogue import BUILT_IN_CATALOGUE
 from customers.models import Customer
 
-# The campaign CSV's columns, spelled out: marketers' tools read them by these names.
+# The campaign CSV's columns, spelled out: marketers' tools read them by these names. The
+# customer's own columns come in the import format's (catalogue) order, sex after the numbers.
 CAMPAIGN_HEADER = [
     "customer_id",
-    "sex",
     "age",
     "annual_income",
     "spending_score",
     "purchase_frequency",
+    "sex",
     "segment",
     "confidence",
     "band",

@@ -8,7 +8,8 @@ from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import StandardScaler
 
-from clustering import engine
+from clustering import engine, naming
+from customers.catalogue import BUILT_IN_CATALOGUE
 
 # Four well-separated blobs shaped like the playbook personas:
 # (age, annual_income, spending_score, purchase_frequency).
@@ -22,12 +23,23 @@ CENTERS = np.array(
 )
 SPREAD = np.array([6.0, 10.0, 8.0, 4.0])
 PLANTED_ARCHETYPES = ("high_value", "budget", "potential", "loyal")
+FEATURES = ("age", "annual_income", "spending_score", "purchase_frequency")
+LABELS = BUILT_IN_CATALOGUE.labels()
 
 
 def planted(n_rows: int = 5000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     truth = rng.integers(0, len(CENTERS), n_rows)
     return CENTERS[truth] + rng.normal(size=(n_rows, 4)) * SPREAD, truth
+
+
+def money_data(n_rows: int = 1000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(age, annual_income) of two groups whose incomes are lognormal, as money often is."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 2, n_rows)
+    age = rng.normal(np.where(truth, 55.0, 30.0), 5.0)
+    income = rng.lognormal(np.where(truth, 4.5, 3.3), 0.6)
+    return np.c_[age, income], truth
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +141,33 @@ def test_choose_k_prefers_smaller_k_on_ties():
     assert engine.choose_k(tie) == 3
 
 
+def test_choose_k_skips_a_k_whose_smallest_segment_is_below_the_minimum_share():
+    sweep = engine.SweepResult(
+        (2, 3, 4),
+        (3.0, 2.0, 1.0),
+        (0.5, 0.7, 0.6),
+        None,
+        1000,
+        1000,
+        "kmeans",
+        1000,
+        smallest_share=(0.4, 0.004, 0.2),  # K=3 scores best by splitting off 4 customers
+    )
+
+    assert engine.choose_k(sweep) == 3
+    assert engine.choose_k(sweep, min_share=0.05) == 4
+
+
+def test_a_handful_of_far_away_customers_do_not_get_a_segment_of_their_own():
+    X, _truth = planted(2000, seed=1)
+    rng = np.random.default_rng(1)
+    few = np.array([90.0, 400.0, 5.0, 150.0]) + rng.normal(size=(6, 4))
+    result = engine.sweep(np.vstack([X, few]), k_values=range(2, 8))
+
+    assert engine.choose_k(result) == 5  # the silhouette alone likes the 6-customer segment
+    assert engine.choose_k(result, min_share=0.01) == 4
+
+
 def test_minibatch_path_above_a_lowered_threshold(data):
     rows = data[:3000]
     result = engine.sweep(
@@ -148,14 +187,17 @@ def test_minibatch_path_above_a_lowered_threshold(data):
 
 
 def test_bad_input_is_rejected(data):
-    with pytest.raises(ValueError):
-        engine.validate_features(("annual_income", "age"))  # wrong order
-    with pytest.raises(ValueError):
+    assert engine.validate_features(("annual_income", "age")) == ("annual_income", "age")
+    with pytest.raises(ValueError, match="repeat"):
+        engine.validate_features(("age", "income", "age"))
+    with pytest.raises(ValueError, match="two features"):
         engine.validate_features(("age",))
     with pytest.raises(ValueError):
         engine.sweep(data[:, :2], feature_names=("age", "annual_income", "spending_score"))
     with pytest.raises(ValueError):
         engine.sweep(data[:5], k_values=(2, 5))
+    with pytest.raises(ValueError, match="NaN"):
+        engine.sweep(np.array([[1.0, np.nan], [2.0, 3.0], [4.0, 5.0]]), k_values=(2,))
 
 
 # --------------------------------------------------------------------------- confidence
@@ -236,10 +278,12 @@ def test_confidence_bands():
 
 
 # --------------------------------------------------------------------------- naming
+# The naming rules themselves are tested in test_naming.py; these check that the centroids
+# of a fitted model name the planted personas.
 
 
 def test_planted_clusters_get_the_four_archetypes(model):
-    names = engine.name_clusters(engine.centroids_sd(model), engine.FEATURES)
+    names = naming.name_clusters(engine.centroids_sd(model), FEATURES, labels=LABELS)
     assert sorted(n.archetype for n in names) == sorted(PLANTED_ARCHETYPES)
     assert len({n.name for n in names}) == 4
     assert all(n.matched for n in names)
@@ -251,7 +295,7 @@ def test_planted_clusters_get_the_four_archetypes(model):
 
 
 def test_reason_lists_decisive_features_in_sd(model):
-    names = engine.name_clusters(engine.centroids_sd(model), engine.FEATURES)
+    names = naming.name_clusters(engine.centroids_sd(model), FEATURES, labels=LABELS)
     high_value = next(n for n in names if n.archetype == "high_value")
     assert high_value.reason.startswith("income +")
     assert "spending +" in high_value.reason
@@ -260,37 +304,8 @@ def test_reason_lists_decisive_features_in_sd(model):
 
 def test_names_are_unique_at_k10(data):
     ten = engine.fit(data, k=10)
-    names = engine.name_clusters(engine.centroids_sd(ten), engine.FEATURES)
+    names = naming.name_clusters(engine.centroids_sd(ten), FEATURES, labels=LABELS)
     assert len({n.name for n in names}) == 10
-
-
-def test_duplicates_get_a_number_suffix():
-    names = engine.name_clusters(np.zeros((3, 4)), engine.FEATURES)
-    assert [n.name for n in names] == [
-        "Average Mainstream",
-        "Average Mainstream 2",
-        "Average Mainstream 3",
-    ]
-
-
-def test_more_clusters_than_archetypes_stay_unique():
-    centroids = np.random.default_rng(5).normal(scale=1.2, size=(15, 4))
-    names = engine.name_clusters(centroids, engine.FEATURES)
-    assert len({n.name for n in names}) == 15
-
-
-def test_rules_needing_a_missing_feature_do_not_apply():
-    features = ("age", "annual_income")
-    names = engine.name_clusters(np.array([[0.0, 1.5], [0.1, -1.4], [0.0, 0.1]]), features)
-    assert [n.archetype for n in names] == ["affluent", "modest", "mainstream"]
-    assert "spending" not in " ".join(n.reason for n in names)
-
-
-def test_every_archetype_has_a_strategy():
-    assert set(engine.STRATEGIES) == {a.key for a in engine.ARCHETYPES}
-    for strategy in engine.STRATEGIES.values():
-        assert strategy.description
-        assert 3 <= len(strategy.actions) <= 5
 
 
 # --------------------------------------------------------------------------- explain
@@ -299,16 +314,29 @@ def test_every_archetype_has_a_strategy():
 def test_explain_compares_in_original_units_and_sd(data, model):
     row = data[7]
     cluster = int(model.predict(row.reshape(1, -1))[0])
-    rows = engine.explain(model, row, cluster, engine.FEATURES)
-    scaler = model[0]
+    rows = engine.explain(model, row, cluster, FEATURES)
+    scaler = engine.scaler_of(model)
     centre = engine.centroids_original(model)[cluster]
-    assert [r.feature for r in rows] == list(engine.FEATURES)
+    assert [r.feature for r in rows] == list(FEATURES)
     for i, r in enumerate(rows):
         assert r.value == pytest.approx(row[i])
         assert r.centroid_value == pytest.approx(centre[i])
         assert r.diff_sd == pytest.approx((row[i] - centre[i]) / scaler.scale_[i])
-    same = engine.explain(engine.centroids_sd(model), row, cluster, engine.FEATURES, scaler)
-    assert same == rows
+
+
+def test_explain_on_a_log_scale_shows_money_and_the_distance_the_model_sees():
+    X, _truth = money_data()
+    pipeline = engine.fit(X, k=2, log_columns=[False, True])
+    row = X[3]
+    cluster = int(pipeline.predict(row.reshape(1, -1))[0])
+    income = engine.explain(pipeline, row, cluster, ("age", "annual_income"))[1]
+
+    centre_sd = engine.centroids_sd(pipeline)[cluster, 1]
+    assert income.value == pytest.approx(row[1])  # in money, not in log money
+    assert income.centroid_value == pytest.approx(engine.centroids_original(pipeline)[cluster, 1])
+    seen = engine.to_model_space(pipeline, row.reshape(1, -1))[0, 1]
+    assert income.diff_sd == pytest.approx(seen - centre_sd)
+    assert income.diff_sd != pytest.approx((row[1] - income.centroid_value) / X[:, 1].std())
 
 
 # --------------------------------------------------------------------------- stability
@@ -349,15 +377,16 @@ def test_match_centroids_leaves_far_and_extra_clusters_unmatched():
     assert scaled == {0: 0, 1: 1}
 
 
-def test_match_centroids_pairs_only_what_is_allowed_and_keeps_the_rest_optimal():
+def test_match_centroids_pairs_only_what_is_allowed_and_never_steals_a_closer_pair():
     previous = np.array([[0.0, 0.0], [5.0, 0.0], [10.0, 0.0]])
     new = np.array([[0.2, 0.0], [5.2, 0.0], [10.2, 0.0]])
     allowed = np.ones((3, 3), dtype=bool)
     allowed[0, 0] = False  # e.g. the new cluster 0 is another archetype than old cluster 0
 
     assert engine.match_centroids(previous, new, allowed=allowed, max_distance=1) == {1: 1, 2: 2}
-    # Without a distance limit the forbidden pair's partners pair up the other way.
-    assert engine.match_centroids(previous, new, allowed=allowed) == {0: 1, 1: 0, 2: 2}
+    # Even without a distance limit, new cluster 0 does not take old segment 1 away from the
+    # new cluster right on top of it: it stays unmatched (a new segment).
+    assert engine.match_centroids(previous, new, allowed=allowed) == {1: 1, 2: 2}
     assert engine.match_centroids(previous, new) == {0: 0, 1: 1, 2: 2}
 
 
@@ -366,6 +395,61 @@ def test_match_centroids_never_trades_a_close_pair_for_two_farther_ones():
     new = np.array([[0.1, 0.0], [-1.0, 0.0]])
 
     assert engine.match_centroids(previous, new, max_distance=1.5) == {0: 0}
+
+
+def test_the_product_owner_s_segment_goes_on_in_the_cluster_nearest_to_it():
+    # One feature. Old segments X = 0 and Y = 0.85 (the same archetype); the new run finds
+    # A = 0.1 and B = -0.75. X is 0.1 from A: it goes on in A. Y is then 1.6 from B, over the
+    # 1.5 limit, so B is a new segment. (Minimising the total distance gave X to B and Y to
+    # A, moving the edited strategy of X onto customers 0.75 sd away from it.)
+    previous = np.array([[0.0], [0.85]])
+    new = np.array([[0.1], [-0.75]])
+    same_archetype = np.ones((2, 2), dtype=bool)
+
+    pairs = engine.match_centroids(previous, new, max_distance=1.5, allowed=same_archetype)
+
+    assert pairs == {0: 0}
+
+
+# --------------------------------------------------------------------------- log / outliers
+
+
+def test_a_lognormal_money_column_is_read_on_a_log_scale_and_a_normal_one_is_not():
+    rng = np.random.default_rng(3)
+    X = np.c_[rng.lognormal(3.5, 0.8, 2000), rng.normal(50.0, 10.0, 2000)]
+
+    assert engine.skewed_columns(X, [True, True]).tolist() == [True, False]
+    # A feature the catalogue does not allow on a log scale (age, a score) never is.
+    assert engine.skewed_columns(X, [False, True]).tolist() == [False, False]
+
+
+def test_a_pipeline_on_a_log_scale_predicts_raw_rows_like_the_compact_model():
+    X, _truth = money_data()
+    pipeline = engine.fit(X, k=2, log_columns=[False, True])
+    sigma2 = engine.within_variance(pipeline, len(X))
+    compact = engine.CompactModel.from_pipeline(pipeline, sigma2)
+    fresh, _ = money_data(300, seed=9)  # raw rows, in money
+
+    full, fast = engine.score(pipeline, fresh, sigma2=sigma2), compact.score(fresh)
+
+    assert engine.log_mask_of(pipeline).tolist() == [False, True]
+    np.testing.assert_array_equal(fast.cluster, pipeline.predict(fresh))
+    np.testing.assert_array_equal(fast.cluster, full.cluster)
+    np.testing.assert_allclose(fast.confidence, full.confidence, atol=1e-12)
+    # The centre is back in money: between the two groups' typical incomes, not near log(x).
+    assert sorted(engine.centroids_original(pipeline)[:, 1]) == pytest.approx(
+        [np.exp(3.3), np.exp(4.5)], rel=0.15
+    )
+
+
+def test_a_customer_50_sd_away_is_an_outlier_and_clean_data_has_none():
+    rng = np.random.default_rng(4)
+    clean = rng.normal(size=(2000, 3))
+    assert not engine.robust_outliers(clean).any()
+
+    planted_outlier = clean.copy()
+    planted_outlier[123, 1] = 50.0
+    assert np.flatnonzero(engine.robust_outliers(planted_outlier)).tolist() == [123]
 
 
 def test_compact_model_scores_like_the_pipeline():
@@ -379,6 +463,6 @@ def test_compact_model_scores_like_the_pipeline():
 
     np.testing.assert_array_equal(fast.cluster, pipeline.predict(X))
     np.testing.assert_allclose(fast.confidence, full.confidence, atol=1e-12)
-    assert compact.explain(X[0], int(fast.cluster[0]), engine.FEATURES) == engine.explain(
-        pipeline, X[0], int(fast.cluster[0]), engine.FEATURES
+    assert compact.explain(X[0], int(fast.cluster[0]), FEATURES) == engine.explain(
+        pipeline, X[0], int(fast.cluster[0]), FEATURES
     )

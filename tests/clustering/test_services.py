@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from django.db import connections
 
-from clustering import engine
+from clustering import engine, naming
 from clustering.model_store import ModelFileError, file_sha256, model_load, model_save
 from clustering.models import Cluster, ClusterAssignment, Segment, TrainingRun
 from clustering.services import (
@@ -25,7 +25,14 @@ from clustering.services import (
     training_runs_reap,
 )
 from customers.models import Customer
-from tests.clustering.helpers import PLAYBOOK, running_run, train, train_command, train_run
+from tests.clustering.helpers import (
+    FEATURES,
+    PLAYBOOK,
+    running_run,
+    train,
+    train_command,
+    train_run,
+)
 from tests.customers.factories import CustomerFactory
 
 THREE_FEATURES = "age,annual_income,spending_score"
@@ -56,7 +63,7 @@ def test_every_segment_of_a_new_run_comes_with_a_strategy(customers):
     segments = Segment.objects.filter(clusters__run=only_run())
     assert segments.count() == 4
     for segment in segments:
-        assert segment.description == engine.STRATEGIES[segment.archetype].description
+        assert segment.description == naming.STRATEGIES[segment.archetype].description
         assert len(segment.actions) >= 3, segment.name
 
 
@@ -93,7 +100,7 @@ def test_train_json_prints_the_run_summary_for_scripts(customers):
     assert summary["silhouette"] == pytest.approx(run.silhouette)
     assert summary["inertia"] == pytest.approx(run.inertia)
     assert summary["stability"] == run.stability
-    assert summary["features"] == list(engine.FEATURES)
+    assert summary["features"] == list(FEATURES)
     assert (summary["customers_used"], summary["customers_excluded"]) == (400, 0)
     assert [row["k"] for row in summary["per_k"]] == list(range(2, 11))
     assert all(row["inertia"] > 0 and -1 <= row["silhouette"] <= 1 for row in summary["per_k"])
@@ -101,7 +108,12 @@ def test_train_json_prints_the_run_summary_for_scripts(customers):
     assert {c["segment"] for c in clusters} == PLAYBOOK
     assert sum(c["size"] for c in clusters) == 400
     assert sum(c["share"] for c in clusters) == pytest.approx(1, abs=1e-3)
-    assert all(set(c["means"]) == set(engine.FEATURES) for c in clusters)
+    assert all(set(c["means"]) == set(FEATURES) for c in clusters)
+    assert summary["verdict"]["band"] == engine.silhouette_verdict(run.silhouette).band
+    assert summary["verdict"]["text"]
+    assert (summary["missing"], summary["imputed"]) == ("exclude", {})
+    assert summary["log_features"] == run.log_features
+    assert summary["outliers"] == run.outliers == 0
 
 
 # --------------------------------------------------------------------------- missing values
@@ -133,6 +145,64 @@ def test_customers_missing_an_unused_feature_are_kept(unknown_frequency):
     assert (run.customers_used, run.customers_excluded) == (400, 0)
     assigned = set(ClusterAssignment.objects.filter(run=run).values_list("customer", flat=True))
     assert unknown_frequency <= assigned
+
+
+def test_a_default_retrain_leaves_out_a_feature_nobody_has(customers):
+    Customer.objects.update(purchase_frequency=None)
+
+    run = train()
+
+    assert run.features == ["age", "annual_income", "spending_score"]
+    assert run.features_auto
+    assert (run.customers_used, run.customers_excluded) == (400, 0)
+    assert ClusterAssignment.objects.filter(run=run).count() == 400
+
+
+def test_filling_in_the_median_keeps_the_customers_missing_a_feature(unknown_frequency):
+    known = Customer.objects.exclude(id__in=unknown_frequency)
+    median = float(np.median(list(known.values_list("purchase_frequency", flat=True))))
+
+    run = train(missing="median")
+
+    assert run.features == list(FEATURES)
+    assert (run.customers_used, run.customers_excluded) == (400, 0)
+    assert run.imputed == {"purchase_frequency": pytest.approx(median)}
+    assert run.missing_by_feature["purchase_frequency"] == 40
+    assigned = set(ClusterAssignment.objects.filter(run=run).values_list("customer", flat=True))
+    assert unknown_frequency <= assigned
+
+
+@pytest.fixture
+def absurd_income(customers) -> Customer:
+    """One customer's income typed in dollars: 90,000 k among incomes of about 15 to 150 k."""
+    customer = Customer.objects.order_by("id")[17]
+    customer.annual_income = 90_000
+    customer.save()
+    return customer
+
+
+def test_a_customer_with_an_absurd_income_is_not_a_segment_of_its_own(absurd_income):
+    run = train()
+
+    assert run.outliers == 1
+    assignment = ClusterAssignment.objects.select_related("cluster").get(
+        run=run, customer=absurd_income
+    )
+    assert assignment.unusual
+    assert assignment.cluster.size > 1
+    assert min(run.clusters.values_list("size", flat=True)) >= 20
+    assert run.customers_used == 400  # the outlier still gets its nearest segment
+
+
+def test_a_run_keeps_the_definition_of_each_of_its_features(trained):
+    assert set(trained.feature_info) == set(trained.features) == set(FEATURES)
+    income = trained.feature_info["annual_income"]
+    assert (income["label"], income["short_label"], income["unit"]) == (
+        "Annual income (k)",
+        "income",
+        " thousand per year",
+    )
+    assert trained.feature_info["age"]["whole"] is True
 
 
 # --------------------------------------------------------------------------- retrains

@@ -356,6 +356,25 @@ def test_zero_purchases_a_year_reads_as_zero_not_unknown(loyal, marketer_client)
     assert "<td>0</td>" in row and "–" not in row
 
 
+def test_the_members_table_shows_every_feature_of_a_customer_and_sex_in_words(
+    loyal, marketer_client
+):
+    customer = ClusterAssignment.objects.filter(cluster=loyal).first().customer
+    Customer.objects.filter(pk=customer.pk).update(sex="female")
+
+    page = text(marketer_client.get(f"/segments/{loyal.segment_id}/", {"q": customer.customer_id}))
+
+    row = re.search(rf"<tr><td>{customer.customer_id}</td>.*?</tr>", page, re.S).group()
+    cells = re.findall(r"<td>([^<]*)</td>", row)[1:]  # the confidence cell holds a badge
+    assert cells == [
+        str(customer.age),
+        f"{customer.annual_income}",
+        str(customer.spending_score),
+        str(customer.purchase_frequency),
+        "Female",
+    ]
+
+
 def test_pages_answer_head_requests_for_uptime_checks(trained, marketer_client):
     assert marketer_client.head("/").status_code == 200
     assert marketer_client.head(f"/runs/{trained.id}/").status_code == 200
@@ -380,12 +399,20 @@ def test_members_are_listed_fifty_to_a_page(loyal, marketer_client):
     assert "Page 3 of 3" in text(last)
 
 
-def test_members_can_be_found_by_the_start_of_their_customer_id(loyal, marketer_client):
-    response = marketer_client.get(f"/segments/{loyal.segment_id}/", {"q": "DEMO-00001"})
+def test_members_can_be_found_by_any_part_of_their_customer_id(loyal, marketer_client):
+    response = marketer_client.get(f"/segments/{loyal.segment_id}/", {"q": "00012"})
 
-    expected = member_ids(loyal, "-confidence", customer__customer_id__startswith="DEMO-00001")
+    expected = member_ids(loyal, "-confidence", customer__customer_id__contains="00012")
     assert 0 < len(expected) < 50
+    assert not any(customer_id.startswith("00012") for customer_id in expected)
     assert ids_shown(response) == expected
+
+
+def test_the_member_search_ignores_case(loyal, marketer_client):
+    upper = marketer_client.get(f"/segments/{loyal.segment_id}/", {"q": "DEMO-00001"})
+    lower = marketer_client.get(f"/segments/{loyal.segment_id}/", {"q": "demo-00001"})
+
+    assert ids_shown(lower) == ids_shown(upper) != []
 
 
 def test_members_can_be_filtered_by_confidence_band(loyal, marketer_client):
@@ -403,6 +430,16 @@ def test_members_can_be_sorted_by_confidence(loyal, marketer_client, sort, order
     response = marketer_client.get(f"/segments/{loyal.segment_id}/", {"sort": sort})
 
     assert ids_shown(response) == member_ids(loyal, order)[:50]
+
+
+@pytest.mark.parametrize("sort", ["annual_income", "income"])
+def test_members_can_be_sorted_by_a_feature_by_its_key_or_its_old_name(
+    loyal, marketer_client, sort
+):
+    response = marketer_client.get(f"/segments/{loyal.segment_id}/", {"sort": sort})
+
+    assert ids_shown(response) == member_ids(loyal, "customer__annual_income")[:50]
+    assert ids_shown(response) != member_ids(loyal, "-confidence")[:50]
 
 
 def test_an_unknown_sort_falls_back_to_most_confident_first(loyal, marketer_client):
@@ -435,11 +472,12 @@ def test_a_segment_exports_as_csv_with_one_row_per_member(loyal, marketer_client
     assert sorted(row[0] for row in rows[1:]) == sorted(member_ids(loyal))
     assert {row[6] for row in rows[1:]} == {"Loyal Customers"}
     first = Customer.objects.get(customer_id=rows[1][0])
-    assert rows[1][2:6] == [
+    assert rows[1][1:6] == [
         str(first.age),
         f"{first.annual_income:g}",
         str(first.spending_score),
         str(first.purchase_frequency),
+        first.sex,
     ]
 
 

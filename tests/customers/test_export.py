@@ -9,8 +9,8 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from customers.csv_format import EXPORT_COLUMNS
-from customers.models import Customer
+from customers.models import Attribute, Customer
+from customers.services import export_columns
 from tests.customers.factories import CustomerFactory
 from tests.customers.helpers import stored
 
@@ -37,8 +37,32 @@ def exported_rows() -> dict[str, dict[str, str]]:
     return {row["customer_id"]: row for row in csv.DictReader(io.StringIO(export_text()))}
 
 
+BUILT_IN_COLUMNS = [
+    "customer_id",
+    "age",
+    "annual_income",
+    "spending_score",
+    "purchase_frequency",
+    "sex",
+]
+
+
 def test_export_header_is_the_import_format(customers):
-    assert next(csv.reader(io.StringIO(export_text()))) == list(EXPORT_COLUMNS)
+    header = next(csv.reader(io.StringIO(export_text())))
+
+    assert header == BUILT_IN_COLUMNS == list(export_columns())
+
+
+def test_attributes_are_exported_after_the_built_in_fields(customers):
+    Attribute.objects.create(key="region", label="Region", kind="categorical")
+    Attribute.objects.create(key="fresh", label="Fresh", whole=True)
+    Customer.objects.filter(customer_id="0001").update(attributes={"region": "3", "fresh": 9831})
+
+    rows = exported_rows()
+
+    assert next(csv.reader(io.StringIO(export_text()))) == [*BUILT_IN_COLUMNS, "region", "fresh"]
+    assert (rows["0001"]["region"], rows["0001"]["fresh"]) == ("3", "9831")
+    assert (rows["0002"]["region"], rows["0002"]["fresh"]) == ("", "")  # unknown stays blank
 
 
 def test_export_writes_one_row_per_customer(customers):
@@ -60,7 +84,7 @@ def test_exported_file_reimports_with_no_changes(customers, tmp_path, import_cus
 
     result = import_customers(path)
 
-    assert f"Imported: 0 created, 0 updated, {len(customers)} unchanged" in result.stdout
+    assert f"0 created, 0 updated, {len(customers)} unchanged" in result.stdout
     assert stored() == before
 
 

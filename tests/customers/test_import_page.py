@@ -1,4 +1,4 @@
-"""The upload page: upload, read the validation report, confirm."""
+"""The upload page: upload, choose what the columns hold, read the report, confirm."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from customers.models import Customer
+from customers.models import Attribute, Customer
 from customers.uploads import SESSION_KEY
 from tests.customers.factories import CustomerFactory
 from tests.customers.helpers import MALL_HEADER, MALL_ROWS, csv_text, stored
+from tests.customers.real_files import WHOLESALE_SPEND, wholesale_file
 
 pytestmark = pytest.mark.django_db
 
@@ -24,6 +25,8 @@ IMPORT = reverse("customers:import")
 CONFIRM = reverse("customers:import_confirm")
 VALID = csv_text(MALL_HEADER, *MALL_ROWS, newline="\r\n").encode()
 INVALID = csv_text(MALL_HEADER, *MALL_ROWS, "0006,Male,abc,20,50", "0007,Robot,30,20,50").encode()
+SPEND_KEYS = ("fresh", "milk", "grocery", "frozen", "detergents_paper", "delicassen")
+UNDO_HINT = " It can be undone from the import history."
 
 
 def user_with(django_user_model, *codenames: str):
@@ -114,7 +117,7 @@ def test_a_valid_upload_shows_the_row_count_and_a_confirm_button_without_writing
     html = response.content.decode()
     n = len(MALL_ROWS)
     assert response.status_code == 200
-    assert f"{n} data rows, {n} valid." in html
+    assert f"{n} data rows, {n} valid (comma-separated)." in html
     assert f"Import {n} customers</button>" in html
     assert confirm_token(response) is not None
     assert stored() == before
@@ -166,11 +169,11 @@ def test_an_invalid_upload_does_not_keep_the_file(importer, var_dir):
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)), "contains binary data"),
         (b"", "The submitted file is empty."),
         ("customer_id,age\nMüller,30\n".encode("latin-1"), "the file is not UTF-8 text"),
-        (b"name,email\nAnn,ann@example.com\n", "no recognisable customer columns"),
+        (b"ID\nC-1\nC-2\n", "no column of the file is a customer feature"),
         (f"{MALL_HEADER}\r\n".encode(), "no customer rows; nothing to import"),
         (b'customer_id,age,income,score\n"1,2,3,4\n5,6,7,8\n', "line 2 has a quote that is never"),
     ],
-    ids=["binary", "empty", "latin-1", "no columns", "only a header", "open quote"],
+    ids=["binary", "empty", "latin-1", "only an ID", "only a header", "open quote"],
 )
 def test_an_unreadable_upload_is_a_clear_form_error(importer, bystander, var_dir, content, message):
     before = stored()
@@ -220,7 +223,7 @@ def test_the_form_says_how_big_a_file_may_be(importer, settings):
     assert "up to 16.0 MB." in importer.get(IMPORT).content.decode()
 
 
-# --- Step 1b: columns with other names -----------------------------------------------------------
+# --- Step 1b: the column step --------------------------------------------------------------------
 
 CRM_EXPORT = csv_text(
     "Client ref,Gender,Years,Income,Score", "C-1,Female,34,61.5,72", "C-2,Male,51,88,25"
@@ -229,36 +232,40 @@ MAP = reverse("customers:import_map")
 
 
 def column_choices(response) -> dict[str, str]:
-    """The column (by header) each field of the column form starts with."""
+    """What each column (by its name on the page) holds in the column step as shown."""
     form = response.context["map_form"]
-    values = {name: form[name].value() for name in form.fields}
-    return {name: form.headers[int(value)] if value else "" for name, value in values.items()}
+    return {column.name: form[f"column_{i}"].value() or "" for i, column in enumerate(form.columns)}
 
 
-def map_columns(client, response, **choices):
-    """Submit the column form shown in ``response`` with the choices (headers) changed."""
-    headers = response.context["map_form"].headers
+def choose(client, response, choices=None, *, positions=None, derive=(), filename="crm.csv"):
+    """Submit the column step shown in ``response``, changing the columns named in
+    ``choices`` (or at the 0-based ``positions``) and filling the derived-column fields."""
+    form = response.context["map_form"]
+    names = [column.name for column in form.columns]
+    fields = {f"column_{i}": form[f"column_{i}"].value() or "" for i in range(len(names))}
+    for name, target in (choices or {}).items():
+        fields[f"column_{names.index(name)}"] = target
+    for index, target in (positions or {}).items():
+        fields[f"column_{index}"] = target
+    for row, text in enumerate(derive):
+        fields[f"derive_{row}"] = text
     token = re.search(r'name="token" value="([0-9a-f]+)"', response.content.decode()).group(1)
-    answers = {**column_choices(response), **choices}
-    positions = {f: str(headers.index(column)) if column else "" for f, column in answers.items()}
-    return client.post(
-        MAP, {"token": token, "filename": "crm.csv", "skip_invalid": "0", **positions}
-    )
+    return client.post(MAP, {"token": token, "filename": filename, "skip_invalid": "0", **fields})
 
 
-def test_fields_not_found_by_name_are_asked_for_with_the_recognised_ones_chosen(importer):
+def test_columns_not_recognised_are_asked_for_with_the_recognised_ones_chosen(importer):
     response = upload(importer, CRM_EXPORT, name="crm.csv")
 
     page = response.content.decode()
-    assert "Not found by name in crm.csv: Customer ID, Age." in page
+    assert "What does each column of crm.csv hold?" in page
+    assert "e.g. C-1, C-2" in page and "e.g. 34, 51" in page  # the file's first values
     assert confirm_token(response) is None
     assert column_choices(response) == {
-        "customer_id": "",
-        "age": "",
-        "annual_income": "Income",
-        "spending_score": "Score",
-        "purchase_frequency": "",
-        "sex": "Gender",
+        "Client ref": "new:categorical",
+        "Gender": "sex",
+        "Years": "new:numeric",
+        "Income": "annual_income",
+        "Score": "spending_score",
     }
     assert stored() == {}
 
@@ -266,30 +273,51 @@ def test_fields_not_found_by_name_are_asked_for_with_the_recognised_ones_chosen(
 def test_the_columns_the_user_chooses_are_checked_then_imported(importer):
     asked = upload(importer, CRM_EXPORT, name="crm.csv")
 
-    report = map_columns(importer, asked, customer_id="Client ref", age="Years")
+    report = choose(importer, asked, {"Client ref": "customer_id", "Years": "age"})
 
-    assert "2 data rows, 2 valid." in report.content.decode()
+    assert "2 data rows, 2 valid (comma-separated)." in report.content.decode()
     assert stored() == {}  # checked, not yet written
     response = importer.post(CONFIRM, confirm_fields(report), follow=True)
-    assert page_messages(response) == ["Imported 2 new and 0 changed customers (0 unchanged)."]
+    assert page_messages(response) == [
+        "Imported 2 new and 0 changed customers (0 unchanged). It can be undone from the "
+        "import history."
+    ]
     assert stored()["C-1"][:5] == ("female", 34, 61.5, 72, None)
 
 
 def test_a_field_the_user_leaves_out_stays_out(importer):
     asked = upload(importer, CRM_EXPORT, name="crm.csv")
 
-    report = map_columns(importer, asked, customer_id="Client ref", age="Years", sex="")
+    report = choose(importer, asked, {"Client ref": "customer_id", "Years": "age", "Gender": ""})
     importer.post(CONFIRM, confirm_fields(report))
 
     assert stored()["C-1"][0] == "unknown"  # the Gender column was not imported
 
 
+def test_without_an_id_column_the_ids_are_the_file_name_and_row_number(importer):
+    asked = upload(importer, CRM_EXPORT, name="crm.csv")
+
+    report = choose(importer, asked, {"Client ref": "", "Years": "age"})
+
+    assert "Customer IDs from the row number, as crm-000001, crm-000002, ..." in (
+        report.content.decode()
+    )
+    importer.post(CONFIRM, confirm_fields(report))
+    assert set(stored()) == {"crm-000001", "crm-000002"}
+    assert stored()["crm-000002"][:4] == ("male", 51, 88.0, 25)
+
+
 def test_columns_whose_names_differ_only_in_punctuation_can_be_told_apart(importer):
     content = csv_text("Client ref,Age,Score,Score (%),Income", "C-1,40,12,88,50").encode()
     asked = upload(importer, content)
+    assert page_messages(asked) == [
+        "Columns 'Score' and 'Score (%)' both look like Spending score: choose the one that "
+        "holds it."
+    ]
+    assert column_choices(asked)["Score (%)"] == ""  # the first one is the guess
 
-    report = map_columns(
-        importer, asked, customer_id="Client ref", spending_score="Score (%)", age="Age"
+    report = choose(
+        importer, asked, {"Client ref": "customer_id", "Score": "", "Score (%)": "spending_score"}
     )
     importer.post(CONFIRM, confirm_fields(report))
 
@@ -298,9 +326,13 @@ def test_columns_whose_names_differ_only_in_punctuation_can_be_told_apart(import
 
 def test_a_confirmation_imports_with_the_columns_its_report_was_made_with(importer):
     asked = upload(importer, CRM_EXPORT, name="crm.csv")
-    first = map_columns(importer, asked, customer_id="Client ref", age="Years")
+    first = choose(importer, asked, {"Client ref": "customer_id", "Years": "age"})
     # Another tab checks the same upload with age and spending swapped (still valid values).
-    map_columns(importer, asked, customer_id="Client ref", age="Score", spending_score="Years")
+    choose(
+        importer,
+        asked,
+        {"Client ref": "customer_id", "Years": "spending_score", "Score": "age"},
+    )
 
     importer.post(CONFIRM, confirm_fields(first))
 
@@ -308,29 +340,33 @@ def test_a_confirmation_imports_with_the_columns_its_report_was_made_with(import
     assert stored()["C-1"][1] == 34
 
 
-def test_garbled_column_choices_are_refused_and_nothing_is_written(importer):
+@pytest.mark.parametrize(
+    "columns",
+    ['["is_staff", "", "", "", ""]', '{"targets": ["is_staff", "", "", "", ""]}', "{"],
+    ids=["not choices", "unknown target", "not JSON"],
+)
+def test_garbled_column_choices_are_refused_and_nothing_is_written(importer, columns):
     asked = upload(importer, CRM_EXPORT, name="crm.csv")
-    fields = confirm_fields(map_columns(importer, asked, customer_id="Client ref", age="Years"))
+    fields = confirm_fields(choose(importer, asked, {"Client ref": "customer_id", "Years": "age"}))
 
-    response = importer.post(
-        CONFIRM, {**fields, "columns": '["is_staff", "", "", "", ""]'}, follow=True
-    )
+    response = importer.post(CONFIRM, {**fields, "columns": columns}, follow=True)
 
-    assert page_messages(response) == ["The column choices were garbled; check the file again."]
+    assert response.redirect_chain == [(IMPORT, 302)]
+    assert len(page_messages(response)) == 1
     assert stored() == {}
 
 
 def test_a_wrong_column_choice_can_be_made_again(importer):
     asked = upload(importer, CRM_EXPORT, name="crm.csv")
-    choices = {"customer_id": "Client ref", "age": "Income", "annual_income": "Years"}
-    wrong = map_columns(importer, asked, **choices)
-    assert "2 data rows, 1 valid." in wrong.content.decode()  # 61.5 is no age
+    choices = {"Client ref": "customer_id", "Income": "age", "Years": "annual_income"}
+    wrong = choose(importer, asked, choices)
+    assert "2 data rows, 1 valid (comma-separated)." in wrong.content.decode()  # 61.5 is no age
     assert confirm_token(wrong) is None
 
     fields = re.findall(r'name="(\w+)" value="([^"]*)"', wrong.content.decode())
     again = importer.post(MAP, {**{k: html.unescape(v) for k, v in fields}, "rechoose": "1"})
-    assert column_choices(again)["age"] == "Income"  # the choices the report was made with
-    report = map_columns(importer, again, age="Years", annual_income="Income")
+    assert column_choices(again)["Income"] == "age"  # the choices the report was made with
+    report = choose(importer, again, {"Years": "age", "Income": "annual_income"})
     importer.post(CONFIRM, confirm_fields(report))
 
     assert stored()["C-1"][1:4] == (34, 61.5, 72)
@@ -338,29 +374,20 @@ def test_a_wrong_column_choice_can_be_made_again(importer):
 
 def test_back_to_the_column_form_after_a_failed_check_still_works(importer):
     asked = upload(importer, CRM_EXPORT, name="crm.csv")
-    map_columns(importer, asked, customer_id="Client ref", age="Income")  # 61.5 is no age
+    choose(importer, asked, {"Client ref": "customer_id", "Income": "age"})  # 61.5 is no age
 
-    report = map_columns(importer, asked, customer_id="Client ref", age="Years")  # Back, again
+    report = choose(importer, asked, {"Client ref": "customer_id", "Years": "age"})  # Back
 
     assert confirm_token(report) is not None
-
-
-def choose_by_position(client, response, **positions: int):
-    """Submit the column form with fields chosen by column position (0-based)."""
-    token = re.search(r'name="token" value="([0-9a-f]+)"', response.content.decode()).group(1)
-    form = {"token": token, "filename": "f.csv", "skip_invalid": "0"}
-    return client.post(MAP, {**form, **{f: str(i) for f, i in positions.items()}})
 
 
 def test_two_columns_with_the_same_name_can_be_told_apart(importer):
     content = csv_text("ID,Age,Income,Score,Score", "C-1,40,50,12,88").encode()
     asked = upload(importer, content)
     page = asked.content.decode()
-    assert "Score (column 4)" in page and "Score (column 5)" in page
+    assert "e.g. 12" in page and "e.g. 88" in page  # their values tell them apart
 
-    report = choose_by_position(
-        importer, asked, customer_id=0, age=1, annual_income=2, spending_score=4
-    )
+    report = choose(importer, asked, positions={3: "", 4: "spending_score"})
     importer.post(CONFIRM, confirm_fields(report))
 
     assert stored()["C-1"][3] == 88
@@ -371,31 +398,23 @@ def test_a_column_without_a_name_can_be_chosen(importer):
     asked = upload(importer, content)
     assert "Column 1 (no name)" in asked.content.decode()
 
-    report = choose_by_position(
-        importer, asked, customer_id=0, age=1, annual_income=2, spending_score=3
-    )
+    report = choose(importer, asked, positions={0: "customer_id", 1: "age"})
     importer.post(CONFIRM, confirm_fields(report))
 
     assert stored()["C-1"][1] == 40
 
 
-def test_one_column_cannot_hold_two_fields(importer):
+def test_two_columns_cannot_hold_one_field(importer):
     asked = upload(importer, CRM_EXPORT, name="crm.csv")
 
-    response = map_columns(importer, asked, customer_id="Years", age="Years")
+    response = choose(
+        importer, asked, {"Client ref": "customer_id", "Years": "age", "Score": "age"}
+    )
 
-    assert response.context["map_form"].non_field_errors() == [
-        "Each column can hold only one field."
+    assert response.context["map_form"].errors["column_4"] == [
+        "Score and Years both hold this; choose one."
     ]
     assert confirm_token(response) is None
-
-
-def test_a_required_field_left_unchosen_is_asked_for_again(importer):
-    asked = upload(importer, CRM_EXPORT, name="crm.csv")
-
-    response = map_columns(importer, asked, customer_id="Client ref")
-
-    assert response.context["map_form"].errors["age"] == ["Choose the column that holds the age."]
     assert stored() == {}
 
 
@@ -403,10 +422,99 @@ def test_the_user_s_choice_wins_over_a_column_recognised_by_name(importer):
     content = csv_text("Client ref,Age,Age at signup,Income,Score", "C-1,40,22,50,50").encode()
     asked = upload(importer, content)
 
-    report = map_columns(importer, asked, customer_id="Client ref", age="Age at signup")
+    report = choose(
+        importer, asked, {"Client ref": "customer_id", "Age": "", "Age at signup": "age"}
+    )
     importer.post(CONFIRM, confirm_fields(report))
 
     assert stored()["C-1"][1] == 22
+
+
+DOLLARS = csv_text("ID,Income", "A,52000", "B,61000").encode()
+
+
+def test_an_income_in_dollars_is_questioned_and_needs_a_tick(importer):
+    asked = upload(importer, DOLLARS)
+    assert column_choices(asked) == {"ID": "customer_id", "Income": "annual_income"}
+
+    report = choose(importer, asked)
+    page = report.content.decode()
+    assert "so these look like dollars" in page
+    assert 'name="confirmed" value="1" required' in page
+    unticked = importer.post(CONFIRM, confirm_fields(report))
+    assert "so these look like dollars" in unticked.content.decode()  # asked again
+    assert stored() == {}
+
+    importer.post(CONFIRM, {**confirm_fields(report), "confirmed": "1"})
+    assert stored()["A"][2] == 52000.0  # the user said the values are right
+
+
+def test_a_derived_column_converts_an_income_in_dollars(importer):
+    asked = upload(importer, DOLLARS)
+
+    report = choose(importer, asked, {"Income": ""}, derive=["annual_income=[Income]/1000"])
+    assert "look like dollars" not in report.content.decode()
+    importer.post(CONFIRM, confirm_fields(report))
+
+    assert (stored()["A"][2], stored()["B"][2]) == (52.0, 61.0)
+
+
+def test_a_derivation_that_is_not_arithmetic_is_refused_in_the_column_step(importer):
+    asked = upload(importer, DOLLARS)
+
+    response = choose(importer, asked, derive=["x=__import__('os')"])
+
+    assert response.context["map_form"].errors["derive_0"]
+    assert confirm_token(response) is None
+    assert stored() == {}
+
+
+# --- A real file: the wholesale customers (no ID, six spend columns) -----------------------------
+
+
+def test_the_wholesale_file_is_asked_for_then_imported(importer, tmp_path):
+    path = wholesale_file(tmp_path / "wholesale.csv")
+    first_row = path.read_text().splitlines()[1].split(",")
+
+    asked = upload(importer, path.read_bytes(), name="wholesale.csv")
+
+    choices = column_choices(asked)
+    assert {choices[column] for column in WHOLESALE_SPEND} == {"new:numeric"}
+    page = asked.content.decode()
+    for column, value in zip(WHOLESALE_SPEND, first_row[2:], strict=True):
+        help_text = asked.context["map_form"][f"column_{list(choices).index(column)}"].help_text
+        assert help_text.startswith(f"e.g. {value}")
+        assert help_text in page
+    assert stored() == {}
+
+    report = choose(
+        importer,
+        asked,
+        {"Channel": "new:categorical", "Region": "new:categorical"},
+        filename="wholesale.csv",
+    )
+    page = report.content.decode()
+    assert "440 data rows, 440 valid (comma-separated)." in page
+    assert "Customer IDs from the row number, as wholesale-000001, wholesale-000002, ..." in page
+    assert "Import 440 customers</button>" in page
+    assert stored() == {}
+
+    done = importer.post(CONFIRM, confirm_fields(report), follow=True)
+
+    assert page_messages(done) == [
+        "Imported 440 new and 0 changed customers (0 unchanged). It can be undone from the "
+        "import history."
+    ]
+    assert Customer.objects.count() == 440
+    kinds = dict(Attribute.objects.values_list("key", "kind"))
+    assert kinds == {
+        "channel": "categorical",
+        "region": "categorical",
+        **{key: "numeric" for key in SPEND_KEYS},
+    }
+    first = Customer.objects.get(customer_id="wholesale-000001")
+    assert first.attributes["channel"] == first_row[0]
+    assert [first.attributes[key] for key in SPEND_KEYS] == [int(v) for v in first_row[2:]]
 
 
 # --- Step 2: confirm ----------------------------------------------------------------------------
@@ -419,7 +527,7 @@ def test_confirm_writes_the_customers_and_says_so(importer):
 
     assert response.redirect_chain == [(IMPORT, 302)]
     assert page_messages(response) == [
-        f"Imported {len(MALL_ROWS)} new and 0 changed customers (0 unchanged)."
+        f"Imported {len(MALL_ROWS)} new and 0 changed customers (0 unchanged).{UNDO_HINT}"
     ]
     assert set(stored()) == {row.split(",")[0] for row in MALL_ROWS}
     assert stored()["0003"][:5] == ("female", 20, 16.0, 6, None)
@@ -433,16 +541,24 @@ def test_the_import_message_groups_thousands(importer):
         CONFIRM, {"token": confirm_token(upload(importer, content))}, follow=True
     )
 
-    assert page_messages(response) == ["Imported 1,200 new and 0 changed customers (0 unchanged)."]
+    assert page_messages(response) == [
+        f"Imported 1,200 new and 0 changed customers (0 unchanged).{UNDO_HINT}"
+    ]
 
 
 def test_confirm_updates_changed_customers_and_counts_them(importer, bystander):
-    token = confirm_token(upload(importer, VALID))
+    report = upload(importer, VALID)
+    # The only existing customer changes: more than 20 %, so the page asks first.
+    asked = importer.post(CONFIRM, confirm_fields(report))
+    page = asked.content.decode()
+    assert "This file would change 1 of the 1 existing customers" in page
+    assert "Import it anyway?" in page
+    assert stored()["0001"][1] == bystander.age
 
-    response = importer.post(CONFIRM, {"token": token}, follow=True)
+    response = importer.post(CONFIRM, {**confirm_fields(asked), "confirmed": "1"}, follow=True)
 
     assert page_messages(response) == [
-        f"Imported {len(MALL_ROWS) - 1} new and 1 changed customers (0 unchanged)."
+        f"Imported {len(MALL_ROWS) - 1} new and 1 changed customers (0 unchanged).{UNDO_HINT}"
     ]
     # The file has no purchases column: the stored value stays.
     assert stored()["0001"][:5] == ("male", 19, 15.0, 39, bystander.purchase_frequency)
@@ -458,7 +574,7 @@ def test_confirm_with_skip_invalid_writes_only_the_valid_rows(importer):
 
     assert page_messages(response) == [
         f"Imported {len(MALL_ROWS)} new and 0 changed customers (0 unchanged, "
-        "2 invalid rows skipped)."
+        f"2 invalid rows skipped).{UNDO_HINT}"
     ]
     assert set(stored()) == {row.split(",")[0] for row in MALL_ROWS}
 

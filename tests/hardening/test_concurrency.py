@@ -24,7 +24,14 @@ from tests.hardening.conftest import bearer, train
 pytestmark = pytest.mark.django_db(transaction=True)
 
 FEATURES = ["age", "annual_income", "spending_score", "purchase_frequency"]
-RETRAIN = {"mode": "auto", "k_min": "2", "k_max": "10", "features": FEATURES}
+RETRAIN = {
+    "mode": "auto",
+    "k_min": "2",
+    "k_max": "10",
+    "features": FEATURES,
+    "missing": "exclude",
+    "log_mode": "auto",
+}
 
 
 def in_threads(count: int, work: Callable[[int], object]) -> list:

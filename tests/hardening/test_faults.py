@@ -33,7 +33,14 @@ from tests.hardening.conftest import train
 
 CUSTOMER = {"age": 30, "annual_income": 60, "spending_score": 50, "purchase_frequency": 20}
 FORM = {**{k: str(v) for k, v in CUSTOMER.items()}, "sex": "female"}
-RETRAIN = {"mode": "auto", "k_min": "2", "k_max": "10", "features": list(CUSTOMER)}
+RETRAIN = {
+    "mode": "auto",
+    "k_min": "2",
+    "k_max": "10",
+    "features": list(CUSTOMER),
+    "missing": "exclude",
+    "log_mode": "auto",
+}
 
 
 def closed_port() -> int:
@@ -244,16 +251,16 @@ def test_a_database_error_while_assignments_are_written_leaves_the_previous_mode
     written = []
     write_chunk = services.assignments_write_chunk
 
-    def chunk_then_duplicate(cursor, run_id, customer_pks, cluster_ids, confidence):
+    def chunk_then_duplicate(cursor, run_id, customer_pks, cluster_ids, confidence, unusual):
         """Write the chunk; after half of them, insert an assignment the database refuses."""
-        write_chunk(cursor, run_id, customer_pks, cluster_ids, confidence)
+        write_chunk(cursor, run_id, customer_pks, cluster_ids, confidence, unusual)
         written.append((int(customer_pks[0]), int(cluster_ids[0])))
         if len(written) == 6:
             customer, cluster = written[0]  # (run, customer) is the primary key
             cursor.execute(
-                f"INSERT INTO {table} (run_id, customer_id, cluster_id, confidence) "
-                "VALUES (%s, %s, %s, %s)",
-                [run_id, customer, cluster, 0.5],
+                f"INSERT INTO {table} (run_id, customer_id, cluster_id, confidence, unusual) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                [run_id, customer, cluster, 0.5, False],
             )
 
     monkeypatch.setattr(services, "ASSIGNMENT_CHUNK", 100)  # 12 chunks

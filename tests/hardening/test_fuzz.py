@@ -242,5 +242,5 @@ def test_a_campaign_export_searched_for_a_nul_byte_is_an_empty_file(trained, mar
 
     assert response.status_code == 200
     lines = b"".join(response.streaming_content).decode().splitlines()
-    assert lines[0].startswith("customer_id,sex,age")
+    assert lines[0].startswith("customer_id,age,annual_income,spending_score")
     assert len(lines) == 1

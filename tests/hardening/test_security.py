@@ -27,6 +27,7 @@ from clustering.model_store import (
 )
 from clustering.models import Segment, TrainingRun
 from clustering.tokens import api_token_create
+from customers.models import ImportRecord
 from tests.hardening.conftest import PASSWORD, bearer
 
 pytestmark = pytest.mark.django_db
@@ -35,7 +36,14 @@ ROOT = Path(__file__).resolve().parents[2]
 CUSTOMER = {"age": 30, "annual_income": 60, "spending_score": 50, "purchase_frequency": 20}
 FORM = {k: str(v) for k, v in CUSTOMER.items()}
 FEATURES = list(CUSTOMER)
-RETRAIN = {"mode": "auto", "k_min": "2", "k_max": "10", "features": FEATURES}
+RETRAIN = {
+    "mode": "auto",
+    "k_min": "2",
+    "k_max": "10",
+    "features": FEATURES,
+    "missing": "exclude",
+    "log_mode": "auto",
+}
 
 
 def named_urls(namespace: str) -> list[tuple[str, list[str]]]:
@@ -58,6 +66,8 @@ API = named_urls("api")
 
 def url_of(name: str, arguments: list[str], run: TrainingRun) -> str:
     values = {"run_id": run.id, "segment_id": run.clusters.first().segment_id}
+    if "record_id" in arguments:  # an import that could be undone
+        values["record_id"] = ImportRecord.objects.create(file_name="customers.csv").id
     return reverse(name, kwargs={a: values[a] for a in arguments})
 
 
@@ -92,7 +102,15 @@ def test_every_page_refuses_a_signed_in_user_without_permission(
     assert response.status_code == 403, (name, response.status_code)
 
 
-MANAGER_ONLY = ["clustering:run_start", "clustering:run_activate", "customers:import"]
+MANAGER_ONLY = [
+    "clustering:run_start",
+    "clustering:run_activate",
+    "customers:import",
+    "customers:import_map",
+    "customers:import_confirm",
+    "customers:import_history",
+    "customers:import_undo",
+]
 
 
 @pytest.mark.parametrize("name", MANAGER_ONLY)

@@ -157,9 +157,11 @@ class Command(BaseCommand):
 
     def fail_if_nothing_imported(self, report: ImportReport, options) -> None:
         if report.error_count and not options["skip_invalid"]:
+            # Values in another unit make rows invalid too: say so first, it is the fix.
+            units = "".join(f"{question} " for question in report.questions)
             raise CommandError(
                 f"{report.error_count} problem(s) in {report.invalid_rows} row(s); "
-                "nothing was imported. Fix the file, or pass --skip-invalid to import "
+                f"nothing was imported. {units}Fix the file, or pass --skip-invalid to import "
                 "the valid rows."
             )
         if report.valid_rows == 0:

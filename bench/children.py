@@ -23,6 +23,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 K_VALUES = range(2, 11)
+# The features the bare scripts cluster on: the ones the service chooses by default for the
+# demo customers (every customer has them).
+FEATURES = ("age", "annual_income", "spending_score", "purchase_frequency")
 N_INIT = 4
 RANDOM_STATE = 0
 
@@ -49,6 +52,7 @@ def prepare(count: int, npy: str) -> None:
     from clustering.models import TrainingRun
     from clustering.selectors import customers_feature_matrix
     from customers.models import Customer
+    from customers.selectors import catalogue_current
 
     call_command("migrate", verbosity=0)
     if Customer.objects.count() != count:
@@ -56,9 +60,7 @@ def prepare(count: int, npy: str) -> None:
         Customer.objects.all().delete()
         call_command("generate_customers", count=count, seed=42, verbosity=0)
     TrainingRun.objects.all().delete()  # every measured retrain starts from the same state
-    data = customers_feature_matrix(
-        features=["age", "annual_income", "spending_score", "purchase_frequency"]
-    )
+    data = customers_feature_matrix(features=list(FEATURES), catalogue=catalogue_current())
     np.save(npy, data.X)
     emit(customers=len(data.X))
 
@@ -74,11 +76,14 @@ def train() -> None:
     )
 
     started = time.perf_counter()
-    run = training_run_start(params=TrainingParams(), enqueue=False)
+    # The default features, but no log scale: the bare scripts scale the raw values, and the
+    # silhouettes are compared K by K.
+    run = training_run_start(params=TrainingParams(log_features=()), enqueue=False)
     training_run_claim(run_id=run.id)
     run = training_run_execute(run_id=run.id)
     seconds = time.perf_counter() - started
     assert run.status == TrainingRun.Status.SUCCEEDED, run.error
+    assert tuple(run.features) == FEATURES, f"the service chose {run.features}, not {FEATURES}"
     emit(
         seconds=seconds,
         k=run.chosen_k,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from customers.models import Customer
+from customers.models import Attribute, Customer
 from tests.browser.helpers import sign_in
 
 pytestmark = pytest.mark.services
@@ -24,17 +24,36 @@ def test_a_manager_imports_a_file_whose_columns_have_other_names(
     page.get_by_label("CSV file").set_input_files(crm)
     page.get_by_role("button", name="Check file").click()
 
-    expect(page.get_by_text("Not found by name in crm.csv: Customer ID, Age.")).to_be_visible()
-    chosen = page.get_by_label("Spending score").locator("option:checked")
-    expect(chosen).to_have_text("Score")
-    page.get_by_label("Customer ID").select_option("Client ref")
-    page.get_by_label("Age").select_option("Years")
+    # Two columns are not recognised by name, so the page asks what each column holds,
+    # with its guesses for the others already chosen.
+    expect(
+        page.get_by_role("heading", name="What does each column of crm.csv hold?")
+    ).to_be_visible()
+    expect(page.get_by_label("Score", exact=True).locator("option:checked")).to_have_text(
+        "Spending score"
+    )
+    expect(page.get_by_label("Gender", exact=True).locator("option:checked")).to_have_text("Sex")
+    expect(page.get_by_label("Client ref", exact=True).locator("option:checked")).not_to_have_text(
+        "Customer ID"
+    )
+    page.get_by_label("Client ref", exact=True).select_option(label="Customer ID")
+    page.get_by_label("Years", exact=True).select_option(label="Age")
     screenshot(page, "columns")
-    page.get_by_role("button", name="Check the file again").click()
+    page.get_by_role("button", name="Check the file").click()
 
-    expect(page.get_by_text("2 data rows, 2 valid.")).to_be_visible()
+    expect(page.get_by_text("2 data rows, 2 valid (comma-separated).")).to_be_visible()
+    expect(page.get_by_text("Customer IDs from the column 'Client ref'.")).to_be_visible()
     page.get_by_role("button", name="Import 2 customers").click()
 
     expect(page.get_by_text("Imported 2 new and 0 changed customers")).to_be_visible()
-    assert Customer.objects.get(customer_id="C-1").age == 34
+    first = Customer.objects.get(customer_id="C-1")
+    assert (first.age, first.sex, first.annual_income, first.spending_score) == (
+        34,
+        "female",
+        61.5,
+        72,
+    )
+    assert first.purchase_frequency is None  # not in the file: unknown, never zero
+    assert first.attributes == {}  # every column went to a known field
+    assert not Attribute.objects.exists()
     assert page.js_errors == []

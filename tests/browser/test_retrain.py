@@ -18,6 +18,7 @@ POST_START = """async () => {
     const body = new URLSearchParams([
         ["mode", "fixed"], ["k", "3"], ["k_min", "2"], ["k_max", "10"],
         ["features", "age"], ["features", "annual_income"],
+        ["missing", "exclude"], ["log_mode", "auto"],
     ]);
     const response = await fetch("/runs/start/", {
         method: "POST", body: body, headers: {"X-CSRFToken": token, "HX-Request": "true"},

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import io
 import re
 
 import pytest
+from django.core.management import call_command
 from playwright.sync_api import expect
 
 from clustering.models import Segment
@@ -110,7 +112,7 @@ def test_the_members_page_filters_as_you_type(page, trained, marketer, screensho
     mark_page(page)
 
     wanted = rows.nth(3).locator("td").first.inner_text()
-    page.get_by_label("Customer ID starts with").press_sequentially(wanted, delay=20)
+    page.get_by_label("Customer ID contains").press_sequentially(wanted, delay=20)
 
     expect(rows).to_have_count(1)
     expect(rows.first.locator("td").first).to_have_text(wanted)
@@ -118,12 +120,12 @@ def test_the_members_page_filters_as_you_type(page, trained, marketer, screensho
     assert f"q={wanted}" in page.url
     assert page_was_not_reloaded(page)
 
-    page.get_by_label("Customer ID starts with").fill("NOBODY")
+    page.get_by_label("Customer ID contains").fill("NOBODY")
     expect(rows).to_have_count(1)
     expect(rows.first).to_have_text("No customers match.")
     assert page_was_not_reloaded(page)
     assert page.js_errors == []
-    page.get_by_label("Customer ID starts with").fill(wanted)
+    page.get_by_label("Customer ID contains").fill(wanted)
     expect(rows.first.locator("td").first).to_have_text(wanted)
     screenshot(page, "filtered")
 
@@ -134,7 +136,7 @@ def loyal_members_searched(page, marketer):
     segment_card(page, "Loyal Customers").get_by_role("link", name="See the customers").click()
     rows = page.locator("#members-table tbody tr")
     wanted = rows.nth(2).locator("td").first.inner_text()
-    page.get_by_label("Customer ID starts with").fill(wanted)
+    page.get_by_label("Customer ID contains").fill(wanted)
     expect(rows).to_have_count(1)
     page.wait_for_url(re.compile(f"q={wanted}"))
     return rows, wanted
@@ -148,7 +150,7 @@ def test_back_shows_the_filters_that_match_the_table(page, trained, marketer):
     page.go_back()
 
     page.wait_for_url(lambda url: f"q={wanted}" in url and "band=low" not in url)
-    expect(page.get_by_label("Customer ID starts with")).to_have_value(wanted)
+    expect(page.get_by_label("Customer ID contains")).to_have_value(wanted)
     expect(page.get_by_label("Confidence")).to_have_value("")
     expect(rows).to_have_count(1)
     expect(rows.first.locator("td").first).to_have_text(wanted)
@@ -162,7 +164,7 @@ def test_back_from_another_page_shows_the_whole_members_page(page, trained, mark
     page.go_back()
 
     expect(page.get_by_role("heading", level=1)).to_have_text("Loyal Customers")
-    expect(page.get_by_label("Customer ID starts with")).to_have_value(wanted)
+    expect(page.get_by_label("Customer ID contains")).to_have_value(wanted)
     expect(rows).to_have_count(1)
 
 
@@ -172,7 +174,7 @@ def test_the_campaign_export_follows_the_members_filter(page, trained, marketer,
     rows = page.locator("#members-table tbody tr")
     wanted = rows.first.locator("td").first.inner_text()
 
-    page.get_by_label("Customer ID starts with").fill(wanted)
+    page.get_by_label("Customer ID contains").fill(wanted)
     expect(rows).to_have_count(1)
     with page.expect_download() as download_info:
         page.get_by_role("link", name="Export for a campaign (CSV)").click()
@@ -183,3 +185,41 @@ def test_the_campaign_export_follows_the_members_filter(page, trained, marketer,
         header, *exported = list(csv.reader(file))
     assert header == CAMPAIGN_HEADER
     assert [row[0] for row in exported] == [wanted], "the export ignored the filter on the page"
+
+
+@pytest.fixture
+def trained_on_three(transactional_db):
+    """The demo customers with a channel of their own, segmented without purchases."""
+    from clustering.models import TrainingRun
+    from customers.models import Attribute, Customer
+
+    call_command("generate_customers", count=600, seed=1, stdout=io.StringIO())
+    Attribute.objects.create(key="channel", label="Channel", kind=Attribute.Kind.CATEGORICAL)
+    customers = list(Customer.objects.order_by("id"))
+    for i, customer in enumerate(customers):
+        customer.attributes = {"channel": "web" if i % 4 else "store"}
+    Customer.objects.bulk_update(customers, ["attributes"])
+    call_command(
+        "train", sync=True, features="age,annual_income,spending_score", stdout=io.StringIO()
+    )
+    return TrainingRun.objects.get(is_active=True)
+
+
+def test_a_card_tells_the_features_of_the_segments_from_the_others(
+    page, trained_on_three, marketer, screenshot
+):
+    sign_in(page, marketer)
+    cards = page.locator(".cards article.card")
+    expect(cards).to_have_count(trained_on_three.chosen_k)
+
+    card = cards.first
+    used = card.locator("table.compare tbody:not(.not-in-model) th[scope=row]")
+    expect(used).to_have_text(["Age", "Annual income (k)", "Spending score"])
+    others = card.locator("table.compare tbody.not-in-model")
+    expect(others.locator("th[scope=rowgroup]")).to_have_text("Not used for segments")
+    expect(others.locator("th[scope=row]")).to_have_text(["Purchases per year"])
+
+    mix = card.locator(".mixes div", has=page.locator("dt", has_text="Channel"))
+    expect(mix.locator("dd")).to_have_text(re.compile(r"^web \d+ % · store \d+ %$"))
+    assert page.js_errors == []
+    screenshot(page)

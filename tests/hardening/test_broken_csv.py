@@ -137,8 +137,7 @@ BROKEN: dict[str, Broken] = {
     ),
     "text-direction override in an ID": Broken(
         lines("NEW\u202e-2,female,30,50,50,10"),
-        "row 4, column 'customer_id': customer ID contains a control or text-direction "
-        "character",
+        "row 4, column 'customer_id': customer ID contains a control or text-direction character",
     ),
     "duplicate ID inside the file": Broken(
         lines("NEW-1,male,40,60,60,6"),

@@ -204,6 +204,10 @@ LOG_SKEW_THRESHOLD = 1.0
 OUTLIER_ROBUST_Z = 6.0
 # MAD * this = the standard deviation of a normal distribution.
 MAD_TO_SD = 1.4826
+# Below this many customers the median and MAD are too rough to call anyone an outlier.
+OUTLIER_MIN_ROWS = 50
+# More than this share beyond the threshold is a group of its own, not stray outliers.
+OUTLIER_MAX_SHARE = 0.05
 
 
 class LogColumns(BaseEstimator, TransformerMixin):
@@ -255,7 +259,8 @@ def _skewness(values: np.ndarray) -> float:
 
 
 def robust_outliers(X: ArrayLike, *, threshold: float = OUTLIER_ROBUST_Z) -> np.ndarray:
-    """Rows beyond ``threshold`` robust z on any column: |x - median| / (MAD * 1.4826).
+    """Rows beyond ``threshold`` robust z on any column: |x - median| / (MAD * 1.4826);
+    none in small data or when so many are beyond it that they form a group of their own.
 
     A column whose MAD is 0 (most values equal) falls back to its standard deviation, so
     a column of mostly zeros does not make every non-zero customer an outlier."""
@@ -265,7 +270,10 @@ def robust_outliers(X: ArrayLike, *, threshold: float = OUTLIER_ROBUST_Z) -> np.
     flat = spread <= MIN_VARIANCE
     spread[flat] = X[:, flat].std(axis=0)
     spread[spread <= MIN_VARIANCE] = np.inf  # a constant column flags nobody
-    return (np.abs(X - median) / spread > threshold).any(axis=1)
+    flagged = (np.abs(X - median) / spread > threshold).any(axis=1)
+    if len(X) < OUTLIER_MIN_ROWS or flagged.mean() > OUTLIER_MAX_SHARE:
+        return np.zeros(len(X), dtype=bool)
+    return flagged
 
 
 # --------------------------------------------------------------------------- sweep / fit

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
@@ -63,6 +63,7 @@ class Prediction:
     explanation: tuple[engine.FeatureComparison, ...]
     # Far from every segment: the segment is only the nearest guess (check the values).
     unusual: bool = False
+    labels: dict[str, str] = field(default_factory=dict)  # feature key -> label
 
 
 _lock = threading.Lock()
@@ -149,6 +150,7 @@ def predict_many(
     model = model or model_active()
     X = np.array([[float(row[f]) for f in model.features] for row in rows], dtype=np.float64)
     scores = model.compact.score(X)
+    labels = {feature.key: feature.label for feature in model.definitions}
     predictions = []
     for i in range(len(rows)):
         cluster, runner_up = int(scores.cluster[i]), int(scores.runner_up[i])
@@ -163,6 +165,7 @@ def predict_many(
                 runner_up_probability=float(scores.runner_up_probability[i]),
                 explanation=tuple(model.compact.explain(X[i], cluster, model.features)),
                 unusual=bool(scores.unusual[i]),
+                labels=labels,
             )
         )
     return predictions

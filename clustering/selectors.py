@@ -279,6 +279,8 @@ def _card(segment, cluster: Cluster | None, run: TrainingRun | None, catalogue) 
     ]
     # A fixed order: PostgreSQL's jsonb does not keep the keys' order.
     sex_mix = [(SEX_LABELS[k], cluster.sex_mix[k]) for k in SEX_CODES if cluster.sex_mix.get(k)]
+    if [code for code, share in cluster.sex_mix.items() if share] == ["unknown"]:
+        sex_mix = []  # a file without sex: nothing to show
     mixes = [
         (catalogue[key].label if key in catalogue else key, shares)
         for key, shares in sorted(cluster.category_mix.items())
@@ -354,7 +356,10 @@ def dashboard_context() -> dict:
         return context
     clusters = run_clusters(run=run)
     catalogue = run_catalogue(run)
+    labels = {f.key: f.label for f in catalogue}
     context.update(
+        feature_labels=labels,
+        coverage=run_coverage(run, labels),
         clusters=clusters,
         cards=[_card(c.segment, c, run, catalogue) for c in clusters],
         catalogue=catalogue,
@@ -368,16 +373,67 @@ def runs_recent(limit: int = 100) -> list[TrainingRun]:
     return list(TrainingRun.objects.defer("projection").select_related("created_by")[:limit])
 
 
+def _count(n: int, noun: str = "customer") -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _and(words: list[str], joiner: str = "and") -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {joiner} {words[-1]}"
+
+
+def run_coverage(run: TrainingRun, labels: dict[str, str]) -> str:
+    """One plain sentence: who is in no segment and why, who was far outside the rest,
+    what was filled in, what was read on a log scale ("" when all customers simply fit)."""
+    if not (run.customers_excluded or run.outliers or run.imputed):
+        return ""
+    parts = []
+    if run.customers_excluded:
+        missing = [
+            f"{labels.get(key, key)} ({_count(n)})"
+            for key, n in run.missing_by_feature.items()
+            if n and key not in run.imputed
+        ]
+        verb = "is" if run.customers_excluded == 1 else "are"
+        parts.append(
+            f"{_count(run.customers_excluded)} {verb} in no segment because "
+            f"{'it has' if run.customers_excluded == 1 else 'they have'} no value for "
+            + _and(missing or ["a chosen feature"], "or")
+        )
+    if run.imputed:
+        medians = [f"{labels.get(k, k)} {v:,.1f}" for k, v in run.imputed.items()]
+        parts.append(
+            "customers without "
+            + _and([labels.get(k, k) for k in run.imputed], "or")
+            + f" got the median of the other customers instead ({', '.join(medians)})"
+        )
+    if run.outliers:
+        were = "was" if run.outliers == 1 else "were"
+        parts.append(
+            f"{_count(run.outliers)} far outside the rest {were} not used to fit the segment "
+            f"centres, but {'is' if run.outliers == 1 else 'are'} still assigned to the "
+            "nearest segment and flagged unusual"
+        )
+    if run.log_features:
+        were = "was" if len(run.log_features) == 1 else "were"
+        logged = _and([labels.get(k, k) for k in run.log_features])
+        parts.append(f"{logged} {were} read on a log scale")
+    sentence = "; ".join(parts) + "."
+    return sentence[:1].upper() + sentence[1:]
+
+
 def run_detail_context(*, run: TrainingRun) -> dict:
     clusters = run_clusters(run=run) if run.status == TrainingRun.Status.SUCCEEDED else []
     per_k = [
         {"k": k, "inertia": inertia, "silhouette": silhouette, "chosen": k == run.chosen_k}
         for k, inertia, silhouette in zip(run.k_values, run.inertia_by_k, run.silhouette_by_k)
     ]
+    labels = {f.key: f.label for f in run_catalogue(run)}
     return {
         "run": run,
         "clusters": clusters,
         "per_k": per_k,
+        "feature_labels": labels,
+        "coverage": run_coverage(run, labels) if clusters else "",
         "verdict": engine.silhouette_verdict(run.silhouette)
         if run.silhouette is not None
         else None,

@@ -509,7 +509,13 @@ def _derived_target(
     if derivation.name == ID:
         raise CsvFormatError("the customer ID cannot be derived; use --id-columns")
     feature = new_attribute(derivation.name, None, taken, kind=NUMERIC)
-    feature = replace(feature, source=SOURCE_DERIVED, expression=derivation.expression.text)
+    feature = replace(
+        feature,
+        label=feature.short_label.capitalize(),  # total_spend -> "Total spend"
+        source=SOURCE_DERIVED,
+        expression=derivation.expression.text,
+        help=f"Derived on import: {derivation.expression.text}",
+    )
     taken.add(feature.key)
     features[feature.key] = feature
     return feature.key

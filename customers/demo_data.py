@@ -55,3 +55,28 @@ def generate(count: int, seed: int) -> dict[str, np.ndarray]:
         "sex": sex,
         "archetype": group,
     }
+
+
+# Extra columns of the kind real files bring, for `generate_customers --attributes N` (the
+# benchmark uses twenty): every fourth one a category, the others skewed amounts.
+REGIONS = ("north", "south", "east", "west", "centre")
+
+
+def extra_attribute_keys(count: int) -> list[tuple[str, str]]:
+    """(key, kind) of ``count`` extra attributes."""
+    return [
+        (f"region_{i:02d}", "categorical") if i % 4 == 3 else (f"spend_{i:02d}", "numeric")
+        for i in range(count)
+    ]
+
+
+def extra_attributes(count: int, rows: int, seed: int) -> dict[str, np.ndarray]:
+    """Columns of extra attribute values: lognormal amounts and region codes."""
+    rng = np.random.default_rng(seed + 1)
+    columns: dict[str, np.ndarray] = {}
+    for key, kind in extra_attribute_keys(count):
+        if kind == "categorical":
+            columns[key] = rng.choice(np.array(REGIONS), size=rows)
+        else:
+            columns[key] = np.round(np.exp(rng.normal(4.0, 1.0, size=rows)), 2)
+    return columns

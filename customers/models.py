@@ -138,8 +138,9 @@ class Attribute(models.Model):
             whole=self.whole,
             aliases=(self.key.replace("_", ""),),
             source=self.source,
-            help=f"From the column {header!r}"
-            + (f" ({self.expression})" if self.expression else ""),
+            help=f"Derived on import: {self.expression}"
+            if self.expression
+            else f"From the column {header!r}",
             log_allowed=self.kind == NUMERIC,
             expression=self.expression,
         )

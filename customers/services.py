@@ -205,36 +205,55 @@ def _reader(text: io.TextIOWrapper, delimiter: str):
     return csv.reader(text, delimiter=delimiter, strict=True)
 
 
-def _first_rows(stream: BinaryIO, delimiter: str, limit: int) -> list[list[str]]:
-    """Up to ``limit`` non-blank rows from the top of the file (header included)."""
+def _records(stream: BinaryIO, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number, cells) of every record, blank ones included.
+
+    A structural problem (a quote never closed, a runaway field, bytes that are not
+    UTF-8) makes every later row unreliable, so it is a CsvFormatError for the whole
+    file rather than one invalid row that --skip-invalid could skip.
+    """
     text = _open_text(stream)
-    rows: list[list[str]] = []
     reader = _reader(text, delimiter)
     line = 0
     undecodable = False
     try:
-        for cells in reader:
-            line = reader.line_num
-            if any(cell.strip() for cell in cells):
-                rows.append(cells)
-                if len(cells) > MAX_COLUMNS:
-                    raise CsvFormatError(
-                        f"line {len(rows)} has {len(cells):,} columns; the importer takes at "
-                        f"most {MAX_COLUMNS} (is this a customer file?)"
-                    )
-            if len(rows) >= limit:
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
                 break
-    except csv.Error as problem:
-        # The same words as the full read gives (iter_rows): the line, and what is wrong.
-        raise CsvFormatError(
-            f"line {line + 1} {_csv_reason(problem)}; nothing after it can be read"
-        ) from None
+            except csv.Error as problem:
+                # The record that failed starts on the line after the last one read.
+                raise CsvFormatError(
+                    f"line {line + 1} {_csv_reason(problem)}; nothing after it can be read"
+                ) from None
+            line = reader.line_num
+            yield line, cells
     except UnicodeDecodeError:
         undecodable = True
     finally:
         text.detach()
     if undecodable:
         raise _not_utf8_error(stream)
+
+
+def _first_rows(stream: BinaryIO, delimiter: str, limit: int) -> list[list[str]]:
+    """Up to ``limit`` non-blank rows from the top of the file (header included)."""
+    rows: list[list[str]] = []
+    records = _records(stream, delimiter)
+    for _line, cells in records:
+        if not any(cell.strip() for cell in cells):
+            continue
+        if len(cells) > MAX_COLUMNS:
+            records.close()
+            raise CsvFormatError(
+                f"line {len(rows) + 1} has {len(cells):,} columns; the importer takes at "
+                f"most {MAX_COLUMNS} (is this a customer file?)"
+            )
+        rows.append(cells)
+        if len(rows) >= limit:
+            records.close()  # detaches the text reader from the stream
+            break
     return rows
 
 
@@ -321,44 +340,23 @@ def iter_rows(
     the whole file rather than one invalid row that --skip-invalid could skip.
     """
     total = _stream_size(stream)
-    text = _open_text(stream)
-    reader = _reader(text, layout.delimiter)
-    line = 0
     ordinal = 0
     header_pending = layout.header_row
-    undecodable = False
-    try:
-        while True:
-            try:
-                cells = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as problem:
-                # The record that failed starts on the line after the last one read.
-                raise CsvFormatError(
-                    f"line {line + 1} {_csv_reason(problem)}; nothing after it can be read"
-                ) from None
-            line = reader.line_num
-            if not any(cell.strip() for cell in cells):
-                # Empty lines, and the ";;;;" rows spreadsheets leave at the end.
-                report.blank_lines += 1
-                continue
-            if header_pending:
-                header_pending = False  # the header row, already mapped
-                continue
-            ordinal += 1
-            customer, errors = parse_row(
-                cells, line, layout.mapping, decimal_comma=layout.decimal_comma, ordinal=ordinal
-            )
-            yield line, customer, errors
-            if progress and ordinal % CHUNK_ROWS == 0:
-                progress(phase, stream.tell(), total)
-    except UnicodeDecodeError:
-        undecodable = True
-    finally:
-        text.detach()
-    if undecodable:
-        raise _not_utf8_error(stream)
+    for line, cells in _records(stream, layout.delimiter):
+        if not any(cell.strip() for cell in cells):
+            # Empty lines, and the ";;;;" rows spreadsheets leave at the end.
+            report.blank_lines += 1
+            continue
+        if header_pending:
+            header_pending = False  # the header row, already mapped
+            continue
+        ordinal += 1
+        customer, errors = parse_row(
+            cells, line, layout.mapping, decimal_comma=layout.decimal_comma, ordinal=ordinal
+        )
+        yield line, customer, errors
+        if progress and ordinal % CHUNK_ROWS == 0:
+            progress(phase, stream.tell(), total)
 
 
 def _not_utf8_error(stream: BinaryIO) -> CsvFormatError:

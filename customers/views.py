@@ -265,7 +265,7 @@ def import_history(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@permission_required(IMPORT_PERMISSIONS, raise_exception=True)
+@permission_required("customers.undo_import", raise_exception=True)
 @require_POST
 def import_undo_view(request: HttpRequest, record_id: int) -> HttpResponse:
     try:

@@ -66,6 +66,15 @@ def relative(difference) -> str:
 
 
 @register.filter
+def lookup(mapping, key):
+    """``mapping[key]``, or the key itself when it is not there (labels by feature key)."""
+    try:
+        return mapping[key]
+    except (KeyError, TypeError, IndexError):
+        return key
+
+
+@register.filter
 def feature_label(name: str) -> str:
     return field_label(name)
 

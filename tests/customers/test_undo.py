@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
@@ -143,13 +142,24 @@ def test_undo_import_without_an_id_lists_the_recent_imports(customers, write_csv
 
 
 @pytest.fixture
-def importer(client, django_user_model):
-    user = django_user_model.objects.create_user("clerk", password="not-used")
-    user.user_permissions.set(
-        Permission.objects.filter(codename__in=["add_customer", "change_customer"])
-    )
-    client.force_login(user)
+def importer(client, manager):
+    """A marketing manager: imports customers and may undo an import."""
+    client.force_login(manager)
     return client
+
+
+def test_undo_needs_its_own_permission(customers, write_csv, import_customers, client, make_user):
+    import_customers(write_csv(CHANGES), "--attributes", "all")
+    record = last_import()
+    clerk = make_user("clerk", perms=("customers.add_customer", "customers.change_customer"))
+    client.force_login(clerk)
+
+    page = client.get(reverse("customers:import_history")).content.decode()
+    response = client.post(reverse("customers:import_undo", args=[record.id]))
+
+    assert reverse("customers:import_undo", args=[record.id]) not in page
+    assert response.status_code == 403
+    assert ImportRecord.objects.get(id=record.id).undone_at is None
 
 
 def test_the_history_page_lists_an_import_and_undoes_it(

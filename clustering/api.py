@@ -135,8 +135,8 @@ def _type_errors(customer: dict, known: set[str]) -> dict[str, list[str]]:
     for field, value in customer.items():
         if field not in known:
             errors[field] = ["Unknown field."]
-        elif field in TEXT_FIELDS:
-            continue
+        elif field in TEXT_FIELDS or field in _catalogue_keys(numeric=False):
+            continue  # text (a category is shown, never used to place a customer)
         elif value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
             errors[field] = ["Must be a number."]
     customer_id = customer.get("customer_id")
@@ -182,17 +182,23 @@ def _check_customer(customer: dict, model: ActiveModel) -> tuple[dict, dict]:
     return row, errors
 
 
-_catalogue_cache: dict[str, tuple[float, frozenset[str]]] = {}
+_catalogue_cache: dict[str, tuple[float, dict]] = {}
 
 
-def _catalogue_keys() -> frozenset[str]:
-    """The catalogue's keys, read at most once a second per process (the API is hot)."""
+def _catalogue_keys(*, numeric: bool | None = None) -> frozenset[str]:
+    """The catalogue's keys (all, numeric or categorical ones), read at most once a second
+    per process (the API is hot)."""
     now = time.monotonic()
     cached = _catalogue_cache.get("keys")
     if cached is None or cached[0] < now:
-        keys = frozenset(catalogue_current().keys)
+        catalogue = catalogue_current()
+        keys = {
+            None: frozenset(catalogue.keys),
+            True: frozenset(f.key for f in catalogue.numeric()),
+            False: frozenset(f.key for f in catalogue.categorical()),
+        }
         _catalogue_cache["keys"] = cached = (now + 1.0, keys)
-    return cached[1]
+    return cached[1][numeric]
 
 
 def _validate(customers: list, model: ActiveModel, is_batch: bool) -> tuple[list, dict]:

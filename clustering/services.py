@@ -38,7 +38,7 @@ from clustering.preparation import (
     training_data_prepare,
 )
 from clustering.selectors import SEX_CODES, FeatureMatrix, run_in_flight
-from customers.catalogue import Catalogue
+from customers.catalogue import KEY_PATTERN, Catalogue
 from customers.models import Customer
 from customers.selectors import catalogue_current
 
@@ -739,6 +739,8 @@ def category_mix_write(*, run_id: int, catalogue: Catalogue) -> None:
 
 
 def _category_counts(run_id: int, key: str) -> list[tuple[int, str | None, int]]:
+    if not KEY_PATTERN.match(key):  # keys are ours, but a query never trusts a string
+        raise ValueError(f"not an attribute key: {key!r}")
     if connection.vendor == "postgresql":
         value = f"c.attributes->>'{key}'"
     else:

@@ -95,6 +95,9 @@ class AttributeAdmin(admin.ModelAdmin):
     list_display = ("key", "label", "kind", "source", "expression", "created_at")
     readonly_fields = ("key", "kind", "source", "expression", "header", "created_at")
 
+    def has_add_permission(self, request) -> bool:
+        return False  # attributes come from imported files, with keys the importer makes
+
 
 @admin.register(ImportRecord)
 class ImportRecordAdmin(admin.ModelAdmin):

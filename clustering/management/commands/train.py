@@ -69,10 +69,13 @@ class Command(BaseCommand):
     def params(self, options) -> TrainingParams:
         features = tuple(f.strip() for f in options["features"].split(",") if f.strip())
         catalogue = catalogue_current()
-        unknown = [f for f in features if f not in catalogue]
+        usable = {f.key for f in catalogue.clusterable()}
+        unknown = [f for f in features if f not in usable]
         if unknown:
             keys = ", ".join(f.key for f in catalogue.clusterable())
-            raise CommandError(f"unknown feature(s) {', '.join(unknown)}; choose from {keys}")
+            raise CommandError(
+                f"{', '.join(unknown)}: not a numeric feature of the catalogue; choose from {keys}"
+            )
         log = options["log"].strip()
         log_features = (
             None

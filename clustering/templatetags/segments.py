@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from django import template
+from django.contrib.humanize.templatetags.humanize import naturaltime
+from django.utils import timezone
+from django.utils.dateformat import format as date_format
+from django.utils.html import format_html
 
 from clustering import engine
 from clustering.bands import STABILITY_BANDS, band_for
@@ -90,3 +94,21 @@ def index(sequence, position: int):
 @register.filter
 def confidence_band(value) -> str:
     return engine.confidence_band(float(value))
+
+
+DATE_FORMAT = "j M Y, H:i"  # every date on every page: "30 Nov 2026, 03:04"
+
+
+@register.filter
+def when(value) -> str:
+    """A moment in the site's one date format, with the relative time ("5 minutes ago")
+    as its tooltip and the exact time for machines."""
+    if not value:
+        return "–"
+    local = timezone.localtime(value)
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>',
+        local.isoformat(),
+        naturaltime(value),
+        date_format(local, DATE_FORMAT),
+    )

@@ -52,7 +52,7 @@ def prepare(count: int, npy: str) -> None:
     from django.core.management import call_command
 
     from clustering.models import TrainingRun
-    from clustering.selectors import customers_feature_matrix
+    from clustering.reading import customers_feature_matrix
     from customers.models import Attribute, Customer
     from customers.selectors import catalogue_current
 

@@ -14,7 +14,7 @@ import numpy as np
 from django.conf import settings
 
 from clustering import engine
-from clustering.selectors import FeatureMatrix, customers_feature_matrix, feature_coverage
+from clustering.reading import FeatureMatrix, customers_feature_matrix, feature_coverage
 from customers.catalogue import Catalogue
 
 

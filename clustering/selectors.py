@@ -6,9 +6,7 @@ import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numpy as np
 from django.core.paginator import Paginator
-from django.db import connection
 from django.db.models import F
 
 from clustering import engine
@@ -21,7 +19,8 @@ from clustering.bands import (
 )
 from clustering.comparisons import run_moves
 from clustering.models import Cluster, ClusterAssignment, TrainingRun
-from customers.catalogue import KEY_PATTERN, SOURCE_FIELD, Catalogue, Feature
+from clustering.reading import SEX_CODES
+from customers.catalogue import SOURCE_FIELD, Catalogue, Feature
 from customers.models import Customer
 from customers.selectors import catalogue_current
 from customers.services import (
@@ -33,102 +32,6 @@ from customers.services import (
     format_value,
     spreadsheet_safe,
 )
-
-SEX_CODES = tuple(Customer.Sex.values)
-FETCH_ROWS = 50_000
-
-
-@dataclass(frozen=True)
-class FeatureMatrix:
-    """The customers a run segments, as float64 arrays.
-
-    ``values`` holds every numeric catalogue feature (``value_features``; NaN where
-    unknown) for statistics; ``X`` only the run's features, after the missing-value rule.
-    """
-
-    customer_pks: np.ndarray
-    values: np.ndarray
-    value_features: tuple[str, ...]
-    X: np.ndarray
-    sex: np.ndarray
-    excluded: int  # customers left out for a missing feature
-    missing_by_feature: dict[str, int]
-    imputed: dict[str, float]
-
-
-def feature_sql(key: str, catalogue: Catalogue) -> str:
-    """The SQL expression of a numeric feature: its column, or its attribute as a number."""
-    feature = catalogue[key]
-    if feature.source == SOURCE_FIELD:
-        return key
-    if not KEY_PATTERN.match(key):  # keys are ours, but a query never trusts a string
-        raise ValueError(f"not a feature key: {key!r}")
-    if connection.vendor == "postgresql":
-        # A text value in a numeric attribute (an edit in the admin) reads as unknown.
-        return (
-            f"CASE WHEN jsonb_typeof(attributes->'{key}') = 'number' "
-            f"THEN (attributes->>'{key}')::double precision END"
-        )
-    return (
-        f"CASE WHEN json_type(attributes, '$.{key}') IN ('integer', 'real') "
-        f"THEN json_extract(attributes, '$.{key}') END"
-    )
-
-
-def feature_coverage(*, catalogue: Catalogue) -> tuple[int, dict[str, int]]:
-    """(customers, {numeric feature: customers who have it}) in one pass."""
-    keys = [f.key for f in catalogue.clusterable()]
-    counts = ", ".join(f"COUNT({feature_sql(key, catalogue)})" for key in keys)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT COUNT(*), {counts} FROM {Customer._meta.db_table}")
-        total, *known = cursor.fetchone()
-    return total, dict(zip(keys, known, strict=True))
-
-
-def customers_feature_matrix(
-    *, features: list[str], catalogue: Catalogue, missing: str = "exclude"
-) -> FeatureMatrix:
-    """Every customer's numeric features as float64, read in chunks without model instances.
-
-    ``missing``: "exclude" leaves out customers without a chosen feature; "median" gives
-    them the median of the customers who have it."""
-    value_features = tuple(f.key for f in catalogue.numeric())
-    columns = ", ".join(feature_sql(key, catalogue) for key in value_features)
-    sex_case = " ".join(f"WHEN '{code}' THEN {i}" for i, code in enumerate(SEX_CODES))
-    sql = (
-        f"SELECT id, {columns}, CASE sex {sex_case} ELSE 3 END "
-        f"FROM {Customer._meta.db_table} ORDER BY id"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql)
-        parts = []
-        while rows := cursor.fetchmany(FETCH_ROWS):
-            parts.append(np.array(rows, dtype=np.float64))
-    data = np.concatenate(parts) if parts else np.empty((0, len(value_features) + 2))
-    values = data[:, 1 : 1 + len(value_features)]
-    chosen = values[:, [value_features.index(f) for f in features]]
-    unknown = np.isnan(chosen)
-    missing_by_feature = {f: int(n) for f, n in zip(features, unknown.sum(axis=0), strict=True)}
-    imputed: dict[str, float] = {}
-    if missing == "median":
-        for column, feature in enumerate(features):
-            known = chosen[~unknown[:, column], column]
-            if unknown[:, column].any() and len(known):
-                imputed[feature] = float(np.median(known))
-                chosen[unknown[:, column], column] = imputed[feature]
-        keep = ~np.isnan(chosen).any(axis=1)
-    else:
-        keep = ~unknown.any(axis=1)
-    return FeatureMatrix(
-        customer_pks=data[keep, 0].astype(np.int64),
-        values=values[keep],
-        value_features=value_features,
-        X=np.ascontiguousarray(chosen[keep]),
-        sex=data[keep, -1].astype(np.int8),
-        excluded=int((~keep).sum()),
-        missing_by_feature=missing_by_feature,
-        imputed=imputed,
-    )
 
 
 def active_run_features() -> tuple[str, ...]:

@@ -37,9 +37,9 @@ from clustering.preparation import (
     features_default,
     training_data_prepare,
 )
-from clustering.selectors import SEX_CODES, FeatureMatrix, run_in_flight
-from customers.catalogue import KEY_PATTERN, Catalogue
-from customers.models import Customer
+from clustering.reading import SEX_CODES, Categories, FeatureMatrix
+from clustering.selectors import run_in_flight
+from customers.catalogue import Catalogue
 from customers.selectors import catalogue_current
 
 logger = logging.getLogger(__name__)
@@ -453,7 +453,6 @@ def training_run_write(*, run: TrainingRun, outcome: Outcome, stored) -> None:
             confidence=outcome.confidence,
             unusual=outcome.unusual,
         )
-        category_mix_write(run_id=run.id, catalogue=outcome.catalogue)
         _finish_run(run=run, outcome=outcome, stored=stored)
         run_activate(run_id=run.id)
 
@@ -633,6 +632,7 @@ def clusters_create(
                 means=_means(values, outcome.data.value_features),
                 medians=_medians(values, outcome.data.value_features),
                 sex_mix=_sex_mix(outcome.data.sex[members]),
+                category_mix=_category_mix(outcome.data.categories, members),
                 mean_confidence=float(outcome.confidence[members].mean()) if size else None,
             )
         )
@@ -723,36 +723,14 @@ def assignments_write_chunk(cursor, run_id, customer_pks, cluster_ids, confidenc
 CATEGORY_MIX_TOP = 10
 
 
-def category_mix_write(*, run_id: int, catalogue: Catalogue) -> None:
-    """Each cluster's mix of every categorical attribute, counted by the database."""
-    keys = [f.key for f in catalogue.categorical() if f.source != "field"]
-    if not keys:
-        return
-    mixes: dict[int, dict[str, list]] = {}
-    for key in keys:
-        for cluster_id, value, count in _category_counts(run_id, key):
-            mixes.setdefault(cluster_id, {}).setdefault(key, []).append((value, count))
-    for cluster_id, counts in mixes.items():
-        Cluster.objects.filter(id=cluster_id).update(
-            category_mix={key: _top_shares(pairs) for key, pairs in counts.items()}
-        )
-
-
-def _category_counts(run_id: int, key: str) -> list[tuple[int, str | None, int]]:
-    if not KEY_PATTERN.match(key):  # keys are ours, but a query never trusts a string
-        raise ValueError(f"not an attribute key: {key!r}")
-    if connection.vendor == "postgresql":
-        value = f"c.attributes->>'{key}'"
-    else:
-        value = f"json_extract(c.attributes, '$.{key}')"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT a.cluster_id, {value}, COUNT(*) FROM {ClusterAssignment._meta.db_table} a "
-            f"JOIN {Customer._meta.db_table} c ON c.id = a.customer_id "
-            "WHERE a.run_id = %s GROUP BY 1, 2",
-            [run_id],
-        )
-        return cursor.fetchall()
+def _category_mix(categories: dict[str, Categories], members: np.ndarray) -> dict[str, list]:
+    """Each categorical attribute's mix among a cluster's members."""
+    mix = {}
+    for key, category in categories.items():
+        counts = np.bincount(category.codes[members] + 1, minlength=len(category.values) + 1)
+        pairs = [(value, int(n)) for value, n in zip(category.values, counts[1:]) if n]
+        mix[key] = _top_shares([*pairs, (None, int(counts[0]))])
+    return mix
 
 
 def _top_shares(pairs: list[tuple[str | None, int]]) -> list[list]:

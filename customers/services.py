@@ -658,7 +658,8 @@ class ChunkWriter:
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} ({columns}, "
             f"attributes {json_type}, existed boolean){lifetime}"
         )
-        cursor.execute(f"DELETE FROM {_STAGE}")
+        # TRUNCATE, not DELETE: a million rows of dead tuples would slow every later chunk.
+        cursor.execute(f"{'TRUNCATE' if self.postgres else 'DELETE FROM'} {_STAGE}")
         values = [self._row(row) for row in rows]
         if self.postgres:
             with cursor.copy(f"COPY {_STAGE} ({', '.join(_STAGE_COLUMNS)}) FROM STDIN") as copy:

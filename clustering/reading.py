@@ -156,9 +156,7 @@ def _parse_csv(text: bytes, names: list[str], n_numeric: int) -> pd.DataFrame:
     numbers = {name: "float64" for name in names[:n_numeric]}
     texts = {name: str for name in names[n_numeric:]}
     try:
-        return pd.read_csv(
-            io.BytesIO(text), dtype={**numbers, **texts}, float_precision="round_trip", **options
-        )
+        return pd.read_csv(io.BytesIO(text), dtype={**numbers, **texts}, **options)
     except ValueError:
         frame = pd.read_csv(io.BytesIO(text), dtype=str, **options)
         frame[names[:n_numeric]] = frame[names[:n_numeric]].apply(pd.to_numeric, errors="coerce")

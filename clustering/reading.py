@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from django.db import connection
 
-from customers.catalogue import KEY_PATTERN, SOURCE_FIELD, Catalogue
+from customers.catalogue import KEY_PATTERN, SOURCE_FIELD, SOURCE_PURCHASES, Catalogue
 from customers.models import Customer
 
 SEX_CODES = tuple(Customer.Sex.values)
@@ -59,30 +59,46 @@ def _attribute_key(key: str) -> str:
 
 
 def feature_sql(key: str, catalogue: Catalogue) -> str:
-    """The SQL expression of a numeric feature: its column, or its attribute as a number
-    (a text value in a numeric attribute reads as unknown)."""
-    if catalogue[key].source == SOURCE_FIELD:
-        return key
-    key = _attribute_key(key)
-    if connection.vendor == "postgresql":
+    """The SQL expression of a numeric feature over ``customers_from(catalogue)``: its
+    column, its purchase-history value, or its attribute as a number (a text value in a
+    numeric attribute reads as unknown)."""
+    feature = catalogue[key]
+    if feature.source != SOURCE_FIELD and feature.source != SOURCE_PURCHASES:
+        key = _attribute_key(key)
+        if connection.vendor == "postgresql":
+            return (
+                f"CASE WHEN jsonb_typeof(c.attributes->'{key}') = 'number' "
+                f"THEN (c.attributes->>'{key}')::double precision END"
+            )
         return (
-            f"CASE WHEN jsonb_typeof(attributes->'{key}') = 'number' "
-            f"THEN (attributes->>'{key}')::double precision END"
+            f"CASE WHEN json_type(c.attributes, '$.{key}') IN ('integer', 'real') "
+            f"THEN json_extract(c.attributes, '$.{key}') END"
         )
-    return (
-        f"CASE WHEN json_type(attributes, '$.{key}') IN ('integer', 'real') "
-        f"THEN json_extract(attributes, '$.{key}') END"
-    )
+    return _raw_sql(key, catalogue)
 
 
 def _raw_sql(key: str, catalogue: Catalogue) -> str:
     """The feature as the database keeps it, for a bulk read that parses numbers itself."""
-    if catalogue[key].source == SOURCE_FIELD:
-        return key
+    feature = catalogue[key]
+    if feature.source == SOURCE_FIELD:
+        return f"c.{key}"
+    if feature.source == SOURCE_PURCHASES:
+        return f"r.{_attribute_key(feature.column)}"
     key = _attribute_key(key)
     if connection.vendor == "postgresql":
-        return f"attributes->>'{key}'"
-    return f"json_extract(attributes, '$.{key}')"
+        return f"c.attributes->>'{key}'"
+    return f"json_extract(c.attributes, '$.{key}')"
+
+
+def customers_from(catalogue: Catalogue) -> str:
+    """The customers table as ``c``, with their RFM values as ``r`` when the catalogue
+    has purchase-history features."""
+    table = f"{Customer._meta.db_table} c"
+    if not any(f.source == SOURCE_PURCHASES for f in catalogue):
+        return table
+    from purchases.models import CustomerRfm
+
+    return f"{table} LEFT JOIN {CustomerRfm._meta.db_table} r ON r.customer_id = c.id"
 
 
 def feature_coverage(*, catalogue: Catalogue) -> tuple[int, dict[str, int]]:
@@ -90,7 +106,7 @@ def feature_coverage(*, catalogue: Catalogue) -> tuple[int, dict[str, int]]:
     keys = [f.key for f in catalogue.clusterable()]
     counts = ", ".join(f"COUNT({feature_sql(key, catalogue)})" for key in keys)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT COUNT(*), {counts} FROM {Customer._meta.db_table}")
+        cursor.execute(f"SELECT COUNT(*), {counts} FROM {customers_from(catalogue)}")
         total, *known = cursor.fetchone()
     return total, dict(zip(keys, known, strict=True))
 
@@ -178,12 +194,12 @@ def _read(catalogue: Catalogue) -> tuple[np.ndarray, tuple[str, ...], dict[str, 
     category_keys = [f.key for f in catalogue.categorical() if f.source != SOURCE_FIELD]
     sex_case = " ".join(f"WHEN '{code}' THEN {i}" for i, code in enumerate(SEX_CODES))
     selected = [
-        "id",
+        "c.id",
         *(_raw_sql(key, catalogue) for key in value_features),
-        f"CASE sex {sex_case} ELSE 3 END",
+        f"CASE c.sex {sex_case} ELSE 3 END",
         *(_raw_sql(key, catalogue) for key in category_keys),
     ]
-    sql = f"SELECT {', '.join(selected)} FROM {Customer._meta.db_table} ORDER BY id"
+    sql = f"SELECT {', '.join(selected)} FROM {customers_from(catalogue)} ORDER BY c.id"
     n_numeric = len(value_features) + 2
     names = [f"c{i}" for i in range(len(selected))]
     columns = _Columns()

@@ -24,6 +24,7 @@ CATEGORICAL = "categorical"
 SOURCE_FIELD = "field"  # a column of the customer table
 SOURCE_ATTRIBUTE = "attribute"  # a column of an imported file, kept as is
 SOURCE_DERIVED = "derived"  # computed on import from other columns (an expression)
+SOURCE_PURCHASES = "purchases"  # computed from the purchase history (RFM values)
 
 # Attribute keys are identifiers we make ourselves: safe inside SQL JSON paths.
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -56,6 +57,8 @@ class Feature:
     expression: str = ""  # for a derived attribute: how it was computed
     # A median above this suggests the wrong unit ("income in dollars, not thousands").
     unit_check: UnitCheck | None = None
+    # Where a computed feature lives (the column of its source's table), e.g. RFM values.
+    column: str = ""
 
     @property
     def is_numeric(self) -> bool:

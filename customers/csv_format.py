@@ -29,6 +29,7 @@ from customers.catalogue import (
     SEX_ALIASES,
     SOURCE_ATTRIBUTE,
     SOURCE_DERIVED,
+    SOURCE_PURCHASES,
     TEXT_MAX_LENGTH,
     Catalogue,
     Feature,
@@ -420,7 +421,9 @@ def _recognised(header: str, catalogue: Catalogue) -> str:
     if normalise_header(header) in ID_ALIASES:
         return ID
     feature = catalogue.by_alias(header)
-    return feature.key if feature else IGNORE
+    if feature is None or feature.source == SOURCE_PURCHASES:
+        return IGNORE  # RFM values come from the purchase history, never from a file
+    return feature.key
 
 
 def _positions(headers, targets) -> tuple[dict[str, int], dict[str, list[str]], list[str]]:

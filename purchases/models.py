@@ -1,0 +1,79 @@
+"""Purchase histories: one row per purchase (or return), and the customers' RFM values.
+
+Purchases arrive from order logs (import_transactions); the recency, frequency and
+monetary values derived from them are kept per customer (CustomerRfm), recomputed after
+every import and before every retrain, and join the feature catalogue.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Purchase(models.Model):
+    """A purchase; a negative amount is a return."""
+
+    # No database constraint: ten million rows go in with COPY, checked by the import.
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
+    date = models.DateField()
+    time = models.TimeField(null=True, blank=True)
+    amount = models.FloatField(help_text="Negative for a return.")
+    quantity = models.IntegerField(null=True, blank=True)
+    order_id = models.CharField(max_length=64, blank=True, db_index=True)
+    product = models.CharField(max_length=200, blank=True)
+    source = models.ForeignKey(
+        "PurchaseFile", on_delete=models.CASCADE, related_name="purchases", db_constraint=False
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["customer", "date"], name="purchase_customer_date_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.amount:g} on {self.date} (customer {self.customer_id})"
+
+
+class PurchaseFile(models.Model):
+    """An imported order log: the same content is never imported twice."""
+
+    file_name = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64, unique=True)
+    rows = models.PositiveIntegerField(default=0)
+    customers_created = models.PositiveIntegerField(default=0)
+    skipped_orders = models.PositiveIntegerField(default=0)
+    date_format = models.CharField(max_length=40, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.rows:,} purchases)"
+
+
+class CustomerRfm(models.Model):
+    """A customer's recency, frequency and monetary values as of ``as_of``, with the
+    1-5 scores and the named RFM group."""
+
+    customer = models.OneToOneField(
+        "customers.Customer", on_delete=models.CASCADE, primary_key=True, related_name="rfm"
+    )
+    as_of = models.DateField()
+    recency_days = models.IntegerField()
+    frequency = models.IntegerField(help_text="Purchase days, or orders when order IDs exist.")
+    monetary_total = models.FloatField()
+    monetary_mean = models.FloatField()
+    tenure_days = models.IntegerField()
+    interpurchase_days = models.FloatField(null=True, blank=True)
+    r_score = models.PositiveSmallIntegerField()
+    f_score = models.PositiveSmallIntegerField()
+    m_score = models.PositiveSmallIntegerField()
+    group = models.CharField(max_length=40)
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.group}"

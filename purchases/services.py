@@ -1,0 +1,399 @@
+"""Database work on purchases: import order logs, keep RFM values current.
+
+An import reads the file in passes and never holds it: the top of the file decides the
+delimiter, the header (or the named columns) and the date format; a validation pass
+checks every row and hashes the content; a write pass COPYs chunks into a staging table
+and merges them in a few statements inside one transaction, creating the customers the
+file names (unless --existing-only). The same content is never imported twice, and an
+order ID already imported from another file is skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import BinaryIO
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from customers.csv_format import CsvFormatError, RowError
+from customers.models import Customer
+from customers.services import (
+    _check_text,
+    _first_rows,
+    _open_text,
+    _records,
+    _stream_size,
+    sniff_delimiter,
+)
+from purchases.dates import DateFormat, detect_format, format_by_key
+from purchases.models import CustomerRfm, Purchase, PurchaseFile
+from purchases.rfm import group_case_sql
+from purchases.transaction_format import (
+    PurchaseRow,
+    TransactionMapping,
+    map_transaction_columns,
+    parse_purchase,
+    recognise,
+)
+
+CHUNK_ROWS = 20_000
+SAMPLE_ROWS = 1_000
+MAX_REPORTED_ERRORS = 1_000
+SNIFF_BYTES = 64 * 1024
+
+ProgressCallback = Callable[[str, int, int], None]
+
+
+class RepeatedFile(CsvFormatError):
+    """This content was imported before."""
+
+
+@dataclass
+class TransactionReport:
+    rows_read: int = 0
+    valid_rows: int = 0
+    invalid_rows: int = 0
+    error_count: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    blank_lines: int = 0
+    columns: dict[str, str] = field(default_factory=dict)
+    header_row: bool = True
+    delimiter: str = ","
+    date_format: str = ""
+    customers_created: int = 0
+    purchases_added: int = 0
+    skipped_orders: int = 0
+    dry_run: bool = False
+    written: bool = False
+    file_id: int | None = None
+
+    def add_error(self, error: RowError) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append(error)
+
+
+@dataclass(frozen=True)
+class LogLayout:
+    delimiter: str
+    header_row: bool
+    mapping: TransactionMapping
+    date_format: DateFormat
+
+    @property
+    def decimal_comma(self) -> bool:
+        return self.delimiter != ","
+
+
+@dataclass(frozen=True)
+class TransactionOptions:
+    column_names: Sequence[str] = ()  # the file has no header: its columns, in order
+    explicit: Mapping[str, str] | None = None  # header -> field
+    date_format: str | None = None
+    skip_invalid: bool = False
+    dry_run: bool = False
+    existing_only: bool = False
+    file_name: str = ""
+    user: object = None
+
+
+DEFAULT_OPTIONS = TransactionOptions()
+
+
+def read_log_layout(stream: BinaryIO, options: TransactionOptions = DEFAULT_OPTIONS) -> LogLayout:
+    """Delimiter, header, columns and date format from the top of the file."""
+    stream.seek(0)
+    _check_text(stream.read(SNIFF_BYTES))
+    text = _open_text(stream)
+    try:
+        first_line = text.readline()
+    finally:
+        text.detach()
+    delimiter = sniff_delimiter(first_line)
+    rows = _first_rows(stream, delimiter, SAMPLE_ROWS + 1)
+    if not rows:
+        raise CsvFormatError("the file is empty")
+    if options.column_names:
+        header_row, headers = (
+            False,
+            [n or f"Column {i + 1}" for i, n in enumerate(options.column_names)],
+        )
+        explicit = list(options.column_names)
+    else:
+        header_row = any(recognise(cell) for cell in rows[0])
+        if not header_row:
+            raise CsvFormatError(
+                f"the first row ({' '.join(rows[0][:6])}) names no known column, so the file "
+                "has no header row: say what its columns hold, in order, e.g. "
+                "--columns customer_id,date,quantity,amount"
+            )
+        headers, explicit = rows[0], options.explicit
+    mapping = map_transaction_columns(headers, explicit)
+    data = rows[1:] if header_row else rows
+    date_column = mapping.positions["date"]
+    if options.date_format:
+        date_format = format_by_key(options.date_format)
+    else:
+        date_format = detect_format(r[date_column] for r in data if len(r) > date_column)
+    return LogLayout(delimiter, header_row, mapping, date_format)
+
+
+def iter_purchases(
+    stream: BinaryIO,
+    layout: LogLayout,
+    report: TransactionReport,
+    progress: ProgressCallback | None = None,
+    phase: str = "checking",
+) -> Iterator[tuple[int, PurchaseRow | None, list[RowError]]]:
+    total = _stream_size(stream)
+    header_pending = layout.header_row
+    count = 0
+    for line, cells in _records(stream, layout.delimiter):
+        if not any(cell.strip() for cell in cells):
+            report.blank_lines += 1
+            continue
+        if header_pending:
+            header_pending = False
+            continue
+        count += 1
+        row, errors = parse_purchase(
+            cells, line, layout.mapping, layout.date_format, decimal_comma=layout.decimal_comma
+        )
+        yield line, row, errors
+        if progress and count % CHUNK_ROWS == 0:
+            progress(phase, stream.tell(), total)
+
+
+def _content_hash(stream: BinaryIO) -> str:
+    stream.seek(0)
+    digest = hashlib.sha256()
+    while block := stream.read(1 << 20):
+        digest.update(block)
+    return digest.hexdigest()
+
+
+def transactions_import_file(
+    *,
+    path: str | Path,
+    options: TransactionOptions = DEFAULT_OPTIONS,
+    progress: ProgressCallback | None = None,
+) -> TransactionReport:
+    with open(path, "rb") as stream:
+        return transactions_import(stream=stream, options=options, progress=progress)
+
+
+def transactions_import(
+    *,
+    stream: BinaryIO,
+    options: TransactionOptions = DEFAULT_OPTIONS,
+    progress: ProgressCallback | None = None,
+) -> TransactionReport:
+    """Validate an order log and, unless told otherwise, add its purchases.
+
+    All or nothing: with any invalid row nothing is written unless ``skip_invalid``.
+    Raises CsvFormatError when the file as a whole cannot be read, RepeatedFile when the
+    same content was imported before."""
+    layout = read_log_layout(stream, options)
+    report = TransactionReport(
+        columns={f: layout.mapping.header_of(f) for f in layout.mapping.positions},
+        header_row=layout.header_row,
+        delimiter=layout.delimiter,
+        date_format=layout.date_format.label,
+        dry_run=options.dry_run,
+    )
+    for _line, _row, errors in iter_purchases(stream, layout, report, progress):
+        report.rows_read += 1
+        if errors:
+            report.invalid_rows += 1
+        for error in errors:
+            report.add_error(error)
+    report.valid_rows = report.rows_read - report.invalid_rows
+    if report.rows_read == 0:
+        raise CsvFormatError("the file has no purchase rows; nothing to import")
+    if options.dry_run or (report.error_count and not options.skip_invalid):
+        return report
+    if report.valid_rows == 0:
+        return report
+    sha256 = _content_hash(stream)
+    earlier = PurchaseFile.objects.filter(sha256=sha256).first()
+    if earlier:
+        raise RepeatedFile(
+            f"this file was already imported on {timezone.localtime(earlier.created_at):%d %b %Y}"
+            f" ({earlier.file_name}, {earlier.rows:,} purchases); nothing was added"
+        )
+    with transaction.atomic():
+        source = PurchaseFile.objects.create(
+            file_name=options.file_name[:255],
+            sha256=sha256,
+            date_format=layout.date_format.key,
+            created_by=options.user if getattr(options.user, "is_authenticated", False) else None,
+        )
+        _write(stream, layout, report, source, options, progress)
+        source.rows = report.purchases_added
+        source.customers_created = report.customers_created
+        source.skipped_orders = report.skipped_orders
+        source.save(update_fields=["rows", "customers_created", "skipped_orders"])
+        rfm_refresh()
+    report.written = True
+    report.file_id = source.id
+    return report
+
+
+def _write(stream, layout, report, source, options, progress) -> None:
+    chunk: list[PurchaseRow] = []
+    for _line, row, _errors in iter_purchases(
+        stream, layout, TransactionReport(), progress, "writing"
+    ):
+        if row is None:
+            continue
+        chunk.append(row)
+        if len(chunk) >= CHUNK_ROWS:
+            _write_chunk(chunk, report, source, options)
+            chunk = []
+    if chunk:
+        _write_chunk(chunk, report, source, options)
+
+
+_STAGE = "purchase_import"
+_STAGE_COLUMNS = ("customer_id", "date", "time", "amount", "quantity", "order_id", "product")
+
+
+def _write_chunk(rows: list[PurchaseRow], report, source: PurchaseFile, options) -> None:
+    postgres = connection.vendor == "postgresql"
+    customers = Customer._meta.db_table
+    purchases = Purchase._meta.db_table
+    with connection.cursor() as cursor:
+        _stage(cursor, rows, postgres)
+        if options.existing_only:
+            _refuse_unknown_customers(cursor, customers)
+        now = timezone.now()
+        empty = "CAST('{}' AS jsonb)" if postgres else "'{}'"
+        cursor.execute(
+            f"INSERT INTO {customers} (customer_id, sex, attributes, created_at, updated_at) "
+            f"SELECT DISTINCT s.customer_id, 'unknown', {empty}, %s, %s FROM {_STAGE} s "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {customers} c WHERE c.customer_id = s.customer_id)",
+            [now, now],
+        )
+        report.customers_created += max(cursor.rowcount, 0)
+        earlier_order = (
+            f"s.order_id <> '' AND EXISTS (SELECT 1 FROM {purchases} p "
+            "WHERE p.order_id = s.order_id AND p.source_id <> %s)"
+        )
+        cursor.execute(f"SELECT COUNT(*) FROM {_STAGE} s WHERE {earlier_order}", [source.id])
+        report.skipped_orders += cursor.fetchone()[0]
+        cursor.execute(
+            f"INSERT INTO {purchases} (customer_id, date, time, amount, quantity, order_id, "
+            f"product, source_id) SELECT c.id, s.date, s.time, s.amount, s.quantity, "
+            f"s.order_id, s.product, %s FROM {_STAGE} s JOIN {customers} c "
+            f"ON c.customer_id = s.customer_id WHERE NOT ({earlier_order})",
+            [source.id, source.id],
+        )
+        report.purchases_added += cursor.rowcount
+
+
+def _stage(cursor, rows: list[PurchaseRow], postgres: bool) -> None:
+    lifetime = " ON COMMIT DROP" if postgres else ""
+    cursor.execute(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (customer_id varchar(64), date date, "
+        "time time, amount double precision, quantity integer, order_id varchar(64), "
+        f"product varchar(200)){lifetime}"
+    )
+    cursor.execute(f"{'TRUNCATE' if postgres else 'DELETE FROM'} {_STAGE}")
+    values = [
+        (r.customer_id, r.date, r.time, r.amount, r.quantity, r.order_id, r.product) for r in rows
+    ]
+    if postgres:
+        with cursor.copy(f"COPY {_STAGE} ({', '.join(_STAGE_COLUMNS)}) FROM STDIN") as copy:
+            for value in values:
+                copy.write_row(value)
+    else:
+        marks = ", ".join(["%s"] * len(_STAGE_COLUMNS))
+        cursor.executemany(
+            f"INSERT INTO {_STAGE} ({', '.join(_STAGE_COLUMNS)}) VALUES ({marks})", values
+        )
+
+
+def _refuse_unknown_customers(cursor, customers: str) -> None:
+    cursor.execute(
+        f"SELECT DISTINCT s.customer_id FROM {_STAGE} s WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {customers} c WHERE c.customer_id = s.customer_id) LIMIT 6"
+    )
+    unknown = [row[0] for row in cursor.fetchall()]
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        raise CsvFormatError(
+            f"purchases of customers that do not exist ({shown}); nothing was imported. "
+            "Import the customers first, or leave out --existing-only to create them"
+        )
+
+
+# --------------------------------------------------------------------------- RFM
+
+
+def rfm_refresh(*, as_of: date | None = None) -> int:
+    """Recompute every customer's RFM values and scores as of ``as_of`` (default: the day
+    after the last purchase); returns the customers scored.
+
+    Recency is days since the last purchase; frequency the number of orders when the
+    purchases carry order IDs, else of purchase days (two purchases on one day are one
+    visit); monetary the total and the mean per purchase (returns included); tenure the
+    days since the first purchase; and the mean days between purchase days. Scores are
+    quintiles (NTILE(5)): 5 = most recent, most frequent, highest total; equal values
+    are split by the customer's internal id, so the same data always gives the same
+    scores."""
+    table, rfm = Purchase._meta.db_table, CustomerRfm._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        if as_of is None:
+            cursor.execute(f"SELECT MAX(date) FROM {table}")
+            last = cursor.fetchone()[0]
+            if last is None:
+                cursor.execute(f"DELETE FROM {rfm}")
+                return 0
+            last = date.fromisoformat(str(last)) if not isinstance(last, date) else last
+            as_of = date.fromordinal(last.toordinal() + 1)
+        cursor.execute(f"DELETE FROM {rfm}")
+        cursor.execute(_rfm_sql(table, rfm), {"as_of": as_of})
+        return cursor.rowcount
+
+
+def _days(later: str, earlier: str) -> str:
+    if connection.vendor == "postgresql":
+        return f"({later} - {earlier})"
+    return f"CAST(julianday({later}) - julianday({earlier}) AS INTEGER)"
+
+
+def _rfm_sql(purchases: str, rfm: str) -> str:
+    as_of = "CAST(%(as_of)s AS date)" if connection.vendor == "postgresql" else "%(as_of)s"
+    return f"""
+        INSERT INTO {rfm} (customer_id, as_of, recency_days, frequency, monetary_total,
+            monetary_mean, tenure_days, interpurchase_days, r_score, f_score, m_score, "group")
+        WITH stats AS (
+            SELECT customer_id, MIN(date) AS first_day, MAX(date) AS last_day,
+                   COUNT(DISTINCT date) AS days, COUNT(DISTINCT NULLIF(order_id, '')) AS orders,
+                   COUNT(*) AS purchases, SUM(amount) AS total
+            FROM {purchases} GROUP BY customer_id
+        ), base AS (
+            SELECT customer_id, {_days(as_of, "last_day")} AS recency,
+                   CASE WHEN orders > 0 THEN orders ELSE days END AS frequency,
+                   total, total / purchases AS mean,
+                   {_days(as_of, "first_day")} AS tenure,
+                   CASE WHEN days > 1
+                        THEN CAST({_days("last_day", "first_day")} AS double precision) / (days - 1)
+                   END AS interpurchase
+            FROM stats
+        ), scored AS (
+            SELECT base.*,
+                   NTILE(5) OVER (ORDER BY recency DESC, customer_id) AS r_score,
+                   NTILE(5) OVER (ORDER BY frequency, customer_id) AS f_score,
+                   NTILE(5) OVER (ORDER BY total, customer_id) AS m_score
+            FROM base
+        )
+        SELECT customer_id, {as_of}, recency, frequency, total, mean, tenure, interpurchase,
+               r_score, f_score, m_score, {group_case_sql("r_score", "f_score")}
+        FROM scored
+    """

@@ -1,0 +1,177 @@
+"""The order-log format: which column holds what, and what a valid purchase row is.
+
+Pure Python (no database), shared by import_transactions and its tests. Values follow
+the customer importer's rules (customers.csv_format): plain decimal numbers, IDs without
+control characters, a row report naming row, column, value and reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, time
+
+from customers.catalogue import normalise_header
+from customers.csv_format import (
+    CsvFormatError,
+    Invalid,
+    RowError,
+    is_missing,
+    parse_category,
+    parse_customer_id,
+    parse_number,
+)
+from purchases.dates import DateFormat
+
+FIELDS = ("customer_id", "date", "amount", "quantity", "order_id", "product")
+REQUIRED = ("customer_id", "date", "amount")
+LABELS = {
+    "customer_id": "customer ID",
+    "date": "date",
+    "amount": "amount",
+    "quantity": "quantity",
+    "order_id": "order ID",
+    "product": "product",
+}
+ALIASES = {
+    "customer_id": ("customerid", "customer", "id", "custid", "clientid", "customerno"),
+    "date": ("date", "orderdate", "purchasedate", "invoicedate", "transactiondate", "day"),
+    "amount": ("amount", "total", "value", "revenue", "sales", "spend", "price", "dollars"),
+    "quantity": ("quantity", "qty", "units", "count", "items"),
+    "order_id": ("orderid", "order", "invoice", "invoiceno", "transactionid", "receipt"),
+    "product": ("product", "category", "sku", "item", "stockcode", "description"),
+}
+
+
+def recognise(header: str) -> str:
+    name = normalise_header(header)
+    return next((field for field, names in ALIASES.items() if name in names), "")
+
+
+def parse_columns_option(text: str) -> list[str]:
+    """``--columns customer_id,date,quantity,amount`` (``-`` or an empty name: unused)."""
+    names = [part.strip() for part in text.split(",")]
+    unknown = [n for n in names if n and n != "-" and n not in FIELDS]
+    if unknown:
+        raise CsvFormatError(
+            f"--columns: {', '.join(unknown)} unknown; use {', '.join(FIELDS)} (or - to skip)"
+        )
+    return ["" if n == "-" else n for n in names]
+
+
+@dataclass(frozen=True)
+class TransactionMapping:
+    headers: tuple[str, ...]
+    positions: dict[str, int]
+
+    def header_of(self, field: str) -> str:
+        return self.headers[self.positions[field]]
+
+
+def map_transaction_columns(
+    headers: Sequence[str], explicit: Mapping[str, str] | Sequence[str] | None = None
+) -> TransactionMapping:
+    """Positions of the fields: by the user's choice (names, or a field per position),
+    else by recognised header names. Refuses a file missing a required field."""
+    headers = tuple(headers)
+    if isinstance(explicit, Sequence) and not isinstance(explicit, str):
+        if len(explicit) != len(headers):
+            raise CsvFormatError(
+                f"{len(explicit)} column names given, but the file has {len(headers)} columns"
+            )
+        targets = list(explicit)
+    else:
+        chosen = dict(explicit or {})
+        targets = [chosen.get(h, "") or recognise(h) for h in headers]
+    positions: dict[str, int] = {}
+    for index, target in enumerate(targets):
+        if not target:
+            continue
+        if target in positions:
+            raise CsvFormatError(
+                f"columns {headers[positions[target]]!r} and {headers[index]!r} both hold the "
+                f"{LABELS[target]}; keep one"
+            )
+        positions[target] = index
+    missing = [LABELS[f] for f in REQUIRED if f not in positions]
+    if missing:
+        raise CsvFormatError(
+            f"no column for the {', '.join(missing)} (columns: "
+            f"{', '.join(repr(h) for h in headers[:10])}); name them with --map "
+            '"Column=field" or, for a file without a header row, --columns '
+            "customer_id,date,quantity,amount"
+        )
+    return TransactionMapping(headers, positions)
+
+
+@dataclass(frozen=True)
+class PurchaseRow:
+    customer_id: str
+    date: date
+    time: time | None
+    amount: float
+    quantity: int | None
+    order_id: str
+    product: str
+
+
+def parse_purchase(
+    cells: Sequence[str],
+    row_number: int,
+    mapping: TransactionMapping,
+    date_format: DateFormat,
+    *,
+    decimal_comma: bool = False,
+) -> tuple[PurchaseRow | None, list[RowError]]:
+    if len(cells) != len(mapping.headers):
+        return None, [
+            RowError(
+                row_number,
+                "",
+                " ".join(cells)[:80],
+                f"has {len(cells)} values where the file has {len(mapping.headers)} columns",
+            )
+        ]
+    values: dict = {"quantity": None, "order_id": "", "product": "", "time": None}
+    errors = []
+    for field, position in mapping.positions.items():
+        text = cells[position]
+        try:
+            values.update(_parse(field, text, date_format, decimal_comma))
+        except Invalid as problem:
+            reason = f"{LABELS[field]} {problem.reason}"
+            errors.append(RowError(row_number, mapping.headers[position], text, reason))
+    if errors:
+        return None, errors
+    return PurchaseRow(**values), []
+
+
+def _parse(field: str, text: str, date_format: DateFormat, decimal_comma: bool) -> dict:
+    if field == "customer_id":
+        return {"customer_id": parse_customer_id(text)}
+    if field == "date":
+        if is_missing(text):
+            raise Invalid("is empty; every purchase needs a date")
+        try:
+            moment = date_format.parse(text)
+        except ValueError as problem:
+            raise Invalid(str(problem)) from None
+        has_time = moment.time() != time(0) or len(text.strip()) > 10
+        return {"date": moment.date(), "time": moment.time() if has_time else None}
+    if field == "amount":
+        if is_missing(text):
+            raise Invalid("is empty")
+        return {"amount": parse_number(text, decimal_comma=decimal_comma)}
+    if field == "quantity":
+        if is_missing(text):
+            return {}
+        value = parse_number(text, decimal_comma=decimal_comma)
+        if value != int(value) or abs(value) > 1_000_000:
+            raise Invalid("must be a whole number")
+        return {"quantity": int(value)}
+    if is_missing(text):
+        return {}
+    value = parse_category(text)
+    if field == "order_id" and len(value) > 64:
+        raise Invalid("is longer than 64 characters")
+    return {field: value}

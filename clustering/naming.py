@@ -232,7 +232,10 @@ def _profile_fit(z: Mapping[str, float]) -> float:
 
 
 def describe(
-    z: Mapping[str, float], *, labels: Mapping[str, str] | None = None
+    z: Mapping[str, float],
+    *,
+    labels: Mapping[str, str] | None = None,
+    words: Mapping[str, tuple[str, str]] | None = None,
 ) -> tuple[str, str, str]:
     """(archetype signature, name, reason) of a centroid given as {feature: z in sd}.
 
@@ -249,10 +252,13 @@ def describe(
         return MAINSTREAM, _archetype(MAINSTREAM).name, reason
     highs = [f for f in features if values[f] > 0]
     lows = [f for f in features if values[f] < 0]
-    parts = [
-        f"{direction} {_join([_label(f, labels) for f in group])}"
+    words = words or {}
+    # A feature with words of its own says it in them ("recent", "lapsed"), first.
+    own = [words[f][0 if values[f] > 0 else 1] for f in features if f in words]
+    parts = own + [
+        f"{direction} {_join([_label(f, labels) for f in group if f not in words])}"
         for direction, group in (("high", highs), ("low", lows))
-        if group
+        if any(f not in words for f in group)
     ]
     name = ", ".join(parts)
     name = name[:1].upper() + name[1:]
@@ -334,12 +340,14 @@ def name_clusters(
     feature_names: Sequence[str],
     *,
     labels: Mapping[str, str] | None = None,
+    words: Mapping[str, tuple[str, str]] | None = None,
 ) -> list[ClusterName]:
     """Unique names for the centroids (K x n_features, in sd from the mean).
 
     ``feature_names`` are the run's feature keys (any unique names, at least one);
     ``labels`` maps keys to the short words used in names and reasons (default: the key
-    with underscores as spaces). See the module docstring for the rules."""
+    with underscores as spaces); ``words`` maps keys to (high, low) words that describe a
+    segment on their own ("lapsed", "recent"). See the module docstring for the rules."""
     centroids, names = _check_inputs(centroids_sd, feature_names)
     zs = [dict(zip(names, map(float, row), strict=True)) for row in centroids]
     picks = _assign_personas(zs, names)
@@ -351,7 +359,7 @@ def name_clusters(
             # Assigned personas rank before descriptions that happen to share the name.
             candidates.append((ClusterName(archetype.key, archetype.name, reason), (1.0, score)))
         else:
-            key, name, reason = describe(z, labels=labels)
+            key, name, reason = describe(z, labels=labels, words=words)
             # An all-average cluster that lost "Average Mainstream" to a better one still
             # fits it: it becomes "Average Mainstream 2", a matched persona.
             matched = key == MAINSTREAM

@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 from clustering import engine, naming
 from clustering.comparisons import run_moves_warm
 from clustering.model_store import ModelFileError, model_delete, model_save
-from clustering.models import Cluster, ClusterAssignment, Segment, TrainingRun
+from clustering.models import RESEND_AFTER, Cluster, ClusterAssignment, Segment, TrainingRun
 from clustering.prediction import cache_clear as prediction_cache_clear
 from clustering.preparation import (
     NotEnoughData,
@@ -40,6 +40,7 @@ from clustering.preparation import (
 from clustering.reading import SEX_CODES, Categories, FeatureMatrix
 from clustering.selectors import run_in_flight
 from customers.catalogue import Catalogue
+from customers.models import Customer
 from customers.selectors import catalogue_current
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,14 @@ MATCH_MAX_DISTANCE = 1.5
 
 class TrainingError(Exception):
     """A problem a marketer can act on; its message is shown as it is."""
+
+
+class ActivationInProgress(Exception):
+    """Another activation held the lock; it has finished and ``active_run_id`` is active now."""
+
+    def __init__(self, active_run_id: int | None) -> None:
+        super().__init__(f"another activation was in progress; run {active_run_id} is now active")
+        self.active_run_id = active_run_id
 
 
 class QueueUnavailable(Exception):
@@ -124,6 +133,16 @@ def training_run_start(*, user=None, params: TrainingParams, enqueue: bool = Tru
     return run
 
 
+def training_run_first() -> TrainingRun | None:
+    """Queue the first training, with default options, on a database that has customers but
+    neither an active model nor a run in flight (`make run` on a fresh database)."""
+    if not Customer.objects.exists():
+        return None
+    if TrainingRun.objects.filter(Q(is_active=True) | Q(in_flight=True)).exists():
+        return None
+    return training_run_start(params=TrainingParams())
+
+
 def training_run_enqueue(*, run_id: int) -> None:
     from clustering.tasks import train_task
 
@@ -168,8 +187,10 @@ class ProgressReporter:
     def __init__(self, run_id: int) -> None:
         self.run_id = run_id
         self.last = 0.0
+        self.step = ""
 
     def __call__(self, percent: float, step: str, *, force: bool = False) -> None:
+        self.step = step  # what the run was doing, for the message if it fails
         now = time.monotonic()
         if not force and now - self.last < 0.5:
             return
@@ -299,7 +320,10 @@ def training_compute(*, run: TrainingRun, report: ProgressReporter) -> Outcome:
         random_state=random_state,
     )
     names = naming.name_clusters(
-        engine.centroids_sd(pipeline), prepared.features, labels=catalogue.labels()
+        engine.centroids_sd(pipeline),
+        prepared.features,
+        labels=catalogue.labels(),
+        words=catalogue.words(),
     )
     return Outcome(
         prepared.data,
@@ -348,7 +372,7 @@ def training_run_execute(*, run_id: int) -> TrainingRun:
         if stored:
             model_delete(file_name=stored.file_name)
         logger.exception("training run %s failed", run_id)
-        training_run_fail(run_id=run_id, message=failure_message(problem))
+        _fail_after_error(run_id, problem, step=report.step)
     else:
         # Before pruning, which may take the previous run's assignments away.
         run_moves_warm(earlier_id=previous_id, later_id=run_id)
@@ -356,6 +380,27 @@ def training_run_execute(*, run_id: int) -> TrainingRun:
     finally:
         heartbeat.stop()
     return TrainingRun.objects.get(id=run_id)
+
+
+def _fail_after_error(run_id: int, problem: Exception, *, step: str) -> None:
+    """Mark the run failed with the reason, on a fresh connection when the error took the
+    database connection away (a restart, a failover, pg_terminate_backend): the failure must
+    be recorded at once, not left to the heartbeat timeout with the wrong reason."""
+    lost = isinstance(problem, db.Error) and not _connection_usable()
+    if lost:
+        connection.close()  # the next query connects again
+    training_run_fail(
+        run_id=run_id, message=failure_message(problem, step=step, connection_lost=lost)
+    )
+
+
+def _connection_usable() -> bool:
+    if connection.connection is None:
+        return False
+    try:
+        return connection.is_usable()
+    except db.Error:
+        return False
 
 
 class Heartbeat(threading.Thread):
@@ -410,6 +455,35 @@ def training_runs_reap() -> int:
     return reaped
 
 
+def training_runs_resend() -> list[int]:
+    """Send the task again for runs pending for over a minute; returns their ids.
+
+    Harmless when the first message still exists: claiming a run is one conditional
+    UPDATE, so the second delivery finds it running and does nothing. A starting worker and
+    Celery beat call this (clustering.tasks); the run's page shows when it was re-sent.
+    """
+    from clustering.tasks import train_task
+
+    due = Now() - RESEND_AFTER
+    waiting = TrainingRun.objects.filter(status=TrainingRun.Status.PENDING, created_at__lt=due)
+    waiting = waiting.filter(Q(resent_at__isnull=True) | Q(resent_at__lt=due))
+    resent = []
+    for run_id in waiting.values_list("id", flat=True):
+        # Claimed or failed meanwhile: nothing to send.
+        if not TrainingRun.objects.filter(id=run_id, status=TrainingRun.Status.PENDING).update(
+            resent_at=Now()
+        ):
+            continue
+        try:
+            train_task.delay(run_id)
+        except Exception as problem:  # kombu raises many kinds; beat tries again next time
+            logger.warning("could not re-send run %s: %s", run_id, problem)
+            continue
+        logger.warning("run %s waited over a minute for a worker: its task was re-sent", run_id)
+        resent.append(run_id)
+    return resent
+
+
 WORKER_SILENT = (
     "The worker training this run stopped responding (it may have been restarted or run out "
     "of memory). The previous model is still active; start the retrain again."
@@ -430,9 +504,16 @@ def _fail_all(runs, message: str) -> int:
     )
 
 
-def failure_message(problem: Exception) -> str:
+def failure_message(problem: Exception, *, step: str = "", connection_lost: bool = False) -> str:
     if isinstance(problem, TrainingError | ModelFileError):
         return str(problem)
+    if connection_lost:
+        doing = f" while {step[:1].lower()}{step[1:]}" if step else ""
+        return (
+            f"The training lost its connection to the database{doing} "
+            f"({type(problem).__name__}: {str(problem).strip()}). The database may have been "
+            "restarted. The previous model is still active; start the retrain again."
+        )[:2000]
     return (
         f"The training stopped because of an unexpected error ({type(problem).__name__}: "
         f"{problem}). The previous model is still active; an engineer can find the details "
@@ -454,7 +535,8 @@ def training_run_write(*, run: TrainingRun, outcome: Outcome, stored) -> None:
             unusual=outcome.unusual,
         )
         _finish_run(run=run, outcome=outcome, stored=stored)
-        run_activate(run_id=run.id)
+        # A manual activation in progress goes first; this run then becomes the active one.
+        run_activate(run_id=run.id, user=run.created_by)
 
 
 def _finish_run(*, run: TrainingRun, outcome: Outcome, stored) -> None:
@@ -747,23 +829,57 @@ def _top_shares(pairs: list[tuple[str | None, int]]) -> list[list]:
     return shown
 
 
-def run_activate(*, run_id: int) -> TrainingRun:
-    """Make a succeeded run the active model (also a rollback to an earlier run)."""
+# The PostgreSQL advisory lock every activation takes: activations take turns.
+ACTIVATION_LOCK = 0x5E6_AC71
+
+
+def _activation_turn() -> bool:
+    """Wait for this transaction's turn to activate; False when another activation held it.
+
+    On PostgreSQL an advisory lock held until the transaction ends (row locks alone let two
+    activations see different "active" rows and deadlock or collide on the one-active-run
+    constraint). SQLite's transactions take the database's write lock when they begin
+    (``transaction_mode`` IMMEDIATE), so they already take turns.
+    """
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [ACTIVATION_LOCK])
+        if cursor.fetchone()[0]:
+            return True
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ACTIVATION_LOCK])
+    return False
+
+
+def run_activate(*, run_id: int, user=None, yield_to_others: bool = False) -> TrainingRun:
+    """Make a succeeded run the active model (also a rollback to an earlier run).
+
+    Activations take turns. With ``yield_to_others`` (a person's request) an activation that
+    had to wait for another changes nothing and raises ActivationInProgress naming the run
+    now active, so nobody overrides a colleague's choice without seeing it.
+    """
     with transaction.atomic():
-        # Lock the active run too: two activations at once then take turns instead of
-        # both switching the old one off and colliding on the one-active-run constraint.
-        locked = TrainingRun.objects.select_for_update().filter(Q(id=run_id) | Q(is_active=True))
-        run = next((r for r in locked.order_by("id") if r.id == run_id), None)
+        if not _activation_turn() and yield_to_others:
+            raise ActivationInProgress(
+                TrainingRun.objects.filter(is_active=True).values_list("id", flat=True).first()
+            )
+        run = TrainingRun.objects.select_for_update().filter(id=run_id).first()
         if run is None:
             raise TrainingRun.DoesNotExist(f"There is no run {run_id}.")
         if run.status != TrainingRun.Status.SUCCEEDED:
             raise TrainingError(f"Run {run.id} has not succeeded, so it cannot be activated.")
+        if run.is_active:
+            return run
         if run.assignments_pruned:
             raise TrainingError(
                 f"Run {run.id} is too old: its customer assignments were pruned. Retrain instead."
             )
-        TrainingRun.objects.filter(is_active=True).exclude(id=run.id).update(is_active=False)
-        TrainingRun.objects.filter(id=run.id).update(is_active=True, activated_at=timezone.now())
+        TrainingRun.objects.filter(is_active=True).update(is_active=False)
+        TrainingRun.objects.filter(id=run.id).update(
+            is_active=True,
+            activated_at=timezone.now(),
+            activated_by=user if user is not None and user.is_authenticated else None,
+        )
         in_run = Cluster.objects.filter(run_id=run.id, segment_id=OuterRef("pk"))
         Segment.objects.update(is_active=Exists(in_run))
         transaction.on_commit(prediction_cache_clear)

@@ -59,6 +59,9 @@ class Feature:
     unit_check: UnitCheck | None = None
     # Where a computed feature lives (the column of its source's table), e.g. RFM values.
     column: str = ""
+    # Words that name a segment high or low on it by themselves ("lapsed", "recent").
+    high_word: str = ""
+    low_word: str = ""
 
     @property
     def is_numeric(self) -> bool:
@@ -280,6 +283,9 @@ class Catalogue:
 
     def labels(self) -> dict[str, str]:
         return {f.key: f.short_label for f in self.features}
+
+    def words(self) -> dict[str, tuple[str, str]]:
+        return {f.key: (f.high_word, f.low_word) for f in self.features if f.high_word}
 
 
 BUILT_IN_CATALOGUE = Catalogue()

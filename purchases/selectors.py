@@ -18,6 +18,8 @@ RFM_FEATURES: tuple[Feature, ...] = (
         help="Recency: days from the last purchase to the reference date.",
         log_allowed=True,
         column="recency_days",
+        high_word="lapsed",
+        low_word="recent",
     ),
     Feature(
         "rfm_frequency",
@@ -29,6 +31,8 @@ RFM_FEATURES: tuple[Feature, ...] = (
         help="Frequency: orders, or purchase days when the file has no order IDs.",
         log_allowed=True,
         column="frequency",
+        high_word="frequent",
+        low_word="rare buyers",
     ),
     Feature(
         "rfm_monetary",
@@ -38,6 +42,8 @@ RFM_FEATURES: tuple[Feature, ...] = (
         help="Monetary value: the sum of all purchases, returns subtracted.",
         log_allowed=True,
         column="monetary_total",
+        high_word="big spenders",
+        low_word="small spenders",
     ),
     Feature(
         "rfm_mean_spend",
@@ -47,6 +53,8 @@ RFM_FEATURES: tuple[Feature, ...] = (
         help="The total spent divided by the number of purchases.",
         log_allowed=True,
         column="monetary_mean",
+        high_word="large baskets",
+        low_word="small baskets",
     ),
     Feature(
         "rfm_tenure",
@@ -59,6 +67,8 @@ RFM_FEATURES: tuple[Feature, ...] = (
         help="Tenure: days from the first purchase to the reference date.",
         log_allowed=True,
         column="tenure_days",
+        high_word="long-standing",
+        low_word="new",
     ),
     Feature(
         "rfm_interpurchase",
@@ -70,6 +80,8 @@ RFM_FEATURES: tuple[Feature, ...] = (
         help="The mean number of days between purchase days (two or more needed).",
         log_allowed=True,
         column="interpurchase_days",
+        high_word="slow to return",
+        low_word="quick to return",
     ),
 )
 

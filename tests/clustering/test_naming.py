@@ -317,3 +317,23 @@ def test_strategy_for_a_profile_without_reason_uses_the_signature():
     assert "detergents paper" in strategy.description
     assert "fresh" in strategy.description
     assert naming.strategy_for("something_unknown").actions
+
+
+RFM_WORDS = {
+    "rfm_recency": ("lapsed", "recent"),
+    "rfm_frequency": ("frequent", "rare buyers"),
+    "rfm_monetary": ("big spenders", "small spenders"),
+}
+
+
+def test_features_with_words_of_their_own_name_a_segment_in_them():
+    features = ("rfm_recency", "rfm_frequency", "rfm_monetary")
+    centroids = np.array([[-0.7, 1.0, 0.9], [1.4, -0.2, 0.8]])
+
+    names = naming.name_clusters(centroids, features, words=RFM_WORDS)
+
+    assert names[0].name == "Frequent, big spenders, recent"
+    assert names[1].name == "Lapsed, big spenders"
+    # The signature is the same facts as without words: identity across retrains holds.
+    plain = naming.name_clusters(centroids, features)
+    assert [n.archetype for n in names] == [n.archetype for n in plain]

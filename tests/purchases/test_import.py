@@ -193,3 +193,16 @@ def test_rfm_values_join_the_feature_catalogue_once_there_are_purchases(tmp_path
     catalogue = catalogue_current()
     assert {"rfm_recency", "rfm_frequency", "rfm_monetary"} <= set(catalogue.keys)
     assert catalogue["rfm_recency"].label == "Days since last purchase"
+
+
+def test_demo_histories_give_every_customer_rfm_values_and_plant_the_behaviours():
+    call_command("generate_customers", count=400, seed=3, stdout=io.StringIO())
+
+    call_command("generate_transactions", seed=3, stdout=io.StringIO())
+    call_command("generate_transactions", seed=3, if_empty=True, stdout=io.StringIO())
+
+    assert CustomerRfm.objects.count() == 400
+    groups = set(CustomerRfm.objects.values_list("group", flat=True))
+    assert {"champions", "hibernating", "new", "at_risk"} <= groups
+    one_timers = CustomerRfm.objects.filter(frequency=1).count()
+    assert 0.25 * 400 < one_timers < 0.6 * 400  # one-time buyers and most new customers

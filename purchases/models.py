@@ -77,3 +77,59 @@ class CustomerRfm(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id}: {self.group}"
+
+
+class ClvRun(models.Model):
+    """A fitted lifetime-value model (BG/NBD + Gamma-Gamma), versioned like a training run:
+    its parameters, its fit, the check on a later period when asked, and activation."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    is_active = models.BooleanField(default=False)
+    step = models.CharField(max_length=120, blank=True)
+    error = models.TextField(blank=True)
+    calibration_end = models.DateField(null=True, blank=True)
+    observation_end = models.DateField(null=True, blank=True)
+    horizon_days = models.PositiveIntegerField(default=365)
+    unit = models.CharField(max_length=10, default="weeks")
+    parameters = models.JSONField(default=dict, blank=True)  # r, alpha, a, b, p, q, v
+    log_likelihood = models.FloatField(null=True, blank=True)
+    customers = models.PositiveIntegerField(default=0)
+    repeat_customers = models.PositiveIntegerField(default=0)
+    holdout = models.JSONField(default=dict, blank=True)  # the later-period check
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"], condition=models.Q(is_active=True), name="one_active_clv"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"CLV run {self.pk} ({self.status})"
+
+
+class CustomerValue(models.Model):
+    """A customer's expected future under the active CLV run."""
+
+    customer = models.OneToOneField(
+        "customers.Customer", on_delete=models.CASCADE, primary_key=True, related_name="value"
+    )
+    run = models.ForeignKey(ClvRun, on_delete=models.CASCADE, related_name="+")
+    p_alive = models.FloatField()
+    expected_purchases = models.FloatField()
+    expected_value = models.FloatField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.expected_value}"

@@ -20,12 +20,15 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-## Set up (virtualenv, packages, database, demo data, admin) and serve the site with a worker.
+## Set up (virtualenv, packages, database, demo data, admin, the first model queued) and serve
+## the site with a worker, which trains that first model in the background. `exec`: a SIGTERM
+## that make passes on reaches the launcher itself, not a shell around it.
 run: $(VENV)/.installed
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py generate_customers --if-empty
 	$(PY) manage.py ensure_admin
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(PY) scripts/run_dev.py --host $(HOST) --port $(PORT)
+	$(PY) manage.py train --if-no-model
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} exec $(PY) scripts/run_dev.py --host $(HOST) --port $(PORT)
 
 ## Lint, format check and the whole test suite.
 test: $(VENV)/.installed-dev

@@ -149,6 +149,7 @@ def main() -> None:
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "segmentation_site.settings",
         "DJANGO_DEBUG": "false",
+        "DJANGO_HTTPS": "false",  # plain HTTP on loopback
         "DJANGO_LOG_LEVEL": "WARNING",
     }
     env.setdefault("DJANGO_VAR_DIR", str(ROOT / "var" / "loadtest"))

@@ -1,13 +1,30 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 
+from clustering.forms import check_segment_actions, check_segment_description
 from clustering.models import ApiToken, Segment, TrainingRun
-from clustering.tokens import api_token_create
+from clustering.tokens import TokenNameInvalid, api_token_create, api_token_name_check
+
+
+class SegmentAdminForm(forms.ModelForm):
+    """The same limits on what people write as the site's segment form."""
+
+    class Meta:
+        model = Segment
+        fields = ("name", "description", "actions")
+
+    def clean_description(self) -> str:
+        return check_segment_description(self.cleaned_data.get("description", ""))
+
+    def clean_actions(self) -> list[str]:
+        return check_segment_actions(self.cleaned_data.get("actions"))
 
 
 @admin.register(Segment)
 class SegmentAdmin(admin.ModelAdmin):
+    form = SegmentAdminForm
     list_display = ("name", "archetype", "is_active", "updated_at", "updated_by")
     list_filter = ("is_active", "archetype")
     search_fields = ("name",)
@@ -41,8 +58,21 @@ class TrainingRunAdmin(admin.ModelAdmin):
         return False
 
 
+class ApiTokenAdminForm(forms.ModelForm):
+    class Meta:
+        model = ApiToken
+        fields = ("user", "name", "revoked")
+
+    def clean_name(self) -> str:
+        try:
+            return api_token_name_check(self.cleaned_data.get("name", ""))
+        except TokenNameInvalid as problem:
+            raise forms.ValidationError(str(problem).capitalize() + ".") from None
+
+
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
+    form = ApiTokenAdminForm
     """Creating a token shows its secret once; afterwards only a prefix is visible."""
 
     list_display = ("name", "user", "prefix", "created_at", "last_used_at", "revoked")

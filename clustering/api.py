@@ -30,7 +30,8 @@ from clustering.prediction import (
 )
 from clustering.services import training_runs_reap
 from clustering.tokens import api_token_user
-from customers.catalogue import Feature
+from customers.catalogue import CUSTOMER_ID_MAX_LENGTH, Feature
+from customers.csv_format import Invalid, has_hidden_characters, parse_category
 from customers.models import Customer
 from customers.selectors import catalogue_current
 
@@ -106,10 +107,26 @@ def _prediction_json(prediction: Prediction) -> dict:
     }
 
 
+class _HugeNumber:
+    """A JSON number with more digits than any feature's value can have: kept as a marker
+    so that the field is named (Python would refuse to convert it, failing the whole body)."""
+
+    def __init__(self, text: str) -> None:
+        self.digits = len(text.lstrip("-"))
+
+
+# No feature's value needs more digits (Python refuses to convert more than 4,300 at all).
+NUMBER_MAX_DIGITS = 30
+
+
+def _parse_int(text: str) -> int | _HugeNumber:
+    return _HugeNumber(text) if len(text) > NUMBER_MAX_DIGITS else int(text)
+
+
 def _parse_customers(body: bytes) -> tuple[list | None, bool, dict]:
     """(customers, is_batch, errors) from the request body."""
     try:
-        data = json.loads(body or b"null")
+        data = json.loads(body or b"null", parse_int=_parse_int)
     except (ValueError, UnicodeDecodeError, RecursionError):
         # RecursionError: arrays or objects nested too deeply for the parser.
         return None, False, {"body": ["The body must be JSON."]}
@@ -135,16 +152,46 @@ def _type_errors(customer: dict, known: set[str]) -> dict[str, list[str]]:
     for field, value in customer.items():
         if field not in known:
             errors[field] = ["Unknown field."]
-        elif field in TEXT_FIELDS or field in _catalogue_keys(numeric=False):
-            continue  # text (a category is shown, never used to place a customer)
+        elif isinstance(value, _HugeNumber):
+            errors[field] = [f"A number of {value.digits:,} digits is not a valid value."]
+        elif field in TEXT_FIELDS:
+            continue
+        elif field in _catalogue_keys(numeric=False):
+            # A category is shown, never used to place a customer: text as the importer
+            # takes it (bounded, no hidden characters), or null.
+            if problem := _category_problem(value):
+                errors[field] = [problem]
         elif value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
             errors[field] = ["Must be a number."]
     customer_id = customer.get("customer_id")
-    if customer_id is not None and (not isinstance(customer_id, str) or len(customer_id) > 64):
-        errors["customer_id"] = ["Must be text of at most 64 characters."]
+    if customer_id is not None and "customer_id" not in errors:
+        problem = _customer_id_problem(customer_id)
+        if problem:
+            errors["customer_id"] = [problem]
     if customer.get("sex") is not None and not isinstance(customer["sex"], str):
         errors["sex"] = [f"Must be one of {', '.join(SEX_VALUES)}."]
     return errors
+
+
+def _customer_id_problem(value) -> str | None:
+    if not isinstance(value, str) or len(value) > CUSTOMER_ID_MAX_LENGTH:
+        return f"Must be text of at most {CUSTOMER_ID_MAX_LENGTH} characters."
+    if has_hidden_characters(value):
+        # Echoed back to the caller's systems: what the importer refuses, the API does too.
+        return "The customer ID contains a control or text-direction character."
+    return None
+
+
+def _category_problem(value) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return "Must be text."
+    try:
+        parse_category(value)
+    except Invalid as problem:
+        return f"The value {problem.reason}."
+    return None
 
 
 def _number_error(feature: Feature, value: int | float) -> str | None:

@@ -15,6 +15,8 @@ class Band:
     label: str  # as shown: "very confident"
     minimum: float  # the band holds values >= minimum (and below the next band's)
     text: str = ""  # what it means, in plain words
+    # Where the segments must not be used as they are: one line for a campaign export.
+    warning: str = ""
 
 
 def band_for(bands: tuple[Band, ...], value: float) -> Band:
@@ -74,6 +76,7 @@ SILHOUETTE_BANDS: tuple[Band, ...] = (
         float("-inf"),
         "The data shows no clear segments: customers are spread out rather than grouped. "
         "These segments are arbitrary cuts and should not be treated as personas.",
+        "no clear segments: these segments are arbitrary cuts, not personas",
     ),
 )
 

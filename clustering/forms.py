@@ -2,13 +2,21 @@ from __future__ import annotations
 
 from django import forms
 
-from clustering.models import Segment, TrainingRun
+from clustering.models import (
+    SEGMENT_ACTION_MAX_LENGTH,
+    SEGMENT_ACTIONS_MAX,
+    SEGMENT_DESCRIPTION_MAX_LENGTH,
+    Segment,
+    TrainingRun,
+)
 from customers.catalogue import BUILT_IN_CATALOGUE, Catalogue, Feature
+from customers.forms import PlainFloatField, PlainIntegerField
 
 
 def feature_field(feature: Feature) -> forms.Field:
     """The form field of a numeric catalogue feature: its label, range and whole-number rule."""
-    kind = forms.IntegerField if feature.whole else forms.FloatField
+    # Plain decimals only, as the importer reads them ("3_0", "1e2", "١٢" are not numbers).
+    kind = PlainIntegerField if feature.whole else PlainFloatField
     label = feature.label
     return kind(
         label=label,
@@ -40,6 +48,32 @@ class PredictForm(forms.Form):
         return {feature.key: self.cleaned_data[feature.key] for feature in self.definitions}
 
 
+def check_segment_description(description: str) -> str:
+    if len(description) > SEGMENT_DESCRIPTION_MAX_LENGTH:
+        raise forms.ValidationError(
+            f"The description is {len(description):,} characters long; keep it within "
+            f"{SEGMENT_DESCRIPTION_MAX_LENGTH:,} (it is shown with the segment everywhere)."
+        )
+    return description
+
+
+def check_segment_actions(actions) -> list[str]:
+    """A segment's actions: a list of at most SEGMENT_ACTIONS_MAX short texts."""
+    if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
+        raise forms.ValidationError("The actions must be a list of texts.")
+    if len(actions) > SEGMENT_ACTIONS_MAX:
+        raise forms.ValidationError(
+            f"{len(actions):,} actions; a segment takes at most {SEGMENT_ACTIONS_MAX}."
+        )
+    for number, action in enumerate(actions, start=1):
+        if len(action) > SEGMENT_ACTION_MAX_LENGTH:
+            raise forms.ValidationError(
+                f"Action {number} is {len(action):,} characters long; keep each within "
+                f"{SEGMENT_ACTION_MAX_LENGTH}."
+            )
+    return actions
+
+
 class SegmentForm(forms.ModelForm):
     actions_text = forms.CharField(
         label="Actions",
@@ -53,7 +87,12 @@ class SegmentForm(forms.ModelForm):
         fields = ("name", "description")
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
         # A blank name (spaces included, they are stripped) never reaches clean_name.
-        error_messages = {"name": {"required": "A segment needs a name."}}
+        error_messages = {
+            "name": {
+                "required": "A segment needs a name.",
+                "unique": "Another segment already has this name; choose another name.",
+            }
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -65,7 +104,20 @@ class SegmentForm(forms.ModelForm):
         name = self.cleaned_data["name"].strip()
         if not name:
             raise forms.ValidationError("A segment needs a name.")
+        # Said here in plain words; the database's unique index still guards a race.
+        if Segment.objects.filter(name=name).exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError(
+                f"Another segment is already called “{name}”; choose another name."
+            )
         return name
+
+    def clean_description(self) -> str:
+        return check_segment_description(self.cleaned_data.get("description", ""))
+
+    def clean_actions_text(self) -> str:
+        text = self.cleaned_data.get("actions_text", "")
+        check_segment_actions([line.strip() for line in text.splitlines() if line.strip()])
+        return text
 
     def save(self, commit: bool = True) -> Segment:
         lines = self.cleaned_data.get("actions_text", "").splitlines()

@@ -7,9 +7,27 @@ edited strategy carries over when the model is retrained.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
+
+from clustering import palette
+
+# A run no worker claimed in this time may have lost its queue message (a broker restarted
+# without persistence): its task is sent again, at most this often.
+RESEND_AFTER = timedelta(minutes=1)
+
+
+# What people may write on a segment: enough for a strategy, not a document (every page
+# showing the segment, and its campaign export, carries it). The forms enforce these.
+SEGMENT_DESCRIPTION_MAX_LENGTH = 1_000
+SEGMENT_ACTIONS_MAX = 10
+SEGMENT_ACTION_MAX_LENGTH = 400
+# The strategy column of a campaign export, repeated on every member's row, is cut here.
+SEGMENT_STRATEGY_EXPORT_MAX_LENGTH = 1_000
 
 
 class Segment(models.Model):
@@ -21,6 +39,8 @@ class Segment(models.Model):
     is_active = models.BooleanField(
         default=True, help_text="False when the active run has no cluster for this segment."
     )
+    # Its colour and marker (clustering.palette) for life: chosen when the segment is created.
+    colour_index = models.PositiveSmallIntegerField(editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(
@@ -33,6 +53,17 @@ class Segment(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        if self.colour_index is None:
+            # Created outside a training (the admin, a test): the first colour no segment has.
+            held = Segment.objects.values_list("colour_index", flat=True)
+            self.colour_index = palette.colour_for_new_segment(held=held)
+        super().save(*args, **kwargs)
+
+    @property
+    def colour(self) -> palette.SegmentColour:
+        return palette.colour_of(self.colour_index)
 
 
 class TrainingRun(models.Model):
@@ -113,6 +144,14 @@ class TrainingRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     activated_at = models.DateTimeField(null=True, blank=True)
+    # Who made it the active model last (the person who started it, for a retrain's own
+    # activation); None with activated_at set: the command line.
+    activated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # When the training task was last sent again because no worker had claimed the run (its
+    # queue message may have been lost with a broker restart).
+    resent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -135,6 +174,20 @@ class TrainingRun(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+
+    @property
+    def waiting_long(self) -> bool:
+        """Pending for longer than a worker takes to claim a run: its message may be lost."""
+        return (
+            self.status == self.Status.PENDING
+            and self.created_at is not None
+            and timezone.now() - self.created_at > RESEND_AFTER
+        )
+
+    @property
+    def pending_deadline(self):
+        """When a run that no worker claims is marked failed (CLUSTERING_PENDING_TIMEOUT)."""
+        return self.created_at + timedelta(seconds=settings.CLUSTERING_PENDING_TIMEOUT)
 
     @property
     def duration(self):

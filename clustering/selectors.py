@@ -2,36 +2,43 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
+from urllib.parse import urlencode
 
 from django.core.paginator import Paginator
-from django.db.models import F
+from django.db.models import F, FloatField, Q, Value
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, NullIf
 
 from clustering import engine
 from clustering.bands import (
     CONFIDENCE_BANDS,
     SILHOUETTE_BANDS,
     STABILITY_BANDS,
+    band_for,
     band_range,
     describe_bands,
 )
 from clustering.comparisons import run_moves
-from clustering.models import Cluster, ClusterAssignment, TrainingRun
+from clustering.models import (
+    SEGMENT_STRATEGY_EXPORT_MAX_LENGTH,
+    Cluster,
+    ClusterAssignment,
+    Segment,
+    TrainingRun,
+)
+from clustering.palette import CHART_LINES, SegmentColour
 from clustering.reading import SEX_CODES
 from customers.catalogue import SOURCE_FIELD, Catalogue, Feature
+from customers.csv_format import Invalid, parse_number
 from customers.models import Customer
 from customers.selectors import catalogue_current
 from customers.services import (
     FIELDS as CUSTOMER_FIELDS,
 )
-from customers.services import (
-    EchoBuffer,
-    export_columns,
-    format_value,
-    spreadsheet_safe,
-)
+from customers.services import SafeCsvWriter, export_columns
 
 
 def active_run_features() -> tuple[str, ...]:
@@ -50,7 +57,7 @@ def run_in_flight() -> TrainingRun | None:
 
 
 def run_clusters(*, run: TrainingRun) -> list[Cluster]:
-    return list(run.clusters.select_related("segment").order_by("-size"))
+    return list(run.clusters.select_related("segment").order_by("-size", "index"))
 
 
 def _verdict_json(run: TrainingRun) -> dict | None:
@@ -82,9 +89,18 @@ def run_summary(*, run: TrainingRun) -> dict:
         "log_features": run.log_features,
         "outliers": run.outliers,
         "algorithm": run.algorithm or None,
+        # Above 100,000 customers the sweep ran on a sample: per_k's inertia is scaled to the
+        # customers the final model was fitted on (the scale of "inertia" above), and
+        # inertia_sample is the number measured on the sample.
+        "sweep_sample_size": run.sweep_sample_size,
         "per_k": [
-            {"k": k, "inertia": inertia, "silhouette": silhouette}
-            for k, inertia, silhouette in zip(run.k_values, run.inertia_by_k, run.silhouette_by_k)
+            {
+                "k": row["k"],
+                "inertia": row["inertia"],
+                "inertia_sample": row["inertia_sample"],
+                "silhouette": row["silhouette"],
+            }
+            for row in per_k_rows(run)
         ],
         "clusters": [
             {
@@ -108,32 +124,39 @@ def run_summary(*, run: TrainingRun) -> dict:
     }
 
 
+def sweep_scale(run: TrainingRun) -> tuple[float, int | None]:
+    """(factor, sample size): the per-K inertia times factor is on the scale of the final
+    model's inertia (the customers it was fitted on). Sample size None: no sample."""
+    fitted = max(run.customers_used - run.outliers, 0)
+    sample = run.sweep_sample_size
+    if not sample or fitted <= sample:
+        return 1.0, None
+    return fitted / sample, sample
+
+
+def per_k_rows(run: TrainingRun) -> list[dict]:
+    """Inertia (on the final model's scale; measured on the sweep's sample when there was
+    one) and silhouette for each K tried."""
+    factor, sample = sweep_scale(run)
+    return [
+        {
+            "k": k,
+            "inertia": round(inertia * factor, 4),
+            "inertia_sample": inertia if sample else None,
+            "silhouette": silhouette,
+            "chosen": k == run.chosen_k,
+        }
+        for k, inertia, silhouette in zip(run.k_values, run.inertia_by_k, run.silhouette_by_k)
+    ]
+
+
 # --------------------------------------------------------------------------- pages
 
 SEX_LABELS = dict(Customer.Sex.choices)
-# Colour-blind-safe palette (Okabe-Ito, then Tol): one colour per cluster index.
-PALETTE = (
-    "#0072B2",
-    "#E69F00",
-    "#009E73",
-    "#CC79A7",
-    "#56B4E9",
-    "#D55E00",
-    "#F0E442",
-    "#332288",
-    "#882255",
-    "#117733",
-    "#999933",
-    "#AA4499",
-    "#44AA99",
-    "#888888",
-    "#661100",
-    "#6699CC",
-    "#AA4466",
-    "#4477AA",
-    "#228833",
-    "#EE6677",
-)
+
+
+# A segment's average this far from all customers' (a share of it) is marked higher or lower.
+DIFFERENCE_MARKED = 0.10
 
 
 @dataclass(frozen=True)
@@ -143,12 +166,29 @@ class FeatureRow:
     value: float | None
     population: float | None
     in_model: bool = False
+    better: str = ""  # the feature's good direction, if it has one (Feature.better)
 
     @property
     def difference(self) -> float | None:
         if self.value is None or self.population in (None, 0):
             return None
         return (self.value - self.population) / abs(self.population)
+
+    @property
+    def direction(self) -> str:
+        """Higher or lower than all customers' average by enough to mark, else ""."""
+        difference = self.difference
+        if difference is None or abs(difference) <= DIFFERENCE_MARKED:
+            return ""
+        return "higher" if difference > 0 else "lower"
+
+    @property
+    def tone(self) -> str:
+        """Good or bad only for a feature with a better direction ("" otherwise): an older
+        or a poorer segment is different, not worse."""
+        if not self.direction or not self.better:
+            return ""
+        return "good" if self.direction == self.better else "bad"
 
 
 @dataclass(frozen=True)
@@ -157,7 +197,7 @@ class SegmentCard:
     cluster: Cluster | None
     features: list[FeatureRow]
     sex_mix: list[tuple[str, float]]
-    colour: str
+    colour: SegmentColour
     # Categorical attributes: (label, [(value, share), ...]).
     mixes: list[tuple[str, list]] = ()
 
@@ -173,10 +213,12 @@ def run_catalogue(run: TrainingRun, catalogue: Catalogue | None = None) -> Catal
 
 def _card(segment, cluster: Cluster | None, run: TrainingRun | None, catalogue) -> SegmentCard:
     if cluster is None or run is None:
-        return SegmentCard(segment, None, [], [], PALETTE[0])
+        return SegmentCard(segment, None, [], [], segment.colour)
     population = run.population_means
     features = [
-        FeatureRow(f.label, f.unit, cluster.means.get(f.key), population.get(f.key), in_model)
+        FeatureRow(
+            f.label, f.unit, cluster.means.get(f.key), population.get(f.key), in_model, f.better
+        )
         for in_model, f in _card_features(run, catalogue)
         if f.key in population
     ]
@@ -188,8 +230,7 @@ def _card(segment, cluster: Cluster | None, run: TrainingRun | None, catalogue) 
         (catalogue[key].label if key in catalogue else key, shares)
         for key, shares in sorted(cluster.category_mix.items())
     ]
-    colour = PALETTE[cluster.index % len(PALETTE)]
-    return SegmentCard(segment, cluster, features, sex_mix, colour, mixes)
+    return SegmentCard(segment, cluster, features, sex_mix, segment.colour, mixes)
 
 
 def _card_features(run: TrainingRun, catalogue: Catalogue) -> list[tuple[bool, Feature]]:
@@ -218,18 +259,20 @@ def segment_card(*, segment) -> SegmentCard:
 def _chart_data(run: TrainingRun, clusters: list[Cluster]) -> dict:
     return {
         "k_values": run.k_values,
-        "inertia": run.inertia_by_k,
+        "inertia": [row["inertia"] for row in per_k_rows(run)],
         "silhouette": run.silhouette_by_k,
         "chosen_k": run.chosen_k,
+        "lines": CHART_LINES,
+        # In the cards' order (largest first), each in its segment's colour and marker.
         "segments": [
             {
                 "index": c.index,
                 "name": c.segment.name,
                 "size": c.size,
                 "share": c.share,
-                "colour": PALETTE[c.index % len(PALETTE)],
+                **c.segment.colour.as_json(),
             }
-            for c in sorted(clusters, key=lambda c: c.index)
+            for c in clusters
         ],
         "projection": run.projection,
     }
@@ -272,8 +315,30 @@ def dashboard_context() -> dict:
     return context
 
 
+def run_feature_labels(run: TrainingRun, catalogue: Catalogue | None = None) -> list[str]:
+    """The labels of a run's features as it trained on them (the catalogue's for a run that
+    has not recorded them yet)."""
+    info = run.feature_info or {}
+    labels = []
+    for key in run.features:
+        if key in info:
+            labels.append(info[key].get("label") or key)
+        else:
+            catalogue = catalogue or catalogue_current()
+            labels.append(catalogue[key].label if key in catalogue else key)
+    return labels
+
+
 def runs_recent(limit: int = 100) -> list[TrainingRun]:
-    return list(TrainingRun.objects.defer("projection").select_related("created_by")[:limit])
+    """The newest runs, each with ``feature_labels``: the runs list compares runs, and a
+    silhouette only compares runs on the same features."""
+    runs = list(
+        TrainingRun.objects.defer("projection").select_related("created_by", "activated_by")[:limit]
+    )
+    catalogue = catalogue_current()
+    for run in runs:
+        run.feature_labels = run_feature_labels(run, catalogue)
+    return runs
 
 
 def _count(n: int, noun: str = "customer") -> str:
@@ -326,15 +391,16 @@ def run_coverage(run: TrainingRun, labels: dict[str, str]) -> str:
 
 def run_detail_context(*, run: TrainingRun) -> dict:
     clusters = run_clusters(run=run) if run.status == TrainingRun.Status.SUCCEEDED else []
-    per_k = [
-        {"k": k, "inertia": inertia, "silhouette": silhouette, "chosen": k == run.chosen_k}
-        for k, inertia, silhouette in zip(run.k_values, run.inertia_by_k, run.silhouette_by_k)
-    ]
     labels = {f.key: f.label for f in run_catalogue(run)}
+    factor, sample = sweep_scale(run)
     return {
         "run": run,
         "clusters": clusters,
-        "per_k": per_k,
+        "per_k": per_k_rows(run),
+        "sweep_sample": sample,
+        "sweep_factor": factor,
+        "customers_fitted": run.customers_used - run.outliers,
+        "active_run": run_active(with_projection=False),
         "feature_labels": labels,
         "coverage": run_coverage(run, labels) if clusters else "",
         "verdict": engine.silhouette_verdict(run.silhouette)
@@ -347,6 +413,29 @@ def run_detail_context(*, run: TrainingRun) -> dict:
     }
 
 
+def _run_before(run: TrainingRun) -> TrainingRun | None:
+    """The succeeded run trained just before ``run`` (else the one just after it)."""
+    succeeded = TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED).defer("projection")
+    return (
+        succeeded.filter(id__lt=run.id).order_by("-id").first()
+        or succeeded.filter(id__gt=run.id).order_by("id").first()
+    )
+
+
+def _comparison_default() -> tuple[TrainingRun | None, TrainingRun | None]:
+    """The active run (else the newest) against the run before it."""
+    later = run_active(with_projection=False) or (
+        TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED)
+        .defer("projection")
+        .order_by("-id")
+        .first()
+    )
+    if later is None:
+        return None, None
+    earlier = _run_before(later)
+    return earlier, later
+
+
 def _run_or_none(value) -> TrainingRun | None:
     try:
         return TrainingRun.objects.defer("projection").get(
@@ -357,8 +446,12 @@ def _run_or_none(value) -> TrainingRun | None:
 
 
 def run_comparison_context(first, second) -> dict:
-    """How many customers moved from which segment (run A) to which (run B)."""
-    run_a, run_b = _run_or_none(first), _run_or_none(second)
+    """How many customers moved from which segment (run A) to which (run B). Without a
+    choice: the active run against the one before it."""
+    if first is None and second is None:
+        run_a, run_b = _comparison_default()
+    else:
+        run_a, run_b = _run_or_none(first), _run_or_none(second)
     context = {
         "run_a": run_a,
         "run_b": run_b,
@@ -366,6 +459,12 @@ def run_comparison_context(first, second) -> dict:
             "id", "chosen_k", "created_at"
         )[:50],
     }
+    if run_a and run_b:
+        catalogue = catalogue_current()
+        run_a.feature_labels = run_feature_labels(run_a, catalogue)
+        run_b.feature_labels = run_feature_labels(run_b, catalogue)
+        context["same_features"] = sorted(run_a.features) == sorted(run_b.features)
+        context["compared"] = [run_a, run_b]
     if not run_a or not run_b or run_a.id == run_b.id:
         return context
     counts = run_moves(run_a=run_a, run_b=run_b)
@@ -401,6 +500,18 @@ SORT_ALIASES = {
 }
 # The member table's confidence filter: one choice per band.
 CONFIDENCE_FILTERS = {band.key: band_range(CONFIDENCE_BANDS, band) for band in CONFIDENCE_BANDS}
+
+
+def _band_choice(band) -> str:
+    low, high = CONFIDENCE_FILTERS[band.key]
+    if high is None:
+        return f"{band.label} ({low * 100:.0f} %+)"
+    if low is None:
+        return f"{band.label} (below {high * 100:.0f} %)"
+    return f"{band.label} ({low * 100:.0f}–{high * 100:.0f} %)"
+
+
+CONFIDENCE_CHOICES = [(band.key, _band_choice(band)) for band in CONFIDENCE_BANDS]
 
 
 @dataclass(frozen=True)
@@ -447,27 +558,125 @@ def _order_by(sort: str, columns: list[MemberColumn]):
     return expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True)
 
 
-def _members_queryset(cluster: Cluster, params) -> tuple:
-    queryset = ClusterAssignment.objects.filter(cluster=cluster)
-    filtered = False
-    search = (params.get("q") or "").strip()
-    if search:
-        # No customer ID holds a NUL (PostgreSQL even refuses one in a query): nothing matches.
-        queryset = (
-            queryset.none()
-            if "\x00" in search
-            else queryset.filter(customer__customer_id__icontains=search)
-        )
-        filtered = True
+@dataclass(frozen=True)
+class RangeFilter:
+    """A numeric feature's "from" and "to" as typed (either may be blank) and as numbers."""
+
+    feature: Feature
+    low_text: str = ""
+    high_text: str = ""
+    low: float | None = None
+    high: float | None = None
+    error: str = ""
+
+    @property
+    def is_set(self) -> bool:
+        return self.low is not None or self.high is not None
+
+    def expression(self):
+        if self.feature.source == SOURCE_FIELD:
+            return F(f"customer__{self.feature.key}")
+        # A missing value or a JSON null must match no range: PostgreSQL's ->> gives NULL
+        # for both, SQLite's reading of a JSON null is the text 'null' (which casts to 0).
+        text = KeyTextTransform(self.feature.key, "customer__attributes")
+        return Cast(NullIf(text, Value("null")), FloatField())
+
+
+@dataclass(frozen=True)
+class MemberFilters:
+    """What the members table and its campaign export are narrowed to."""
+
+    search: str = ""
+    band: str = ""
+    ranges: tuple[RangeFilter, ...] = ()
+    text_features: tuple[Feature, ...] = ()  # the categorical ones the search also reads
+
+    @property
+    def active(self) -> bool:
+        return bool(self.search or self.band or any(r.is_set for r in self.ranges))
+
+    @property
+    def query(self) -> str:
+        """The filters as a query string: the sort links, the pages and the export keep them."""
+        pairs = [("q", self.search), ("band", self.band)]
+        for r in self.ranges:
+            pairs += [(f"min_{r.feature.key}", r.low_text), (f"max_{r.feature.key}", r.high_text)]
+        return urlencode([(name, value) for name, value in pairs if value])
+
+
+def _typed_number(feature: Feature, end: str, text: str) -> tuple[float | None, str]:
+    if not text:
+        return None, ""
+    try:
+        return parse_number(text, decimal_comma=False), ""
+    except Invalid as problem:
+        return None, f"{feature.label} {end}: “{text}” {problem.reason}."
+
+
+def member_filters(params, *, run: TrainingRun, catalogue: Catalogue) -> MemberFilters:
+    """The filters in a request's parameters: search text, confidence band, and a range for
+    each numeric feature (min_<key>, max_<key>); what cannot be read is ignored and said."""
+    ranges = []
+    for _in_model, feature in _card_features(run, catalogue):
+        low_text = (params.get(f"min_{feature.key}") or "").strip()[:40]
+        high_text = (params.get(f"max_{feature.key}") or "").strip()[:40]
+        low, low_error = _typed_number(feature, "from", low_text)
+        high, high_error = _typed_number(feature, "to", high_text)
+        ranges.append(RangeFilter(feature, low_text, high_text, low, high, low_error or high_error))
     band = params.get("band") if params.get("band") in CONFIDENCE_FILTERS else ""
-    if band:
-        low, high = CONFIDENCE_FILTERS[band]
+    return MemberFilters(
+        search=(params.get("q") or "").strip(),
+        band=band,
+        ranges=tuple(ranges),
+        text_features=catalogue.categorical(),
+    )
+
+
+def _search_condition(search: str, features: tuple[Feature, ...]) -> Q:
+    """Anywhere in the customer ID, or in a text attribute; a category with fixed labels
+    ("Female") matches by label, and a whole label only itself ("male" is not "female")."""
+    condition = Q(customer__customer_id__icontains=search)
+    wanted = search.casefold()
+    for feature in features:
+        path = (
+            f"customer__{feature.key}"
+            if feature.source == SOURCE_FIELD
+            else f"customer__attributes__{feature.key}"
+        )
+        if feature.choices:
+            names = [(code, {code.casefold(), label.casefold()}) for code, label in feature.choices]
+            codes = [code for code, spelled in names if wanted in spelled] or [
+                code for code, spelled in names if any(wanted in name for name in spelled)
+            ]
+            if codes:
+                condition |= Q(**{f"{path}__in": codes})
+        else:
+            condition |= Q(**{f"{path}__icontains": search})
+    return condition
+
+
+def _members_queryset(cluster: Cluster, filters: MemberFilters):
+    queryset = ClusterAssignment.objects.filter(cluster=cluster)
+    if filters.search:
+        # No customer data holds a NUL (PostgreSQL even refuses one in a query): nothing matches.
+        if "\x00" in filters.search:
+            return queryset.none()
+        queryset = queryset.filter(_search_condition(filters.search, filters.text_features))
+    if filters.band:
+        low, high = CONFIDENCE_FILTERS[filters.band]
         if low is not None:
             queryset = queryset.filter(confidence__gte=low)
         if high is not None:
             queryset = queryset.filter(confidence__lt=high)
-        filtered = True
-    return queryset, filtered, search, band
+    for r in filters.ranges:
+        if r.is_set:
+            name = f"range_{r.feature.key}"
+            queryset = queryset.alias(**{name: r.expression()})
+            if r.low is not None:
+                queryset = queryset.filter(**{f"{name}__gte": r.low})
+            if r.high is not None:
+                queryset = queryset.filter(**{f"{name}__lte": r.high})
+    return queryset
 
 
 def segment_members_context(*, segment, params) -> dict:
@@ -476,8 +685,10 @@ def segment_members_context(*, segment, params) -> dict:
     context = {"segment": segment, "cluster": cluster}
     if cluster is None:
         return context
-    columns = member_columns(cluster.run, run_catalogue(cluster.run))
-    queryset, filtered, search, band = _members_queryset(cluster, params)
+    catalogue = run_catalogue(cluster.run)
+    columns = member_columns(cluster.run, catalogue)
+    filters = member_filters(params, run=cluster.run, catalogue=catalogue)
+    queryset = _members_queryset(cluster, filters)
     sort = params.get("sort") or "-confidence"
     order = _order_by(sort, columns)
     if order is None:
@@ -486,7 +697,7 @@ def segment_members_context(*, segment, params) -> dict:
     tie_break = "-customer_id" if sort.startswith("-") else "customer_id"
     queryset = queryset.select_related("customer").order_by(order, tie_break)
     paginator = Paginator(queryset, 50)
-    if not filtered:
+    if not filters.active:
         # The size is known from the run: no COUNT over a large segment.
         paginator.count = cluster.size
     page = paginator.get_page(params.get("page"))
@@ -495,35 +706,56 @@ def segment_members_context(*, segment, params) -> dict:
         for a in page.object_list
     ]
     context.update(
-        page=page, rows=rows, columns=columns, sort=sort, q=search, band=band, filtered=filtered
+        page=page,
+        rows=rows,
+        columns=columns,
+        sort=sort,
+        filters=filters,
+        confidence_choices=CONFIDENCE_CHOICES,
     )
     return context
 
 
 def segment_export_lines(*, cluster: Cluster, params) -> Iterator[str]:
-    """Campaign-ready CSV lines of a segment's members, streamed in chunks."""
-    writer = csv.writer(EchoBuffer())
+    """Campaign-ready CSV lines of a segment's members, streamed in chunks (through the
+    site's one CSV writer, which keeps formulas from running in a spreadsheet)."""
+    writer = SafeCsvWriter()
     segment = cluster.segment
-    name = spreadsheet_safe(segment.name)
-    strategy = spreadsheet_safe(" | ".join([segment.description, *segment.actions]).strip(" |"))
+    strategy = segment_strategy_text(segment)
     columns = export_columns()
-    yield writer.writerow((*columns, "segment", "confidence", "band", "strategy"))
+    # A run without clear segments says so on every row, where a campaign tool reads it.
+    warning = silhouette_warning(cluster.run.silhouette)
+    yield writer.row((*columns, "segment", "confidence", "band", "strategy", "segment_warning"))
     built_in = [c for c in columns if c in CUSTOMER_FIELDS]
     attributes = [c for c in columns if c not in CUSTOMER_FIELDS]
-    queryset, _filtered, _search, _band = _members_queryset(cluster, params)
+    filters = member_filters(params, run=cluster.run, catalogue=run_catalogue(cluster.run))
+    queryset = _members_queryset(cluster, filters)
     rows = queryset.order_by("-confidence", "customer_id").values_list(
         *(f"customer__{c}" for c in built_in), "customer__attributes", "confidence"
     )
     for *values, extra, confidence in rows.iterator(chunk_size=5_000):
         extra = extra or {}
-        cells = [format_value(v) for v in values] + [format_value(extra.get(a)) for a in attributes]
-        yield writer.writerow(
+        yield writer.row(
             (
-                spreadsheet_safe(cells[0]),
-                *(spreadsheet_safe(cell) for cell in cells[1:]),
-                name,
-                f"{engine.confidence_rounded(confidence):.4f}",
+                *values,
+                *(extra.get(a) for a in attributes),
+                segment.name,
+                Decimal(f"{engine.confidence_rounded(confidence):.4f}"),
                 engine.confidence_band(confidence),
                 strategy,
+                warning,
             )
         )
+
+
+def silhouette_warning(silhouette: float | None) -> str:
+    """The silhouette band's warning ("no clear segments: ..."), "" when the segments hold."""
+    return "" if silhouette is None else band_for(SILHOUETTE_BANDS, silhouette).warning
+
+
+def segment_strategy_text(segment: Segment) -> str:
+    """The strategy in one cell, cut at SEGMENT_STRATEGY_EXPORT_MAX_LENGTH: it is repeated
+    on every member's row (the forms bound what people write; older text may be longer)."""
+    text = " | ".join([segment.description, *segment.actions]).strip(" |")
+    limit = SEGMENT_STRATEGY_EXPORT_MAX_LENGTH
+    return text if len(text) <= limit else text[: limit - 1] + "…"

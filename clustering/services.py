@@ -26,7 +26,7 @@ from django.utils import timezone
 from sklearn.decomposition import PCA
 from threadpoolctl import threadpool_limits
 
-from clustering import engine, naming
+from clustering import engine, naming, palette
 from clustering.comparisons import run_moves_warm
 from clustering.model_store import ModelFileError, model_delete, model_save
 from clustering.models import RESEND_AFTER, Cluster, ClusterAssignment, Segment, TrainingRun
@@ -652,8 +652,7 @@ def segments_for_clusters(*, run: TrainingRun, outcome: Outcome) -> list[Segment
     """One segment per cluster: matched ones carry over, the others are reused or created."""
     matched = _matches_with_active_run(outcome, list(outcome.features))
     used = {segment.id for segment in matched.values()}
-    taken = set(Segment.objects.values_list("name", flat=True))
-    segments = []
+    segments: list[Segment | None] = []
     for index, persona in enumerate(outcome.names):
         segment = matched.get(index)
         if segment is None:
@@ -670,17 +669,27 @@ def segments_for_clusters(*, run: TrainingRun, outcome: Outcome) -> list[Segment
                 )
                 .first()
             )
-        if segment is None:
+        if segment is not None:
+            used.add(segment.id)
+        segments.append(segment)
+    # New segments last: each takes a colour that none of the run's other segments has.
+    taken = set(Segment.objects.values_list("name", flat=True))
+    held = list(Segment.objects.values_list("colour_index", flat=True))
+    in_run = {segment.colour_index for segment in segments if segment is not None}
+    for index, persona in enumerate(outcome.names):
+        if segments[index] is None:
             strategy = naming.strategy_for(persona.archetype, reason=persona.reason)
-            segment = Segment.objects.create(
+            colour = palette.colour_for_new_segment(in_run=in_run, held=held)
+            segments[index] = Segment.objects.create(
                 name=_unique_name(persona.name, taken),
                 archetype=persona.archetype,
                 description=strategy.description,
                 actions=list(strategy.actions),
+                colour_index=colour,
             )
-            taken.add(segment.name)
-        used.add(segment.id)
-        segments.append(segment)
+            taken.add(segments[index].name)
+            in_run.add(colour)
+            held.append(colour)
     return segments
 
 

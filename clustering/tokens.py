@@ -13,6 +13,7 @@ from django.db import connection
 from django.utils import timezone
 
 from clustering.models import ApiToken
+from customers.csv_format import has_hidden_characters
 
 TOKEN_PREFIX = "seg_"
 
@@ -21,11 +22,32 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+class TokenNameInvalid(ValueError):
+    """The name given for a token cannot be kept as it is; the message says why."""
+
+
+def api_token_name_check(name: str) -> str:
+    """The name as stored: stripped, not blank, within the column, no hidden characters."""
+    limit = ApiToken._meta.get_field("name").max_length
+    name = name.strip()
+    if not name:
+        raise TokenNameInvalid("the token needs a name saying what uses it")
+    if len(name) > limit:
+        raise TokenNameInvalid(
+            f"the token's name is {len(name):,} characters long; keep it within {limit}"
+        )
+    if has_hidden_characters(name):
+        raise TokenNameInvalid("the token's name contains a control or text-direction character")
+    return name
+
+
 def api_token_create(*, user, name: str) -> tuple[ApiToken, str]:
-    """Create a token for ``user``; return the record and the secret (not stored)."""
+    """Create a token for ``user``; return the record and the secret (not stored).
+    TokenNameInvalid when the name is blank, too long or hides characters."""
+    name = api_token_name_check(name)
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
-        user=user, name=name[:80], prefix=secret[:12], key_hash=token_hash(secret)
+        user=user, name=name, prefix=secret[:12], key_hash=token_hash(secret)
     )
     return token, secret
 

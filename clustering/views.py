@@ -7,11 +7,12 @@ import logging
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
-from django_htmx.http import HttpResponseClientRefresh
 
 from clustering import selectors
 from clustering.forms import PredictForm, RetrainForm, SegmentForm
@@ -26,6 +27,7 @@ from clustering.prediction import (
 )
 from clustering.prediction import cache_clear as prediction_cache_clear
 from clustering.services import (
+    ActivationInProgress,
     QueueUnavailable,
     TrainingError,
     run_activate,
@@ -150,13 +152,19 @@ def run_start(request: HttpRequest) -> HttpResponse:
 @login_required
 @permission_required("clustering.view_trainingrun", raise_exception=True)
 def run_status(request: HttpRequest, run_id: int) -> HttpResponse:
-    """The progress partial; polling stops once the run has finished."""
+    """The progress partial; polling stops once the run has finished.
+
+    A run that finishes while a page watches it never reloads that page (an open form would
+    be lost): the partial says a new model is active and offers a button to refresh."""
     training_runs_reap()
     run = get_object_or_404(TrainingRun.objects.defer("projection"), id=run_id)
-    if request.htmx and run.is_finished and request.GET.get("was") in ("pending", "running"):
-        # The run just finished: reload the page so it shows the new active model.
-        return HttpResponseClientRefresh()
-    return render(request, "clustering/retrain.html#run-status", {"training": run})
+    context = {"training": run}
+    if run.is_finished and request.GET.get("was") in ("pending", "running"):
+        context["just_finished"] = True
+        context["refresh_url"] = (request.htmx and request.htmx.current_url_abs_path) or (
+            reverse("clustering:dashboard")
+        )
+    return render(request, "clustering/retrain.html#run-status", context)
 
 
 @require_safe
@@ -180,16 +188,38 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 @login_required
 @permission_required("clustering.activate_run", raise_exception=True)
 def run_activate_view(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Activate after the box is ticked; simultaneous activations take turns and each
+    request gets a page saying what happened."""
+    if request.POST.get("confirm") != "yes":
+        messages.error(request, f"Tick the box to confirm that run {run_id} should be active.")
+        return redirect("clustering:run_detail", run_id=run_id)
     try:
-        run = run_activate(run_id=run_id)
+        run = run_activate(run_id=run_id, user=request.user, yield_to_others=True)
     except TrainingRun.DoesNotExist:
         messages.error(request, "That run does not exist.")
         return redirect("clustering:run_list")
     except TrainingError as problem:
         messages.error(request, str(problem))
+    except (ActivationInProgress, DatabaseError) as problem:
+        if not isinstance(problem, ActivationInProgress):  # a deadlock or lock timeout
+            logger.warning("activation of run %s gave way: %s", run_id, problem)
+        _activation_gave_way(request, run_id)
     else:
         messages.success(request, f"Run {run.id} is now the active model.")
     return redirect("clustering:run_detail", run_id=run_id)
+
+
+def _activation_gave_way(request: HttpRequest, run_id: int) -> None:
+    active = selectors.run_active(with_projection=False)
+    if active and active.id == run_id:
+        messages.success(request, f"Another activation made run {run_id} the active model.")
+        return
+    now = f"run {active.id} is now active" if active else "no run is active"
+    messages.warning(
+        request,
+        f"Another activation was in progress; {now}. Run {run_id} was not activated: "
+        "activate it again if you still want it.",
+    )
 
 
 @require_safe

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db import models
+from django.db.models import CharField, F, Func, OuterRef, Subquery, Value
+from django.db.models.functions import Concat, LPad
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 
-from customers.catalogue import BUILT_IN_KEYS
-from customers.forms import CustomerAdminForm
+from clustering.models import ClusterAssignment
+from customers.catalogue import BUILT_IN_KEYS, CUSTOMER_ID_MAX_LENGTH
+from customers.forms import CustomerAdminForm, PlainFloatField, PlainIntegerField
 from customers.models import Attribute, Customer, ImportRecord
 from customers.services import customers_export_lines
 
@@ -63,20 +67,52 @@ def export_selected(modeladmin, request, queryset):
     return response
 
 
+# Customer IDs in natural order, "C-9" before "C-10" (as text, "C-10" comes first): by the
+# ID without its trailing digits, then by the whole ID padded on the left with zeros (which
+# no collation ignores, as some do spaces), so that a shorter number sorts first. SQLite and
+# PostgreSQL both have RTRIM(text, characters).
+ID_STEM = Func(F("customer_id"), Value("0123456789"), function="RTRIM", output_field=CharField())
+NATURAL_ID_ORDER = Concat(
+    ID_STEM, LPad("customer_id", CUSTOMER_ID_MAX_LENGTH, Value("0")), output_field=CharField()
+)
+
+
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
     form = CustomerAdminForm
-    list_display = ("customer_id", *BUILT_IN_KEYS, "updated_at")
+    list_display = ("customer", *BUILT_IN_KEYS, "segment", "updated_at")
     list_filter = ("sex", AgeBandFilter, IncomeBandFilter)
     search_fields = ("customer_id__startswith",)
-    ordering = ("customer_id",)
-    readonly_fields = ("created_at", "updated_at")
+    ordering = (NATURAL_ID_ORDER,)
+    readonly_fields = ("created_at", "updated_at", "segment")
     actions = (export_selected,)
     # Adds the "Import CSV" link (to the upload page) next to "Add customer".
     change_list_template = "customers/admin/change_list.html"
     list_per_page = 50
     # Counting a million rows on every page costs more than it tells.
     show_full_result_count = False
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        # Numbers as the importer reads them: "3_0", "1e2" or other scripts' digits are not.
+        if isinstance(db_field, models.FloatField):
+            kwargs["form_class"] = PlainFloatField
+        elif isinstance(db_field, models.IntegerField) and not db_field.primary_key:
+            kwargs["form_class"] = PlainIntegerField
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def get_queryset(self, request):
+        # The segment of the active model, read with the page's rows (not one query a row).
+        current = ClusterAssignment.objects.filter(run__is_active=True, customer=OuterRef("pk"))
+        segment = Subquery(current.values("cluster__segment__name")[:1])
+        return super().get_queryset(request).annotate(segment_name=segment)
+
+    @admin.display(description="Customer ID", ordering=NATURAL_ID_ORDER)
+    def customer(self, obj: Customer) -> str:
+        return obj.customer_id
+
+    @admin.display(description="Segment (active model)")
+    def segment(self, obj: Customer) -> str:
+        return getattr(obj, "segment_name", None) or "in no segment"
 
     def changelist_view(self, request, extra_context=None):
         extra_context = extra_context or {}

@@ -53,6 +53,9 @@ class Feature:
     log_allowed: bool = False
     # Built-in fields may be chosen for training; sex never is.
     clusterable: bool = True
+    # "higher" or "lower" where that direction is good by definition; "" (every built-in
+    # feature) keeps a segment's difference from the average neutral, never good or bad.
+    better: str = ""
     choices: tuple[tuple[str, str], ...] = ()  # categorical codes and labels, when fixed
     expression: str = ""  # for a derived attribute: how it was computed
     # A median above this suggests the wrong unit ("income in dollars, not thousands").

@@ -16,6 +16,7 @@ import math
 import re
 import statistics
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -40,16 +41,31 @@ from customers.expressions import Derivation
 
 ID = "customer_id"
 IGNORE = ""
+# The "delimiter" of a file whose columns are separated by runs of spaces or tabs.
+WHITESPACE = "whitespace"
 # The column step's choice "keep as a new attribute of this kind": "new:numeric".
 NEW_ATTRIBUTE = "new:"
 # Cells that mean "unknown" in the files people have, whatever the column.
 MISSING_MARKERS = frozenset({"", "na", "n/a", "nan", "null", "none", "-", "?", "#n/a"})
-# A plain decimal number: ASCII digits, one optional point; no exponent, no underscores.
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+# A plain decimal number: ASCII digits (not Arabic-Indic or full-width ones), one optional
+# point; no exponent, no underscores.
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)", re.ASCII)
 _CURRENCY = "$€£¥"
-# Characters no ID may hold: control characters and bidirectional overrides, which make
-# an ID print as something else.
-_BIDI = {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"}
+# Characters no ID or category may hold: control characters, invisible format characters
+# (bidirectional overrides, marks and isolates, zero-width spaces) and line separators,
+# which make a value print as something else or break the line it is shown on.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+# Text starting with one of these would run as a formula in a spreadsheet: the site's CSV
+# writer (customers.services.SafeCsvWriter) puts an apostrophe before it, and the importer
+# takes that apostrophe off again, so an exported file imports back unchanged.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def unguard(text: str) -> str:
+    """'=SUM(A1) as the site's writer wrote =SUM(A1): the value without the apostrophe."""
+    return text[1:] if text[:1] == "'" and text[1:2] in FORMULA_STARTS else text
 
 
 class CsvFormatError(ValueError):
@@ -120,15 +136,54 @@ def parse_number(text: str, *, decimal_comma: bool) -> float:
     return value
 
 
+def has_hidden_characters(text: str) -> bool:
+    """Control, invisible format (text-direction) or line-separator characters."""
+    return any(unicodedata.category(c) in _HIDDEN_CATEGORIES for c in text)
+
+
 def parse_customer_id(text: str) -> str:
-    text = text.strip()
+    """An ID as every face takes it (file, admin, API); Invalid says what is wrong."""
+    text = unguard(text.strip())
     if not text:
         raise Invalid("is empty; every customer needs an ID")
-    if any(unicodedata.category(c) == "Cc" or c in _BIDI for c in text):
-        raise Invalid("contains a control or text-direction character")
     if len(text) > CUSTOMER_ID_MAX_LENGTH:
         raise Invalid(f"is longer than {CUSTOMER_ID_MAX_LENGTH} characters")
+    if has_hidden_characters(text):
+        raise Invalid("contains a control or text-direction character")
     return text
+
+
+STRAY_QUOTE = 'contains a stray double quote (") outside quotes; quote the whole value'
+
+
+def stray_quote_fields(raw: str, delimiter: str) -> frozenset[int]:
+    """Positions of the fields of one raw CSV record with a quote in an unquoted value
+    (X"7). The csv module reads it as part of the value; in an ID it is a broken file, not
+    a character of the ID (a quoted "X""7" is fine). Whitespace-separated files have no
+    quoting, so every quote there is stray."""
+    stray: set[int] = set()
+    field, at_start, quoted, i = 0, True, False, 0
+    while i < len(raw):
+        character = raw[i]
+        if quoted:
+            if character == '"':
+                if raw[i + 1 : i + 2] == '"':
+                    i += 2
+                    continue
+                quoted = False
+        elif character == '"' and at_start and delimiter != WHITESPACE:
+            quoted = True
+        elif character == '"':
+            stray.add(field)
+        elif character == delimiter or (delimiter == WHITESPACE and character in " \t"):
+            if delimiter != WHITESPACE or not at_start:
+                field += 1
+            at_start = True
+            i += 1
+            continue
+        at_start = False
+        i += 1
+    return frozenset(stray)
 
 
 def parse_value(feature: Feature, text: str, *, decimal_comma: bool):
@@ -153,11 +208,11 @@ def check_number(feature: Feature, value: float) -> float | int:
 
 
 def parse_category(text: str) -> str:
-    text = text.strip()
-    if any(unicodedata.category(c) == "Cc" for c in text):
-        raise Invalid("contains a control character")
+    text = unguard(text.strip())
     if len(text) > TEXT_MAX_LENGTH:
         raise Invalid(f"is longer than {TEXT_MAX_LENGTH} characters")
+    if has_hidden_characters(text):
+        raise Invalid("contains a control or text-direction character")
     return text
 
 
@@ -343,6 +398,8 @@ def map_columns(
     _give_way_to_derivations(positions, ignored, headers, request.derive, catalogue)
     feeds_known = _columns_feeding_known_features(headers, request.derive, catalogue)
     features = {key: catalogue[key] for key in positions if key in catalogue}
+    # Sets, not lists: every step below is linear in the number of columns.
+    named = set(request.attributes) if request.attributes != "all" else set()
     taken = {*catalogue.keys, ID}
     for target in [t for t in positions if t.startswith(NEW_ATTRIBUTE)]:
         index = positions.pop(target)
@@ -352,19 +409,21 @@ def map_columns(
         taken.add(feature.key)
         features[feature.key] = feature
         positions[feature.key] = index
+    mapped = set(positions.values())
+    kept: Counter[str] = Counter()
     for index, header in enumerate(headers):
-        if index in feeds_known and header not in request.attributes:
+        if index in feeds_known and header not in named:
             continue  # Year_Birth for age=2014-[Year_Birth]: the derived value is enough
-        if index not in positions.values() and _keep_as_attribute(header, index, request):
+        if index not in mapped and _keep_as_attribute(header, index, request, named):
             profile = profiles[index] if profiles else None
             if profile is not None and profile.many_values and request.attributes == "all":
-                ignored.append(header)  # free text: only kept when named
-                continue
+                continue  # free text: only kept when named (it stays in ignored)
             feature = new_attribute(header, profile, taken, kind=request.kinds.get(header))
             taken.add(feature.key)
             features[feature.key] = feature
             positions[feature.key] = index
-            ignored.remove(header)
+            kept[header] += 1
+    ignored = _without(ignored, kept)
     derived = _resolve_derived(headers, request.derive, catalogue, features, taken)
     id_positions = _id_positions(headers, request.id_columns) if ID not in positions else ()
     if len(positions) - (ID in positions) == 0 and not derived:
@@ -460,12 +519,23 @@ def _columns_feeding_known_features(headers, derivations, catalogue: Catalogue) 
     return positions
 
 
-def _keep_as_attribute(header: str, index: int, request: MappingRequest) -> bool:
+def _keep_as_attribute(header: str, index: int, request: MappingRequest, named: set[str]) -> bool:
     if isinstance(request.explicit, Sequence) and not isinstance(request.explicit, str):
         return False  # the column step says every column's target itself
     if request.attributes == "all":
         return True
-    return header in request.attributes or f"#{index + 1}" in request.attributes
+    return header in named or f"#{index + 1}" in named
+
+
+def _without(headers: list[str], kept: Counter[str]) -> list[str]:
+    """``headers`` less one occurrence (the first) of each kept header, in one pass."""
+    remaining = []
+    for header in headers:
+        if kept[header] > 0:
+            kept[header] -= 1
+        else:
+            remaining.append(header)
+    return remaining
 
 
 def _resolve_derived(
@@ -557,23 +627,25 @@ def parse_row(
     *,
     decimal_comma: bool = False,
     ordinal: int = 0,
+    stray_quotes: frozenset[int] = frozenset(),
 ) -> tuple[CustomerRow | None, list[RowError]]:
     """Validate one data row; return the customer or every problem found in it.
 
     ``row_number`` is the line shown in reports; ``ordinal`` the data row's number,
-    which makes the ID of a file without an ID column."""
+    which makes the ID of a file without an ID column; ``stray_quotes`` the positions of
+    values with a quote outside quotes (stray_quote_fields)."""
     if len(cells) != len(mapping.headers):
         return None, [
             RowError(
                 row_number,
                 "",
-                ",".join(cells),
+                ",".join(cells[:8])[:200],  # enough to find the row; a wide row stays small
                 f"has {len(cells)} values where the header has {len(mapping.headers)} columns",
             )
         ]
     errors: list[RowError] = []
     values: dict[str, object] = {}
-    customer_id = _row_id(cells, row_number, ordinal, mapping, errors)
+    customer_id = _row_id(cells, row_number, ordinal, mapping, errors, stray_quotes)
     for target, position in mapping.positions.items():
         if target == ID:
             continue
@@ -595,16 +667,19 @@ def _error(row: int, column: str, value: str, feature: Feature, problem: Invalid
     return RowError(row, column, value, f"{feature.label.lower()} {problem.reason}")
 
 
-def _row_id(cells, row_number, ordinal, mapping: ColumnMapping, errors) -> str:
+def _row_id(cells, row_number, ordinal, mapping: ColumnMapping, errors, stray_quotes) -> str:
     if ID in mapping.positions:
-        position = mapping.positions[ID]
-        text = cells[position]
+        positions = (mapping.positions[ID],)
+        text = cells[positions[0]]
     elif mapping.id_positions:
-        position = mapping.id_positions[0]
+        positions = mapping.id_positions
         text = "-".join(cells[i].strip() for i in mapping.id_positions)
     else:
         return f"{mapping.id_prefix}-{ordinal:06d}"
+    position = next((p for p in positions if p in stray_quotes), positions[0])
     try:
+        if position in stray_quotes:
+            raise Invalid(STRAY_QUOTE)
         return parse_customer_id(text)
     except Invalid as problem:
         errors.append(

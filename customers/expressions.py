@@ -37,6 +37,7 @@ from typing import TypeVar
 import numpy as np
 
 MAX_LENGTH = 1_000  # characters of one expression
+NAME_MAX_LENGTH = 80  # characters of a derived column's name, as an attribute label holds
 MAX_DEPTH = 50  # nested parentheses and unary signs
 DERIVE_USAGE = 'use --derive "name=[Column A]+[Column B]"'
 
@@ -431,6 +432,11 @@ def parse_derivation(option: str) -> Derivation:
         )
     if not name:
         raise ExpressionError(f"the name before '=' is empty in {option!r}; {DERIVE_USAGE}")
+    if len(name) > NAME_MAX_LENGTH:
+        raise ExpressionError(
+            f"the name before '=' is {len(name):,} characters long; the limit is "
+            f"{NAME_MAX_LENGTH} (it becomes the attribute's label)"
+        )
     if any(c in "[]" or _is_control(c) for c in name):
         raise ExpressionError(
             f"the name {name!r} must not contain '[', ']' or control characters; {DERIVE_USAGE}"

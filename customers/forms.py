@@ -7,10 +7,47 @@ from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
 from customers.catalogue import BUILT_IN_KEYS, CATEGORICAL, NUMERIC, TEXT_MAX_LENGTH, Catalogue
-from customers.csv_format import ID, NEW_ATTRIBUTE
+from customers.csv_format import (
+    ID,
+    NEW_ATTRIBUTE,
+    Invalid,
+    parse_category,
+    parse_customer_id,
+    parse_number,
+)
 from customers.expressions import ExpressionError, parse_derivation
 from customers.models import Customer
 from customers.selectors import catalogue_current
+
+
+def _plain_number(value) -> bool:
+    """Typed text is a plain decimal number, as the importer reads one: "3_0", "1e2",
+    "١٢" (Arabic-Indic) or "３０" (full-width) are not, though Python's float() takes them."""
+    if value in forms.Field.empty_values or isinstance(value, int | float):
+        return True
+    try:
+        parse_number(str(value), decimal_comma=False)
+    except Invalid:
+        return False
+    return True
+
+
+class PlainFloatField(forms.FloatField):
+    """A FloatField that takes plain decimal numbers only (see _plain_number)."""
+
+    def to_python(self, value):
+        if not _plain_number(value):
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return super().to_python(value)
+
+
+class PlainIntegerField(forms.IntegerField):
+    """An IntegerField that takes plain decimal numbers only (see _plain_number)."""
+
+    def to_python(self, value):
+        if not _plain_number(value):
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return super().to_python(value)
 
 
 class ImportUploadForm(forms.Form):
@@ -81,7 +118,8 @@ class ColumnMapForm(forms.Form):
                 if target in taken:
                     self.add_error(
                         f"column_{index}",
-                        f"{column.name} and {taken[target]} both hold this; choose one.",
+                        f"Columns “{column.name}” and “{taken[target]}” both hold "
+                        f"{dict(self.fields[f'column_{index}'].choices)[target]}; choose one.",
                     )
                 taken[target] = column.name
         derivations = []
@@ -133,10 +171,10 @@ class CustomerAdminForm(forms.ModelForm):
         self.attribute_features = catalogue_current().attributes()
         stored = self.instance.attributes or {}
         for feature in self.attribute_features:
-            field_class = forms.FloatField if feature.is_numeric else forms.CharField
+            field_class = PlainFloatField if feature.is_numeric else forms.CharField
             options = {} if feature.is_numeric else {"max_length": TEXT_MAX_LENGTH}
             if feature.is_numeric and feature.whole:
-                field_class = forms.IntegerField
+                field_class = PlainIntegerField
             self.fields[f"attr_{feature.key}"] = field_class(
                 label=feature.label,
                 required=False,
@@ -144,6 +182,23 @@ class CustomerAdminForm(forms.ModelForm):
                 help_text=feature.help,
                 **options,
             )
+
+    def clean_customer_id(self) -> str:
+        try:
+            return parse_customer_id(self.cleaned_data["customer_id"])
+        except Invalid as problem:
+            raise forms.ValidationError(f"The customer ID {problem.reason}.") from None
+
+    def clean(self):
+        data = super().clean()
+        for feature in self.attribute_features:
+            name = f"attr_{feature.key}"
+            if not feature.is_numeric and data.get(name):
+                try:
+                    data[name] = parse_category(data[name])
+                except Invalid as problem:
+                    self.add_error(name, f"{feature.label} {problem.reason}.")
+        return data
 
     def save(self, commit: bool = True):
         attributes = dict(self.instance.attributes or {})

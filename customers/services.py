@@ -15,7 +15,7 @@ import csv
 import io
 import json
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -30,7 +30,9 @@ from django.utils.text import slugify
 from customers.catalogue import BUILT_IN_KEYS, Catalogue
 from customers.csv_format import (
     DEFAULT_REQUEST,
+    FORMULA_STARTS,
     ID,
+    WHITESPACE,
     ColumnMapping,
     ColumnProfile,
     CsvFormatError,
@@ -42,19 +44,28 @@ from customers.csv_format import (
     parse_number,
     parse_row,
     profile_columns,
+    stray_quote_fields,
     unit_questions,
 )
 from customers.models import Attribute, Customer, ImportChange, ImportRecord
 from customers.selectors import catalogue_current
 
 CHUNK_ROWS = 5_000
+UTF8 = "utf-8-sig"  # a byte order mark is skipped
+WINDOWS_1252 = "cp1252"
+_ENCODING_NAMES = {
+    "utf-8": "UTF-8",
+    "utf-8-sig": "UTF-8",
+    "cp1252": "Windows-1252 (Western European)",
+    "iso8859-1": "Latin-1 (ISO-8859-1)",
+    "iso8859-15": "Latin-9 (ISO-8859-15)",
+}
 MAX_REPORTED_ERRORS = 1_000
 SNIFF_BYTES = 64 * 1024
 PROFILE_ROWS = 10_000
 # A field longer than this is not customer data (an unclosed quote swallowing the file, say).
 MAX_FIELD_CHARS = 10_000
 MAX_COLUMNS = 500
-WHITESPACE = "whitespace"
 # The customer table's columns an import writes: the ID, then the catalogue's fields.
 FIELDS = (ID, *BUILT_IN_KEYS)
 VALUE_FIELDS = BUILT_IN_KEYS
@@ -96,6 +107,12 @@ class ImportReport:
     written: bool = False
     record_id: int | None = None
     unused_model_features: tuple[str, ...] = ()
+    encoding: str = UTF8
+    encoding_question: EncodingQuestion | None = None
+
+    @property
+    def encoding_name(self) -> str:
+        return encoding_name(self.encoding)
 
     @property
     def absent_fields(self) -> tuple[str, ...]:
@@ -125,6 +142,9 @@ class FileLayout:
     mapping: ColumnMapping
     questions: tuple[UnitQuestion, ...] = ()
     profiles: tuple[ColumnProfile, ...] = ()
+    encoding: str = "utf-8-sig"
+    # Set when the file is not UTF-8 and its encoding was guessed: the import waits for a yes.
+    encoding_question: EncodingQuestion | None = None
 
     @property
     def decimal_comma(self) -> bool:
@@ -143,7 +163,9 @@ _WIDE_BOMS = (
 )
 
 
-def _check_text(head: bytes) -> None:
+def _check_text(head: bytes, *, utf8: bool = True) -> None:
+    """The head of a file is text (not empty, not UTF-16, not binary) and, with ``utf8``,
+    UTF-8 (read_layout instead detects the encoding of the whole file)."""
     if not head.strip(b"\xef\xbb\xbf \r\n\t"):
         raise CsvFormatError("the file is empty")
     wide = next((name for bom, name in _WIDE_BOMS if head.startswith(bom)), None)
@@ -154,6 +176,8 @@ def _check_text(head: bytes) -> None:
         )
     if b"\x00" in head:
         raise CsvFormatError("this is not a CSV file: it contains binary data")
+    if not utf8:
+        return
     try:
         head.decode("utf-8-sig")
     except UnicodeDecodeError as problem:
@@ -175,9 +199,72 @@ def sniff_delimiter(first_line: str) -> str:
     return WHITESPACE if len(first_line.split()) > 1 else ","
 
 
-def _open_text(stream: BinaryIO) -> io.TextIOWrapper:
+def _open_text(stream: BinaryIO, encoding: str = UTF8) -> io.TextIOWrapper:
     stream.seek(0)
-    return io.TextIOWrapper(stream, encoding="utf-8-sig", newline="", errors="strict")
+    return io.TextIOWrapper(stream, encoding=encoding, newline="", errors="strict")
+
+
+def encoding_name(encoding: str) -> str:
+    """An encoding in words, as the report says it."""
+    name = codecs.lookup(encoding).name
+    return _ENCODING_NAMES.get(name, name.upper())
+
+
+@dataclass(frozen=True)
+class EncodingQuestion:
+    """The file is not UTF-8; it reads as ``encoding``, which the user must confirm."""
+
+    encoding: str
+    problem: str  # "the file is not UTF-8 text (byte 0xe9 on line 2)"
+    sample: str  # a value with letters outside ASCII, as the guessed encoding reads it
+
+    @property
+    def name(self) -> str:
+        return encoding_name(self.encoding)
+
+    @property
+    def option(self) -> str:
+        return f"--encoding {codecs.lookup(self.encoding).name}"
+
+    def __str__(self) -> str:
+        shown = f", which reads {self.sample!r}" if self.sample else ""
+        return f"{self.problem}; it was read as {self.name}{shown}."
+
+
+def _decodes(stream: BinaryIO, encoding: str) -> bool:
+    """Every byte of the stream decodes in ``encoding`` (read in 1 MB blocks)."""
+    stream.seek(0)
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        while block := stream.read(1 << 20):
+            decoder.decode(block)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _detect_encoding(stream: BinaryIO) -> tuple[str, str]:
+    """(encoding, problem): UTF-8 when every byte is (problem ""), else Windows-1252 with the
+    first byte that is not UTF-8. Windows-1252 is what spreadsheet programs on Western
+    European systems save, and reads every Latin-1 letter the same; a file that is neither
+    is refused."""
+    if _decodes(stream, UTF8):
+        return UTF8, ""
+    problem = str(_not_utf8_error(stream)).split(";")[0]
+    if _decodes(stream, WINDOWS_1252):
+        return WINDOWS_1252, problem
+    raise CsvFormatError(
+        f"{problem}, nor Windows-1252 (Western European); save it as 'CSV UTF-8' and try again"
+    )
+
+
+def _encoding_sample(rows: Sequence[Sequence[str]]) -> str:
+    for cells in rows:
+        for cell in cells:
+            if not cell.isascii():
+                return cell.strip()[:40]
+    return ""
 
 
 class _WhitespaceReader:
@@ -198,22 +285,55 @@ class _WhitespaceReader:
         return line.split()
 
 
-def _reader(text: io.TextIOWrapper, delimiter: str):
+def _reader(text, delimiter: str):
     if delimiter == WHITESPACE:
         return _WhitespaceReader(text)
     csv.field_size_limit(MAX_FIELD_CHARS)
     return csv.reader(text, delimiter=delimiter, strict=True)
 
 
-def _records(stream: BinaryIO, delimiter: str) -> Iterator[tuple[int, list[str]]]:
-    """(line number, cells) of every record, blank ones included.
+class _RawLines:
+    """The text's lines, remembering those the csv reader took for its last record (the
+    reader reads no further ahead than the record it returns)."""
+
+    def __init__(self, text: io.TextIOWrapper) -> None:
+        self.text = text
+        self.taken: list[str] = []
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line = self.text.readline()
+        if not line:
+            raise StopIteration
+        self.taken.append(line)
+        return line
+
+    def readline(self) -> str:  # for the whitespace reader
+        try:
+            return next(self)
+        except StopIteration:
+            return ""
+
+    def record(self) -> str:
+        raw, self.taken = "".join(self.taken), []
+        return raw
+
+
+def _records(
+    stream: BinaryIO, delimiter: str, *, quotes: bool = False, encoding: str = UTF8
+) -> Iterator[tuple[int, list[str]] | tuple[int, list[str], frozenset[int]]]:
+    """(line number, cells) of every record, blank ones included; with ``quotes``, also
+    the positions of values with a stray quote (X"7), read from the record's raw text.
 
     A structural problem (a quote never closed, a runaway field, bytes that are not
     UTF-8) makes every later row unreliable, so it is a CsvFormatError for the whole
     file rather than one invalid row that --skip-invalid could skip.
     """
-    text = _open_text(stream)
-    reader = _reader(text, delimiter)
+    text = _open_text(stream, encoding)
+    lines = _RawLines(text)
+    reader = _reader(lines, delimiter)
     line = 0
     undecodable = False
     try:
@@ -228,7 +348,13 @@ def _records(stream: BinaryIO, delimiter: str) -> Iterator[tuple[int, list[str]]
                     f"line {line + 1} {_csv_reason(problem)}; nothing after it can be read"
                 ) from None
             line = reader.line_num
-            yield line, cells
+            raw = lines.record()
+            if not quotes:
+                yield line, cells
+            elif '"' in raw:
+                yield line, cells, stray_quote_fields(raw, delimiter)
+            else:
+                yield line, cells, frozenset()
     except UnicodeDecodeError:
         undecodable = True
     finally:
@@ -237,10 +363,12 @@ def _records(stream: BinaryIO, delimiter: str) -> Iterator[tuple[int, list[str]]
         raise _not_utf8_error(stream)
 
 
-def _first_rows(stream: BinaryIO, delimiter: str, limit: int) -> list[list[str]]:
+def _first_rows(
+    stream: BinaryIO, delimiter: str, limit: int, encoding: str = UTF8
+) -> list[list[str]]:
     """Up to ``limit`` non-blank rows from the top of the file (header included)."""
     rows: list[list[str]] = []
-    records = _records(stream, delimiter)
+    records = _records(stream, delimiter, encoding=encoding)
     for _line, cells in records:
         if not any(cell.strip() for cell in cells):
             continue
@@ -284,12 +412,19 @@ def read_layout(
     catalogue: Catalogue | None = None,
     header_row: bool | None = None,
     column_names: Sequence[str] = (),
+    encoding: str | None = None,
 ) -> FileLayout:
-    """Check that the stream is customer text and decide how to read its columns."""
+    """Check that the stream is customer text and decide how to read its columns.
+
+    ``encoding`` None detects it: UTF-8, or else Windows-1252 with an EncodingQuestion
+    on the layout (the import then waits for a confirmation)."""
     catalogue = catalogue or catalogue_current()
     stream.seek(0)
-    _check_text(stream.read(SNIFF_BYTES))
-    text = _open_text(stream)
+    _check_text(stream.read(SNIFF_BYTES), utf8=False)
+    problem = ""
+    if encoding is None:
+        encoding, problem = _detect_encoding(stream)
+    text = _open_text(stream, encoding)
     try:
         first_line = text.readline()
     except UnicodeDecodeError as problem:
@@ -299,7 +434,7 @@ def read_layout(
     if not first_line.strip():
         raise CsvFormatError("the first line is blank; it must be the header row or data")
     delimiter = sniff_delimiter(first_line)
-    rows = _first_rows(stream, delimiter, PROFILE_ROWS + 1)
+    rows = _first_rows(stream, delimiter, PROFILE_ROWS + 1, encoding)
     if header_row is None:
         header_row = bool(column_names) is False and _looks_like_header(
             rows[0], rows[1] if len(rows) > 1 else None, catalogue
@@ -309,7 +444,10 @@ def read_layout(
     profiles = profile_columns(headers, data, decimal_comma=delimiter != ",")
     mapping = map_columns(headers, catalogue, request, profiles)
     questions = unit_questions(mapping, profiles, this_year=timezone.now().year)
-    return FileLayout(delimiter, header_row, mapping, tuple(questions), tuple(profiles))
+    guessed = EncodingQuestion(encoding, problem, _encoding_sample(rows)) if problem else None
+    return FileLayout(
+        delimiter, header_row, mapping, tuple(questions), tuple(profiles), encoding, guessed
+    )
 
 
 def _headers(first: list[str], header_row: bool, column_names: Sequence[str]) -> list[str]:
@@ -342,7 +480,8 @@ def iter_rows(
     total = _stream_size(stream)
     ordinal = 0
     header_pending = layout.header_row
-    for line, cells in _records(stream, layout.delimiter):
+    records = _records(stream, layout.delimiter, quotes=True, encoding=layout.encoding)
+    for line, cells, stray_quotes in records:
         if not any(cell.strip() for cell in cells):
             # Empty lines, and the ";;;;" rows spreadsheets leave at the end.
             report.blank_lines += 1
@@ -352,7 +491,12 @@ def iter_rows(
             continue
         ordinal += 1
         customer, errors = parse_row(
-            cells, line, layout.mapping, decimal_comma=layout.decimal_comma, ordinal=ordinal
+            cells,
+            line,
+            layout.mapping,
+            decimal_comma=layout.decimal_comma,
+            ordinal=ordinal,
+            stray_quotes=stray_quotes,
         )
         yield line, customer, errors
         if progress and ordinal % CHUNK_ROWS == 0:
@@ -453,6 +597,8 @@ def _new_report(layout: FileLayout, dry_run: bool) -> ImportReport:
         existing_customers=Customer.objects.count(),
         dry_run=dry_run,
         unused_model_features=_model_features_missing(mapping),
+        encoding=layout.encoding,
+        encoding_question=layout.encoding_question,
     )
 
 
@@ -487,15 +633,19 @@ def customers_import_csv(
     header_row: bool | None = None,
     column_names: Sequence[str] = (),
     progress: ProgressCallback | None = None,
+    encoding: str | None = None,
 ) -> ImportReport:
     """Validate a customer file and, unless told otherwise, upsert it by customer ID.
 
     All or nothing: with any invalid row nothing is written unless ``skip_invalid``;
     unit questions and a change to more than IMPORT_CONFIRM_CHANGED_SHARE of existing
-    customers raise NeedsConfirmation unless ``confirmed``. Raises CsvFormatError when
-    the file as a whole is unreadable.
+    customers raise NeedsConfirmation unless ``confirmed``, and so does a file that is not
+    UTF-8 when ``encoding`` is not given (it is read as the encoding detected). Raises
+    CsvFormatError when the file as a whole is unreadable.
     """
-    layout = read_layout(stream, request, header_row=header_row, column_names=column_names)
+    layout = read_layout(
+        stream, request, header_row=header_row, column_names=column_names, encoding=encoding
+    )
     report = _new_report(layout, options.dry_run)
     _validate(stream, layout, report, progress)
     if report.rows_read == 0:
@@ -503,7 +653,7 @@ def customers_import_csv(
     blocked = report.error_count and not options.skip_invalid
     if options.dry_run or blocked or report.valid_rows == 0:
         return report
-    if report.questions and not options.confirmed:
+    if (report.questions or report.encoding_question) and not options.confirmed:
         raise NeedsConfirmation(report)
     bad_rows = {error.row for error in report.errors}
     if report.error_count > len(report.errors):
@@ -548,6 +698,7 @@ def _record_start(layout: FileLayout, options: ImportOptions) -> ImportRecord:
             "id": mapping.id_source(),
             "delimiter": layout.delimiter,
             "header_row": layout.header_row,
+            "encoding": encoding_name(layout.encoding),
         },
         attributes_created=[a.key for a in attributes],
     )
@@ -685,7 +836,12 @@ class ChunkWriter:
         left = [f"{stored}.{col}" for col in self.columns]
         right = [f"{incoming}.{col}" for col in self.columns]
         if self.attributes:
-            left.append(f"{stored}.attributes" if self.postgres else f"json({stored}.attributes)")
+            # A key holding null and a missing key are the same unknown value.
+            left.append(
+                f"jsonb_strip_nulls({stored}.attributes)"
+                if self.postgres
+                else f"json({stored}.attributes)"
+            )
             right.append(self._merged(stored, incoming))
         if not left:
             return "FALSE"
@@ -693,9 +849,10 @@ class ChunkWriter:
         return f"({', '.join(left)}) {operator} ({', '.join(right)})"
 
     def _merged(self, stored: str, incoming: str) -> str:
-        """The stored attributes with the file's on top (a blank in the file clears one)."""
+        """The stored attributes with the file's on top (a blank in the file clears one, as
+        JSON merge patch does on SQLite: the key goes)."""
         if self.postgres:
-            return f"{stored}.attributes || {incoming}.attributes"
+            return f"jsonb_strip_nulls({stored}.attributes || {incoming}.attributes)"
         return f"json_patch({stored}.attributes, {incoming}.attributes)"
 
     def _upsert_sql(self) -> str:
@@ -850,25 +1007,53 @@ def export_columns(catalogue: Catalogue | None = None) -> tuple[str, ...]:
     return (ID, *catalogue.keys)
 
 
+class SafeCsvWriter:
+    """The one CSV writer of the site: every file it writes (the admin's export,
+    export_customers, a segment's campaign export) goes through ``row``.
+
+    Text that a spreadsheet would run as a formula (=, +, -, @, a tab or a carriage return
+    at the start) gets a leading apostrophe, which spreadsheets show as text and the
+    importer takes off again. Numbers are written as plain decimals and never guarded: a
+    negative number stays a number. A Decimal is written exactly as it is (0.5000).
+    """
+
+    def __init__(self) -> None:
+        self._writer = csv.writer(EchoBuffer())
+
+    def row(self, cells: Iterable) -> str:
+        return self._writer.writerow([csv_cell(cell) for cell in cells])
+
+
+def csv_cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, int | float):
+        return format_number(value)
+    return spreadsheet_safe(str(value))
+
+
 def customers_export_lines(*, queryset=None) -> Iterator[str]:
     """CSV lines (header first) in the import format, streamed in primary-key chunks."""
-    writer = csv.writer(EchoBuffer())
+    writer = SafeCsvWriter()
     catalogue = catalogue_current()
     columns = export_columns(catalogue)
-    yield writer.writerow(columns)
+    yield writer.row(columns)
     queryset = Customer.objects.all() if queryset is None else queryset
     built_in = [c for c in columns if c in FIELDS]
     attributes = [c for c in columns if c not in FIELDS]
     rows = queryset.order_by("pk").values_list(*built_in, "attributes")
     for *values, extra in rows.iterator(chunk_size=5_000):
         extra = extra or {}
-        cells = [format_value(v) for v in values] + [format_value(extra.get(a)) for a in attributes]
-        yield writer.writerow([spreadsheet_safe(cells[0]), *cells[1:]])
+        yield writer.row([*values, *(extra.get(a) for a in attributes)])
 
 
 def spreadsheet_safe(text: str) -> str:
     """Text must not run as a formula when the file opens in a spreadsheet."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return "'" + text if text[:1] in FORMULA_STARTS else text
 
 
 def id_prefix_for(file_name: str) -> str:

@@ -19,10 +19,11 @@ from customers.csv_format import (
     UnclearColumns,
 )
 from customers.expressions import ExpressionError, parse_derivation
-from customers.forms import ColumnMapForm, ColumnView, ImportUploadForm
+from customers.forms import DERIVE_ROWS, ColumnMapForm, ColumnView, ImportUploadForm
 from customers.models import ImportRecord
 from customers.selectors import catalogue_current
 from customers.services import (
+    MAX_COLUMNS,
     FileLayout,
     ImportOptions,
     NeedsConfirmation,
@@ -32,10 +33,24 @@ from customers.services import (
     import_undo,
     read_layout,
 )
-from customers.uploads import upload_discard, upload_path, upload_store
+from customers.uploads import (
+    upload_claim,
+    upload_discard,
+    upload_keep,
+    upload_known,
+    upload_path,
+    upload_release,
+    upload_store,
+)
 
 IMPORT_PERMISSIONS = ("customers.add_customer", "customers.change_customer")
 EXPIRED = "That upload has expired or was already imported; upload again."
+ALREADY_IMPORTED = (
+    "That upload was already imported (or is being imported right now, or has expired): "
+    "see the import history, or upload the file again."
+)
+# What the pages carry back and forth in hidden fields is bounded like what a user types.
+FILE_NAME_MAX_LENGTH = 255
 
 
 @login_required
@@ -54,14 +69,23 @@ def import_upload(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         upload = {
             "token": upload_store(request.session, form.cleaned_data["file"]),
-            "filename": form.cleaned_data["file"].name,
+            "filename": form.cleaned_data["file"].name[:FILE_NAME_MAX_LENGTH],
             "skip_invalid": form.cleaned_data["skip_invalid"],
         }
+        waits = False
         try:
             context.update(_first_look(request, upload))
+            # Kept only when there is something to confirm or a column to choose.
+            waits = bool(context.get("can_import") or context.get("map_form"))
         except CsvFormatError as problem:
-            upload_discard(request.session, upload["token"])
             form.add_error("file", str(problem))
+        finally:
+            # Whatever ended the request (a refusal, an error, a worker timeout), the
+            # customers' data does not stay on disk unless the user can still use it.
+            if waits:
+                upload_keep(upload["token"])
+            else:
+                upload_discard(request.session, upload["token"])
     return render(request, "customers/import.html", context)
 
 
@@ -80,12 +104,7 @@ def _first_look(request: HttpRequest, upload: dict) -> dict:
                 f"Columns {columns} {both} look like {label}: choose the one that holds it.",
             )
     if _fully_recognised(layout):
-        context = _check(request, upload, choices={})
-        if not context["can_import"]:
-            # Nothing to confirm and no column to choose again: do not keep the customers'
-            # data on disk.
-            upload_discard(request.session, upload["token"])
-        return context
+        return _check(request, upload, choices={})
     return {**upload, "map_form": _map_form(layout)}
 
 
@@ -116,11 +135,12 @@ def _request(filename: str, **options) -> MappingRequest:
 def _map_form(layout: FileLayout, data=None, initial=None) -> ColumnMapForm:
     mapping = layout.mapping
     by_position = {position: key for key, position in mapping.positions.items()}
+    new_keys = set(mapping.new_keys)  # a set: one look-up per column, however many
     columns = []
     for index, header in enumerate(mapping.headers):
         target = by_position.get(index, "")
         feature = mapping.features.get(target)
-        if feature is not None and feature in mapping.new_attributes:
+        if feature is not None and target in new_keys:
             target = f"{NEW_ATTRIBUTE}{feature.kind}"
         profile = layout.profiles[index] if index < len(layout.profiles) else None
         examples = "e.g. " + ", ".join(profile.examples) if profile and profile.examples else ""
@@ -169,7 +189,7 @@ def _initial(columns: str) -> dict:
 def _upload_from(request: HttpRequest) -> dict:
     return {
         "token": request.POST.get("token", ""),
-        "filename": request.POST.get("filename", "the file"),
+        "filename": request.POST.get("filename", "the file")[:FILE_NAME_MAX_LENGTH],
         "skip_invalid": request.POST.get("skip_invalid") == "1",
     }
 
@@ -201,6 +221,10 @@ def _choices(text: str) -> dict | None:
         if not isinstance(choices, dict):
             return None
         targets, derive = choices.get("targets", []), choices.get("derive", [])
+        if not isinstance(targets, list) or not isinstance(derive, list):
+            return None
+        if len(targets) > MAX_COLUMNS or len(derive) > DERIVE_ROWS:
+            return None
         if not all(isinstance(t, str) for t in [*targets, *derive]):
             return None
         for text in derive:
@@ -214,15 +238,18 @@ def _choices(text: str) -> dict | None:
 @permission_required(IMPORT_PERMISSIONS, raise_exception=True)
 @require_POST
 def import_confirm(request: HttpRequest) -> HttpResponse:
-    """Step 2: write the file checked in step 1."""
+    """Step 2: write the file checked in step 1, once however often it is confirmed."""
     upload = _upload_from(request)
-    path = upload_path(request.session, upload["token"])
-    if path is None:
+    if not upload_known(request.session, upload["token"]):
         messages.error(request, EXPIRED)
         return redirect("customers:import")
     choices = _choices(request.POST.get("columns", ""))
     if choices is None:
         messages.error(request, "The column choices were garbled; check the file again.")
+        return redirect("customers:import")
+    path = upload_claim(request.session, upload["token"])
+    if path is None:
+        messages.error(request, ALREADY_IMPORTED)
         return redirect("customers:import")
     options = ImportOptions(
         skip_invalid=upload["skip_invalid"],
@@ -235,6 +262,7 @@ def import_confirm(request: HttpRequest) -> HttpResponse:
             path=path, request=_mapping_request(upload["filename"], choices), options=options
         )
     except NeedsConfirmation as waiting:
+        upload_release(upload["token"])
         context = {**upload, "report": waiting.report, "can_import": True, "ask": True}
         context["columns"] = json.dumps(choices)
         return render(request, "customers/import.html", {"form": ImportUploadForm(), **context})
@@ -242,6 +270,9 @@ def import_confirm(request: HttpRequest) -> HttpResponse:
         upload_discard(request.session, upload["token"])
         messages.error(request, str(problem))
         return redirect("customers:import")
+    except BaseException:
+        upload_discard(request.session, upload["token"])  # no customer data left behind
+        raise
     upload_discard(request.session, upload["token"])
     if report.written:
         messages.success(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -58,8 +59,10 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "template_partials",
+    "axes",
     "customers",
     "clustering",
+    "purchases",
 ]
 
 MIDDLEWARE = [
@@ -73,6 +76,9 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "segmentation_site.htmx_cache.HtmxFragmentCacheMiddleware",
     "segmentation_site.security.ContentSecurityPolicyMiddleware",
+    "segmentation_site.security.PrivateResponsesMiddleware",
+    # Last: turns a refused sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "segmentation_site.urls"
@@ -97,7 +103,9 @@ TEMPLATES = [
 
 def database_config() -> dict:
     url = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
-    config = dj_database_url.parse(url, conn_max_age=60)
+    # Connections are kept for a minute and checked before each request reuses one, so a
+    # database restart or failover costs a reconnect, not a server error.
+    config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # The web server and the worker write to one file: wait for the lock
         # instead of failing, and take it at the start of each transaction.
@@ -125,8 +133,31 @@ LOGIN_URL = "login"
 # Failed sign-ins per user name and address before a pause.
 LOGIN_MAX_FAILURES = int(os.environ.get("LOGIN_MAX_FAILURES", "5"))
 LOGIN_LOCKOUT_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_SECONDS", "900"))
+# Reverse proxies in front of the site that append the address they saw to
+# X-Forwarded-For (nginx: $proxy_add_x_forwarded_for). 0: the connection's address is the
+# client's. Behind one TLS proxy: 1. Never more than there are: the entries further left
+# are whatever the client sent.
+SIGNIN_PROXY_COUNT = int(os.environ.get("DJANGO_PROXY_COUNT", "0"))
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
+
+# Sign-in throttling (django-axes) on every form that authenticates a request, the admin's
+# included: failures are counted per user name and client address in the database, with an
+# atomic increment, so they count across web workers and while Redis is down.
+AUTHENTICATION_BACKENDS = [
+    "segmentation_site.security.SignInThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = LOGIN_MAX_FAILURES
+AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_LOCKOUT_SECONDS)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_CALLABLE = "segmentation_site.security.signin_username"
+AXES_CLIENT_IP_CALLABLE = "segmentation_site.security.client_address"
+AXES_LOCKOUT_CALLABLE = "segmentation_site.security.lockout_response"
+# Failed attempts are kept (admin: Axes); a row per successful sign-in would only grow.
+AXES_DISABLE_ACCESS_LOG = True
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("DJANGO_TIME_ZONE", "UTC")
@@ -138,8 +169,10 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"))
 
 # --- Security ------------------------------------------------------------------------------------
-# DJANGO_HTTPS=true in production (behind a TLS proxy): HTTPS only, HSTS, secure cookies.
-HTTPS = env_bool("DJANGO_HTTPS", False)
+# Secure by default: without debug the site is served over HTTPS (behind a TLS proxy that
+# sets X-Forwarded-Proto): HTTPS only, HSTS, secure cookies. DJANGO_HTTPS=false turns this
+# off for a plain-HTTP deployment; `make run` (debug) is plain HTTP unless told otherwise.
+HTTPS = env_bool("DJANGO_HTTPS", not DEBUG)
 SECURE_SSL_REDIRECT = HTTPS
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
 SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "31536000")) if HTTPS else 0
@@ -168,7 +201,7 @@ IMPORT_CONFIRM_CHANGED_SHARE = float(os.environ.get("IMPORT_CONFIRM_CHANGED_SHAR
 MODEL_STORAGE_DIR = Path(os.environ.get("MODEL_STORAGE_DIR", VAR_DIR / "models"))
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
-# Shared by every process: sign-in throttling must count across web workers.
+# Shared by every process.
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -224,6 +257,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
+    # django-axes logs every successful sign-in at INFO; failures and lockouts are WARNINGs.
+    "loggers": {"axes": {"level": "WARNING"}},
 }
 
 # --- Clustering ---------------------------------------------------------------------------------

@@ -4,13 +4,12 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from segmentation_site.security import ThrottledLoginView
-
 urlpatterns = [
     path("", include("clustering.urls")),
     path("customers/", include("customers.urls")),
     path("api/", include("clustering.api_urls")),
-    path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
+    # Both sign-in forms are throttled by django-axes (see settings.AXES_*).
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),

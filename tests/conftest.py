@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from django.test import override_settings
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 
@@ -44,9 +45,31 @@ def model_storage(settings, tmp_path):
     return settings.MODEL_STORAGE_DIR
 
 
+@pytest.fixture(autouse=True, scope="session")
+def plain_http():
+    """The test client and the live server speak plain HTTP. Without debug the site is
+    HTTPS-only by default (DJANGO_HTTPS); tests of those settings turn them on again.
+
+    Session-wide and first: the live server builds its middleware (which reads these
+    settings once) when it starts, before any function-scoped fixture runs."""
+    plain = override_settings(
+        HTTPS=False,
+        SECURE_SSL_REDIRECT=False,
+        SECURE_PROXY_SSL_HEADER=None,
+        SECURE_HSTS_SECONDS=0,
+        SECURE_HSTS_INCLUDE_SUBDOMAINS=False,
+        SECURE_HSTS_PRELOAD=False,
+        SESSION_COOKIE_SECURE=False,
+        CSRF_COOKIE_SECURE=False,
+    )
+    plain.enable()
+    yield
+    plain.disable()
+
+
 @pytest.fixture(autouse=True)
 def private_cache(settings, request):
-    """Each test counts sign-in failures in a cache of its own."""
+    """Each test has a cache of its own."""
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.locmem.LocMemCache",

@@ -112,3 +112,11 @@ def when(value) -> str:
         naturaltime(value),
         date_format(local, DATE_FORMAT),
     )
+
+
+@register.filter
+def when_text(value) -> str:
+    """A moment in the same one format as ``when``, as plain text (inside an <option>)."""
+    if not value:
+        return "–"
+    return date_format(timezone.localtime(value), DATE_FORMAT)

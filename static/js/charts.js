@@ -9,7 +9,11 @@
   }
 
   var axisFont = { size: 13 };
-  var gridColour = "#e3e7ee";
+  // The page's own ink and rule colours (site.css), so the charts match the tables.
+  function cssColour(name) {
+    return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  }
+  var gridColour = null;
 
   function axis(title) {
     return { title: { display: true, text: title, font: axisFont }, grid: { color: gridColour } };
@@ -32,7 +36,7 @@
           borderColor: colour,
           backgroundColor: colour,
           pointRadius: data.k_values.map(function (_k, i) { return i === chosen ? 8 : 4; }),
-          pointBackgroundColor: data.k_values.map(function (_k, i) { return i === chosen ? "#D55E00" : colour; }),
+          pointBackgroundColor: data.k_values.map(function (_k, i) { return i === chosen ? data.lines.chosen : colour; }),
           pointStyle: data.k_values.map(function (_k, i) { return i === chosen ? "rectRot" : "circle"; }),
           tension: 0.15
         }]
@@ -55,7 +59,7 @@
         datasets: [{
           label: "Customers",
           data: data.segments.map(function (s) { return s.size; }),
-          backgroundColor: data.segments.map(function (s) { return s.colour; })
+          backgroundColor: data.segments.map(function (s) { return s.hex; })
         }]
       },
       options: {
@@ -77,13 +81,22 @@
       for (var i = 0; i < p.x.length; i++) {
         if (p.cluster[i] === s.index) { points.push({ x: p.x[i], y: p.y[i] }); }
       }
-      return { label: s.name, data: points, backgroundColor: s.colour + "99", pointRadius: 2.5 };
+      // Each segment's own colour and marker shape (clustering/palette.py), as on its card.
+      return {
+        label: s.name,
+        data: points,
+        backgroundColor: s.hex + "99",
+        borderColor: s.hex,
+        borderWidth: 0.5,
+        pointStyle: s.shape,
+        pointRadius: 3
+      };
     });
     return new Chart(canvas, {
       type: "scatter",
       data: { datasets: datasets },
       options: {
-        plugins: { legend: { position: "bottom" } },
+        plugins: { legend: { position: "bottom", labels: { usePointStyle: true } } },
         scales: { x: axis("Direction 1 (most spread)"), y: axis("Direction 2") }
       }
     });
@@ -96,13 +109,14 @@
     // Boxes set the height (CSS); screenshots and tests want the final frame at once.
     Chart.defaults.maintainAspectRatio = false;
     Chart.defaults.animation = false;
-    Chart.defaults.color = "#1d2433";
+    Chart.defaults.color = cssColour("--ink");
+    gridColour = cssColour("--line");
     var elbow = document.getElementById("chart-elbow");
     var silhouette = document.getElementById("chart-silhouette");
     var sizeCanvas = document.getElementById("chart-sizes");
     var map = document.getElementById("chart-projection");
-    if (elbow) { lineByK(elbow, data, data.inertia, "Inertia", "#0072B2", 1); }
-    if (silhouette) { lineByK(silhouette, data, data.silhouette, "Silhouette", "#009E73", 3); }
+    if (elbow) { lineByK(elbow, data, data.inertia, "Inertia", data.lines.inertia, 1); }
+    if (silhouette) { lineByK(silhouette, data, data.silhouette, "Silhouette", data.lines.silhouette, 3); }
     if (sizeCanvas) { sizes(sizeCanvas, data); }
     if (map) { projection(map, data); }
   }

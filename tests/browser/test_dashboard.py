@@ -152,3 +152,116 @@ def test_the_dashboard_has_no_coverage_sentence_when_every_customer_fits(page, t
 
     expect(page.locator(".model-line")).to_be_visible()
     expect(page.locator("#run-coverage")).to_have_count(0)
+
+
+# --------------------------------------------------------------------------- colours and layout
+
+CARD_HEADINGS = """() => [...document.querySelectorAll('.cards article.card h3')]
+    .map(h => h.innerText)"""
+SIZES = """() => {
+    const chart = Chart.getChart(document.getElementById('chart-sizes'));
+    return {labels: chart.data.labels, colours: chart.data.datasets[0].backgroundColor};
+}"""
+MAP_SHAPES = """() => Chart.getChart(document.getElementById('chart-projection'))
+    .data.datasets.map(d => [d.label, d.pointStyle])"""
+
+
+def rows_of(boxes: list[dict]) -> list[list[dict]]:
+    """Boxes grouped by the row they sit on (same top)."""
+    rows: dict[int, list[dict]] = {}
+    for box in boxes:
+        rows.setdefault(round(box["y"]), []).append(box)
+    return [rows[top] for top in sorted(rows)]
+
+
+def test_each_segment_has_one_colour_and_marker_on_its_card_and_in_the_charts(
+    page, trained, marketer, screenshot
+):
+    sign_in(page, marketer)
+    page.wait_for_function("window.Chart && Chart.getChart(document.getElementById('chart-sizes'))")
+
+    headings = page.evaluate(CARD_HEADINGS)
+    sizes = page.evaluate(SIZES)
+    assert sizes["labels"] == headings, "the sizes chart is not in the cards' order"
+    for name, colour in zip(headings, sizes["colours"]):
+        card = segment_card(page, name)
+        assert card.get_attribute("data-colour") == colour
+        expect(card.locator(".card-stripe rect")).to_have_attribute("fill", colour)
+        expect(card.locator(".card-head .swatch [fill]")).to_have_attribute("fill", colour)
+    shapes = dict(page.evaluate(MAP_SHAPES))
+    assert len(set(shapes.values())) == 4, shapes  # four segments, four markers
+    for name, shape in shapes.items():
+        swatch = segment_card(page, name).locator(".card-head .swatch")
+        expect(swatch).to_have_attribute("data-shape", shape)
+    assert page.js_errors == []
+    screenshot(page, full_page=False)
+
+
+def test_differences_from_the_average_are_neither_red_nor_green(page, trained, marketer):
+    sign_in(page, marketer)
+    table = segment_card(page, "Budget Shoppers").locator("table.compare")
+
+    colours = table.evaluate(
+        """t => [...t.querySelectorAll('td')].map(td => getComputedStyle(td).color)"""
+    )
+    marked = table.locator("td.higher, td.lower")
+    assert marked.count() >= 2
+    assert set(colours) == {page.evaluate("getComputedStyle(document.body).color")}
+    expect(marked.first.locator(".arrow")).to_have_text(re.compile("^[▲▼]$"))
+
+
+def test_no_card_stands_alone_on_the_last_row(page, trained, marketer, screenshot):
+    sign_in(page, marketer)
+
+    cards = page.locator(".cards > article.card")
+    expect(cards).to_have_count(4)
+    rows = rows_of([card.bounding_box() for card in cards.all()])
+    assert [len(row) for row in rows] == [2, 2], rows
+    screenshot(page, full_page=False)
+
+
+def test_the_model_line_says_when_it_was_trained_with_the_relative_time_as_tooltip(
+    page, trained, marketer
+):
+    sign_in(page, marketer)
+
+    moment = page.locator(".model-line time")
+    expect(moment).to_have_text(re.compile(r"^\d{1,2} [A-Z][a-z]{2} \d{4}, \d\d:\d\d$"))
+    expect(moment).to_have_attribute("title", re.compile(r"(ago|now)$"))
+    assert moment.get_attribute("datetime").startswith(str(trained.finished_at.year))
+
+
+@pytest.fixture
+def trained_fixed(transactional_db):
+    """600 demo customers segmented with a fixed K of 5: one K tried, five cards."""
+    from clustering.models import TrainingRun
+
+    call_command("generate_customers", count=600, seed=1, stdout=io.StringIO())
+    call_command("train", sync=True, k=5, stdout=io.StringIO())
+    return TrainingRun.objects.get(is_active=True)
+
+
+def test_a_fixed_number_of_segments_leaves_no_blank_chart_box(
+    page, trained_fixed, marketer, screenshot
+):
+    sign_in(page, marketer)
+    page.wait_for_function("window.Chart && Chart.getChart(document.getElementById('chart-sizes'))")
+
+    expect(page.locator("#chart-elbow, #chart-silhouette")).to_have_count(0)
+    expect(page.locator("#fixed-k-note")).to_contain_text(
+        "The number of segments was fixed at 5, so no other numbers were tried"
+    )
+    figures = page.locator(".chart-grid > *")
+    expect(figures).to_have_count(2)
+    drawn = page.evaluate(CHART_TYPES, ["chart-sizes", "chart-projection"])
+    assert drawn == ["bar", "scatter"]
+    boxes = [figure.bounding_box() for figure in figures.all()]
+    assert len(rows_of(boxes)) == 1, "a chart sits alone beside an empty box"
+    # Five cards: three, then two that fill their row.
+    cards = rows_of([c.bounding_box() for c in page.locator(".cards > article.card").all()])
+    assert [len(row) for row in cards] == [3, 2]
+    grid = page.locator(".cards").bounding_box()
+    last = cards[-1][-1]
+    assert abs(last["x"] + last["width"] - (grid["x"] + grid["width"])) < 2
+    assert page.js_errors == []
+    screenshot(page)

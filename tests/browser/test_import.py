@@ -57,3 +57,57 @@ def test_a_manager_imports_a_file_whose_columns_have_other_names(
     assert first.attributes == {}  # every column went to a known field
     assert not Attribute.objects.exists()
     assert page.js_errors == []
+
+
+def test_the_upload_form_puts_the_box_by_its_words_and_styles_the_file_picker(
+    page, manager, screenshot
+):
+    sign_in(page, manager)
+    page.get_by_role("link", name="Import").click()
+
+    box = page.get_by_label("Import the valid rows even if some rows are invalid")
+    words = page.locator("label.check")
+    box_rect, words_rect = box.bounding_box(), words.bounding_box()
+    assert words_rect["x"] <= box_rect["x"] < words_rect["x"] + 10, "the box left its label"
+    middle = box_rect["y"] + box_rect["height"] / 2
+    assert words_rect["y"] <= middle <= words_rect["y"] + words_rect["height"]
+    page.get_by_text("Import the valid rows even if some rows are invalid").click()
+    expect(box).to_be_checked()
+
+    picker = page.get_by_label("CSV file")
+    button_colour = picker.evaluate(
+        "el => getComputedStyle(el, '::file-selector-button').backgroundColor"
+    )
+    accent = page.get_by_role("button", name="Check file").evaluate(
+        "el => getComputedStyle(el).backgroundColor"
+    )
+    assert button_colour == accent, "the file picker's button is the browser's grey one"
+    assert picker.evaluate("el => getComputedStyle(el).borderStyle") == "dashed"
+    screenshot(page)
+
+
+def test_the_column_step_keeps_its_choices_narrow_and_names_a_duplicate(
+    page, manager, tmp_path, screenshot
+):
+    crm = tmp_path / "crm.csv"
+    crm.write_text(CRM_EXPORT)
+    sign_in(page, manager)
+    page.get_by_role("link", name="Import").click()
+    page.get_by_label("CSV file").set_input_files(crm)
+    page.get_by_role("button", name="Check file").click()
+
+    selects = page.locator("table.column-choices select")
+    expect(selects).to_have_count(5)
+    widths = [select.bounding_box()["width"] for select in selects.all()]
+    assert max(widths) < 320, widths
+    expect(page.locator("table.column-choices td.muted").first).to_have_text("e.g. C-1, C-2")
+
+    page.get_by_label("Years", exact=True).select_option(label="Age")
+    page.get_by_label("Score", exact=True).select_option(label="Age")
+    page.get_by_role("button", name="Check the file").click()
+
+    score_row = page.locator("table.column-choices tr").filter(has=page.get_by_label("Score"))
+    expect(score_row.locator(".error")).to_have_text(
+        "Columns “Score” and “Years” both hold Age; choose one."
+    )
+    screenshot(page)

@@ -84,3 +84,54 @@ def test_the_confidence_link_opens_its_explanation(page, trained, marketer):
 
     expect(help_panel).to_have_attribute("open", "")
     expect(help_panel.get_by_text("Unusual customer")).to_be_visible()
+
+
+FAR_FROM_EVERYONE = {
+    "Age": "45",
+    "Annual income (k)": "9000",
+    "Spending score": "99",
+    "Purchases per year": "9000",
+}
+
+
+def test_a_customer_far_from_every_segment_is_told_it_fits_none_before_the_nearest(
+    page, trained, marketer, screenshot
+):
+    sign_in(page, marketer)
+    fill_customer(page, FAR_FROM_EVERYONE)
+    page.get_by_role("button", name="Find the segment").click()
+
+    prediction = page.locator("#prediction")
+    headline = prediction.locator(".prediction-head")
+    expect(headline).to_have_text("Fits no segment well (unusual)")
+    first_words = prediction.inner_text().strip().splitlines()[0]
+    assert first_words == "Fits no segment well (unusual)"
+    nearest = prediction.locator(".nearest")
+    expect(nearest).to_contain_text("Nearest segment")
+    expect(prediction.get_by_role("heading", name="The nearest segment's strategy")).to_be_visible()
+    # Nothing that reads as a confident fit: no confidence headline, badge or "What to do".
+    expect(prediction.locator(".confidence, .badge, meter")).to_have_count(0)
+    expect(prediction.get_by_role("heading", name="What to do")).to_have_count(0)
+    assert headline.bounding_box()["y"] < nearest.bounding_box()["y"]
+    assert page.js_errors == []
+    prediction.scroll_into_view_if_needed()
+    screenshot(page, full_page=False)
+
+
+def test_a_decimal_income_is_placed_and_a_decimal_age_is_refused_in_words(page, trained, marketer):
+    sign_in(page, marketer)
+    fill_customer(page, {**A_BIG_SPENDER, "Annual income (k)": "118.5"})
+    page.get_by_role("button", name="Find the segment").click()
+    expect(page.locator("#prediction .segment-name")).to_have_text("High-Value Customers")
+
+    page.get_by_label("Age").fill("38.5")
+    page.get_by_role("button", name="Find the segment").click()
+
+    age_field = page.locator("#predict-panel .field").filter(has=page.locator("#id_age"))
+    expect(age_field).to_contain_text("Age must be a whole number.")
+    expect(page.locator("#prediction")).to_have_count(0)
+    income_field = page.locator("#predict-panel .field").filter(
+        has=page.locator("#id_annual_income")
+    )
+    expect(income_field.locator(".errorlist")).to_have_count(0)
+    expect(page.get_by_label("Annual income (k)")).to_have_value("118.5")

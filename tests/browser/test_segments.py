@@ -11,6 +11,7 @@ from django.core.management import call_command
 from playwright.sync_api import expect
 
 from clustering.models import Segment
+from tests.browser.conftest import PHONE
 from tests.browser.helpers import (
     card_customer_count,
     mark_page,
@@ -112,7 +113,7 @@ def test_the_members_page_filters_as_you_type(page, trained, marketer, screensho
     mark_page(page)
 
     wanted = rows.nth(3).locator("td").first.inner_text()
-    page.get_by_label("Customer ID contains").press_sequentially(wanted, delay=20)
+    page.get_by_label("Customer ID or text contains").press_sequentially(wanted, delay=20)
 
     expect(rows).to_have_count(1)
     expect(rows.first.locator("td").first).to_have_text(wanted)
@@ -120,12 +121,12 @@ def test_the_members_page_filters_as_you_type(page, trained, marketer, screensho
     assert f"q={wanted}" in page.url
     assert page_was_not_reloaded(page)
 
-    page.get_by_label("Customer ID contains").fill("NOBODY")
+    page.get_by_label("Customer ID or text contains").fill("NOBODY")
     expect(rows).to_have_count(1)
     expect(rows.first).to_have_text("No customers match.")
     assert page_was_not_reloaded(page)
     assert page.js_errors == []
-    page.get_by_label("Customer ID contains").fill(wanted)
+    page.get_by_label("Customer ID or text contains").fill(wanted)
     expect(rows.first.locator("td").first).to_have_text(wanted)
     screenshot(page, "filtered")
 
@@ -136,7 +137,7 @@ def loyal_members_searched(page, marketer):
     segment_card(page, "Loyal Customers").get_by_role("link", name="See the customers").click()
     rows = page.locator("#members-table tbody tr")
     wanted = rows.nth(2).locator("td").first.inner_text()
-    page.get_by_label("Customer ID contains").fill(wanted)
+    page.get_by_label("Customer ID or text contains").fill(wanted)
     expect(rows).to_have_count(1)
     page.wait_for_url(re.compile(f"q={wanted}"))
     return rows, wanted
@@ -150,7 +151,7 @@ def test_back_shows_the_filters_that_match_the_table(page, trained, marketer):
     page.go_back()
 
     page.wait_for_url(lambda url: f"q={wanted}" in url and "band=low" not in url)
-    expect(page.get_by_label("Customer ID contains")).to_have_value(wanted)
+    expect(page.get_by_label("Customer ID or text contains")).to_have_value(wanted)
     expect(page.get_by_label("Confidence")).to_have_value("")
     expect(rows).to_have_count(1)
     expect(rows.first.locator("td").first).to_have_text(wanted)
@@ -164,7 +165,7 @@ def test_back_from_another_page_shows_the_whole_members_page(page, trained, mark
     page.go_back()
 
     expect(page.get_by_role("heading", level=1)).to_have_text("Loyal Customers")
-    expect(page.get_by_label("Customer ID contains")).to_have_value(wanted)
+    expect(page.get_by_label("Customer ID or text contains")).to_have_value(wanted)
     expect(rows).to_have_count(1)
 
 
@@ -174,7 +175,7 @@ def test_the_campaign_export_follows_the_members_filter(page, trained, marketer,
     rows = page.locator("#members-table tbody tr")
     wanted = rows.first.locator("td").first.inner_text()
 
-    page.get_by_label("Customer ID contains").fill(wanted)
+    page.get_by_label("Customer ID or text contains").fill(wanted)
     expect(rows).to_have_count(1)
     with page.expect_download() as download_info:
         page.get_by_role("link", name="Export for a campaign (CSV)").click()
@@ -223,3 +224,97 @@ def test_a_card_tells_the_features_of_the_segments_from_the_others(
     expect(mix.locator("dd")).to_have_text(re.compile(r"^web \d+ % · store \d+ %$"))
     assert page.js_errors == []
     screenshot(page)
+
+
+def column_values(page, header: str) -> list[str]:
+    """The cells of one column of the members table, by its header."""
+    headers = page.locator("#members-table thead th").all_inner_texts()
+    position = headers.index(header) + 1
+    return page.locator(f"#members-table tbody tr td:nth-child({position})").all_inner_texts()
+
+
+def test_members_are_found_by_a_text_attribute_and_a_range_and_exported_alike(
+    page, trained_on_three, marketer, tmp_path, screenshot
+):
+    sign_in(page, marketer)
+    largest = page.locator(".cards article.card").first
+    largest.get_by_role("link", name="See the customers").click()
+    mark_page(page)
+
+    page.get_by_label("Customer ID or text contains").fill("stor")
+    expect(page.locator("#members-table .pager")).to_contain_text("matching")
+    assert set(column_values(page, "Channel")) == {"store"}
+
+    page.get_by_text("Filter by value").click()
+    page.get_by_label("Age from").fill("30")
+    page.get_by_label("Age to").fill("45")
+    page.get_by_label("Purchases per year to").fill("25")
+    page.get_by_label("Purchases per year to").press("Enter")
+    page.wait_for_url(re.compile("max_purchase_frequency=25"))
+    expect(page.locator("#members-table .pager")).to_contain_text("matching")
+    ages = [int(age) for age in column_values(page, "Age")]
+    assert ages and all(30 <= age <= 45 for age in ages)
+    assert all(float(n) <= 25 for n in column_values(page, "Purchases per year"))
+    assert set(column_values(page, "Channel")) == {"store"}
+    assert page_was_not_reloaded(page)
+    screenshot(page)
+
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Export for a campaign (CSV)").click()
+    path = tmp_path / "export.csv"
+    download_info.value.save_as(path)
+    with path.open(newline="", encoding="utf-8") as file:
+        exported = list(csv.DictReader(file))
+    shown = page.locator("#members-table tbody tr td:first-child").all_inner_texts()
+    assert len(shown) < 50  # one page: the export holds exactly the rows on it
+    assert sorted(row["customer_id"] for row in exported) == sorted(shown)
+    assert {row["channel"] for row in exported} == {"store"}
+    assert page.js_errors == []
+
+
+def test_on_a_phone_the_members_table_keeps_ids_whole_and_says_it_scrolls(
+    new_page, trained, marketer, screenshot
+):
+    page = new_page(viewport=PHONE, is_mobile=True, has_touch=True)
+    sign_in(page, marketer)
+    segment_card(page, "Loyal Customers").get_by_role("link", name="See the customers").click()
+
+    expect(page.locator(".scroll-hint")).to_be_visible()
+    expect(page.locator(".scroll-hint")).to_contain_text("scrolls sideways")
+    first_cells = page.locator("#members-table tbody tr td:first-child")
+    lines = first_cells.first.evaluate(
+        """td => {
+            const range = document.createRange();
+            range.selectNodeContents(td);
+            return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;
+        }"""
+    )
+    assert lines == 1, "a customer ID is broken over two lines"
+    scroller = page.locator("#members-table .table-scroll")
+    assert scroller.evaluate("el => el.scrollWidth > el.clientWidth")
+    screenshot(page, full_page=False)
+
+    desktop = new_page()
+    sign_in(desktop, marketer)
+    segment_card(desktop, "Loyal Customers").get_by_role("link", name="See the customers").click()
+    expect(desktop.locator(".scroll-hint")).to_be_hidden()
+
+
+def test_a_name_another_segment_has_is_refused_in_plain_words(page, trained, marketer, screenshot):
+    sign_in(page, marketer)
+    card = segment_card(page, "Budget Shoppers")
+    card_id = card.get_attribute("id")
+    card.get_by_role("link", name="Edit name and strategy").click()
+    editor = page.locator(f"#{card_id}.editing")
+
+    editor.get_by_label("Name").fill("Loyal Customers")
+    editor.get_by_role("button", name="Save").click()
+
+    expect(editor.get_by_role("heading", level=3)).to_have_text("Edit “Budget Shoppers”")
+    expect(editor).to_contain_text(
+        "Another segment is already called “Loyal Customers”; choose another name."
+    )
+    expect(editor).not_to_contain_text("already exists")
+    expect(editor.get_by_label("Name")).to_have_value("Loyal Customers")
+    assert Segment.objects.filter(name="Budget Shoppers").exists()
+    screenshot(page, full_page=False)

@@ -31,6 +31,7 @@ CAMPAIGN_HEADER = [
     "confidence",
     "band",
     "strategy",
+    "segment_warning",
 ]
 # The four numbers every customer table has, the features a default run trains on.
 FEATURES = tuple(f.key for f in BUILT_IN_CATALOGUE.clusterable())

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from clustering.forms import PredictForm
 from clustering.prediction import predict_many, predict_one
+from customers.catalogue import BUILT_IN_CATALOGUE
 from customers.models import Customer
 from tests.clustering.conftest import client_for
 from tests.clustering.helpers import segment_of, train
@@ -137,3 +139,60 @@ def test_the_runner_up_of_an_unusual_customer_is_the_next_closest_segment(traine
     assert prediction.segment.name == "High-Value Customers"
     assert prediction.runner_up.name == "Potential Targets"
     assert prediction.runner_up_probability == 0.0  # far behind, yet still the next closest
+
+
+def test_the_headline_of_an_unusual_customer_is_that_it_fits_no_segment(trained, marketer):
+    page = client_for(marketer).post("/predict/", FAR_FROM_EVERYONE).content.decode()
+
+    answer = page[page.index('id="prediction"') :]
+    assert answer.index("Fits no segment well (unusual)") < answer.index("High-Value Customers")
+    assert "Nearest segment" in answer and "The nearest segment's strategy" in answer
+    # No "100 % very confident" and no "What to do" that would read as a fit.
+    assert 'class="confidence"' not in answer and "badge band-very-confident" not in answer
+    assert "What to do" not in answer
+
+
+def test_a_usual_customer_gets_the_segment_its_confidence_and_what_to_do(trained, marketer):
+    loyal = {f: round(v) for f, v in centre(trained, "Loyal Customers").items()}
+
+    page = client_for(marketer).post("/predict/", loyal).content.decode()
+
+    assert "Fits no segment well" not in page and "Nearest segment" not in page
+    assert 'class="confidence"' in page and "What to do" in page
+
+
+# --------------------------------------------------------------------------- the form
+
+
+def predict_form(**values) -> PredictForm:
+    definitions = tuple(BUILT_IN_CATALOGUE[key] for key in FAR_FROM_EVERYONE)
+    row = {"age": "38", "annual_income": "61", "spending_score": "50", "purchase_frequency": "9"}
+    return PredictForm({**row, **values}, definitions=definitions)
+
+
+def test_the_prediction_form_takes_a_decimal_where_the_feature_allows_one():
+    form = predict_form(annual_income="38.5")
+
+    assert form.is_valid(), form.errors
+    assert form.row()["annual_income"] == 38.5
+
+
+@pytest.mark.parametrize(
+    "key, label", [("age", "Age"), ("spending_score", "Spending score")], ids=["age", "score"]
+)
+def test_a_decimal_is_refused_as_not_a_whole_number_where_the_feature_counts(key, label):
+    form = predict_form(**{key: "38.5"})
+
+    assert not form.is_valid()
+    assert form.errors[key] == [f"{label} must be a whole number."]
+
+
+def test_the_prediction_page_answers_a_decimal_income_and_refuses_a_decimal_age(trained, marketer):
+    client = client_for(marketer)
+    row = {"age": "38", "annual_income": "38.5", "spending_score": "50", "purchase_frequency": "9"}
+
+    accepted = client.post("/predict/", row).content.decode()
+    refused = client.post("/predict/", {**row, "age": "38.5"}).content.decode()
+
+    assert 'id="prediction"' in accepted and "must be" not in accepted
+    assert "Age must be a whole number." in refused and 'id="prediction"' not in refused

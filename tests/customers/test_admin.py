@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
+from clustering.models import ClusterAssignment
 from customers.models import Customer
+from tests.clustering.helpers import make_customers, train
 from tests.customers.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -198,3 +202,39 @@ def test_changelist_hides_the_import_link_from_staff_who_may_only_view(client, d
 
     assert response.status_code == 200
     assert reverse("customers:import") not in response.content.decode()
+
+
+# --- Natural order and the current segment ------------------------------------------------------
+
+ID_CELL = re.compile(r'class="field-customer"><a [^>]*>([^<]+)</a>')
+
+
+def ids_listed(admin_client, **params) -> list[str]:
+    response = admin_client.get(reverse(CHANGELIST), params)
+    assert response.status_code == 200
+    return ID_CELL.findall(response.content.decode())
+
+
+def test_the_customer_list_sorts_ids_as_numbers_within_their_prefix(admin_client):
+    for customer_id in ["C-10", "C-9", "C-100", "B-2", "C-1", "7", "12"]:
+        CustomerFactory(customer_id=customer_id)
+
+    assert ids_listed(admin_client) == ["7", "12", "B-2", "C-1", "C-9", "C-10", "C-100"]
+    # The ID column's header sorts the same way, either direction (column 1: 0 is the tick box).
+    assert ids_listed(admin_client, o="-1") == ["C-100", "C-10", "C-9", "C-1", "B-2", "12", "7"]
+
+
+def test_the_customer_list_and_form_show_each_customer_s_current_segment(admin_client):
+    make_customers(400, seed=7)
+    run = train()
+    member = ClusterAssignment.objects.filter(run=run).select_related("cluster__segment").first()
+    outsider = CustomerFactory(customer_id="ZZ-NEW")  # came after the training
+
+    page = admin_client.get(reverse(CHANGELIST), {"q": member.customer.customer_id})
+    form = admin_client.get(reverse("admin:customers_customer_change", args=[outsider.pk]))
+
+    assert re.search(
+        rf'<td class="field-segment">{re.escape(member.cluster.segment.name)}</td>',
+        page.content.decode(),
+    )
+    assert "in no segment" in form.content.decode()

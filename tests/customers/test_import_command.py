@@ -357,15 +357,10 @@ WHOLE_FILE_ERRORS = {
         b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00" + bytes(range(256)),
         "this is not a CSV file: it contains binary data",
     ),
-    "latin-1 text": (
-        "customer_id,name,age,annual_income,spending_score\n0001,Müller,30,50,50\n".encode(
-            "latin-1"
-        ),
-        "the file is not UTF-8 text (byte 0xfc on line 2)",
-    ),
-    "latin-1 in the last bytes": (
-        f"{HEADER},name\n0001,30,50,50,Jö\n".encode("latin-1"),
-        "the file is not UTF-8 text (byte 0xf6 on line 2)",
+    # Latin-1 and Windows-1252 files are read after a confirmation (tests/hardening).
+    "neither UTF-8 nor Windows-1252": (
+        f"{HEADER},name\n0001,30,50,50,J\x81\n".encode("latin-1"),
+        "the file is not UTF-8 text (byte 0x81 on line 2), nor Windows-1252",
     ),
     "no recognisable columns": (
         b"name,email,city\nAnn,ann@example.com,Lyon\n",

@@ -52,9 +52,11 @@ BROKEN: dict[str, Broken] = {
         b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10" + bytes(200),
         "this is not a CSV file: it contains binary data",
     ),
-    "latin-1 encoding": Broken(
-        text("NEW-2,féminin,30,50,50,10").encode("latin-1"),
-        "the file is not UTF-8 text (byte 0xe9 on line 4)",
+    # Latin-1 and Windows-1252 files are read after a confirmation (test_parsing); a byte
+    # that is text in neither is refused.
+    "neither UTF-8 nor Windows-1252": Broken(
+        text("NEW-2,female,30,50,50,10").encode("latin-1") + b"NEW-\x81,male,30,50,50,10\n",
+        "the file is not UTF-8 text (byte 0x81 on line 5), nor Windows-1252",
     ),
     "UTF-16 encoding (spreadsheet 'Unicode text')": Broken(
         text().replace(",", "\t").encode("utf-16"), "the file is UTF-16 text, not UTF-8"

@@ -108,7 +108,10 @@ valid_customers = st.fixed_dictionaries(
     },
     optional={
         "sex": st.sampled_from(["female", "male", "other", "unknown"]),
-        "customer_id": st.text(max_size=64),
+        # Any text but control, invisible format and line-separator characters (refused).
+        "customer_id": st.text(
+            st.characters(exclude_categories=("Cc", "Cf", "Zl", "Zp", "Cs")), max_size=64
+        ),
     },
 )
 

@@ -270,13 +270,58 @@ def test_check_deploy_passes_with_the_documented_production_settings(tmp_path):
     assert "no issues" in result.stdout + result.stderr
 
 
-def test_check_deploy_fails_without_https(tmp_path):
-    """The check above means something: without DJANGO_HTTPS the same check fails."""
+def test_check_deploy_is_clean_by_default_without_debug(tmp_path):
+    """Secure by default: without DJANGO_DEBUG the HTTPS settings are on, unasked."""
     result = deploy_check(tmp_path)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout + result.stderr
+
+
+def test_check_deploy_fails_when_https_is_turned_off(tmp_path):
+    """The check above means something: a plain-HTTP deployment has to say so, and the
+    check then warns about what it gives up."""
+    result = deploy_check(tmp_path, DJANGO_HTTPS="false")
 
     assert result.returncode != 0
     for warning in ("security.W004", "security.W008", "security.W012", "security.W016"):
         assert warning in result.stderr
+
+
+def settings_in_a_fresh_process(tmp_path, names: list[str], **env: str) -> dict:
+    environment = {**os.environ, "DJANGO_VAR_DIR": str(tmp_path / "var"), **env}
+    environment.pop("DJANGO_HTTPS", None)
+    environment.update(env)
+    code = (
+        "import json, django; django.setup(); from django.conf import settings; "
+        f"print(json.dumps({{n: getattr(settings, n) for n in {names!r}}}))"
+    )
+    environment["DJANGO_SETTINGS_MODULE"] = "segmentation_site.settings"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+HTTPS_SETTINGS = ["SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"]
+
+
+def test_make_run_with_debug_stays_on_plain_http(tmp_path):
+    """`make run` sets DJANGO_DEBUG=true: the laptop site is served on http://127.0.0.1."""
+    values = settings_in_a_fresh_process(tmp_path, HTTPS_SETTINGS, DJANGO_DEBUG="true")
+
+    assert values == dict.fromkeys(HTTPS_SETTINGS, False)
+
+
+def test_without_debug_the_https_settings_are_on_unless_turned_off(tmp_path):
+    secure = settings_in_a_fresh_process(tmp_path, HTTPS_SETTINGS, DJANGO_DEBUG="false")
+    plain = settings_in_a_fresh_process(
+        tmp_path, HTTPS_SETTINGS, DJANGO_DEBUG="false", DJANGO_HTTPS="false"
+    )
+
+    assert secure == dict.fromkeys(HTTPS_SETTINGS, True)
+    assert plain == dict.fromkeys(HTTPS_SETTINGS, False)
 
 
 # --- Headers ------------------------------------------------------------------------------------
@@ -361,63 +406,6 @@ def test_the_session_and_csrf_cookies_are_secure_over_https(client, https, marke
     assert response.cookies["sessionid"]["secure"]
     assert response.cookies["sessionid"]["httponly"]
     assert response.cookies["csrftoken"]["secure"]
-
-
-# --- Sign-in throttling -------------------------------------------------------------------------
-
-
-def sign_in(client: Client, username: str, password: str):
-    return client.post("/accounts/login/", {"username": username, "password": password})
-
-
-def test_after_five_wrong_passwords_even_the_right_one_is_refused(client, marketer, settings):
-    assert settings.LOGIN_MAX_FAILURES == 5
-    for _ in range(5):
-        assert sign_in(client, "mia", "wrong").status_code == 200
-
-    response = sign_in(client, "mia", PASSWORD)
-
-    assert response.status_code == 429
-    assert "Too many failed sign-in attempts" in response.content.decode()
-    assert client.get("/").status_code == 302  # still signed out
-
-
-def test_another_user_name_is_not_locked_out(client, marketer, manager):
-    for _ in range(6):
-        sign_in(client, "mia", "wrong")
-
-    response = sign_in(client, "max", PASSWORD)
-
-    assert response.status_code == 302
-    assert client.get("/").status_code == 200
-
-
-def test_fewer_failures_than_the_limit_do_not_lock_out_and_success_resets_them(client, marketer):
-    for _ in range(4):
-        sign_in(client, "mia", "wrong")
-    assert sign_in(client, "mia", PASSWORD).status_code == 302
-    client.logout()
-    for _ in range(4):
-        sign_in(client, "mia", "wrong")
-
-    assert sign_in(client, "mia", PASSWORD).status_code == 302
-
-
-def test_the_user_name_is_throttled_whatever_its_case(client, marketer):
-    for _ in range(5):
-        sign_in(client, "MIA", "wrong")
-
-    assert sign_in(client, "mia", PASSWORD).status_code == 429
-
-
-@pytest.mark.parametrize("spelling", [" mia", "mia ", "\uff4d\uff49\uff41"], ids=repr)
-def test_a_locked_user_name_stays_locked_however_it_is_typed(client, marketer, spelling):
-    """The sign-in form strips spaces and folds full-width letters before it checks."""
-    for _ in range(5):
-        sign_in(client, "mia", "wrong")
-
-    assert sign_in(client, spelling, PASSWORD).status_code == 429
-    assert client.get("/").status_code == 302  # still signed out
 
 
 # --- Model files --------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from clustering.tokens import api_token_create
+from clustering.tokens import TokenNameInvalid, api_token_create
 
 
 class Command(BaseCommand):
@@ -21,7 +21,10 @@ class Command(BaseCommand):
             raise CommandError(f"no user named {username!r}") from None
         if not user.is_active:
             raise CommandError(f"user {username!r} is inactive")
-        _token, secret = api_token_create(user=user, name=name)
+        try:
+            _token, secret = api_token_create(user=user, name=name)
+        except TokenNameInvalid as problem:
+            raise CommandError(str(problem)) from None
         self.stdout.write(secret)
         self.stderr.write(
             f"Token for {username} ({name}). It is shown only now; send it as "

@@ -12,6 +12,7 @@ from clustering.services import (
     TrainingParams,
     training_run_claim,
     training_run_execute,
+    training_run_first,
     training_run_start,
     training_runs_reap,
 )
@@ -51,8 +52,16 @@ class Command(BaseCommand):
         mode.add_argument("--wait", action="store_true", help="queue and wait for the worker")
         parser.add_argument("--timeout", type=float, default=3600, help="seconds --wait waits")
         parser.add_argument("--json", action="store_true", help="print the run summary as JSON")
+        parser.add_argument(
+            "--if-no-model",
+            action="store_true",
+            help="queue a training with default options only when there are customers, no "
+            "active model and no run in flight (what `make run` does on a fresh database)",
+        )
 
     def handle(self, *args, **options):
+        if options["if_no_model"]:
+            return self.first_model()
         params = self.params(options)
         try:
             run = training_run_start(params=params) if not options["sync"] else None
@@ -65,6 +74,19 @@ class Command(BaseCommand):
         self.report(run, options["json"])
         if run.status == TrainingRun.Status.FAILED:
             raise CommandError(run.error)
+
+    def first_model(self) -> None:
+        try:
+            run = training_run_first()
+        except QueueUnavailable as problem:
+            # `make run` goes on: the site works, and Retrain on the dashboard tries again.
+            self.stderr.write(f"Could not queue the first training: {problem}")
+            return
+        if run is not None:
+            self.stdout.write(
+                f"Training the first model in the background (run {run.id}): the segments "
+                "appear on the dashboard in under a minute."
+            )
 
     def params(self, options) -> TrainingParams:
         features = tuple(f.strip() for f in options["features"].split(",") if f.strip())

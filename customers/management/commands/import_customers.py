@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import codecs
 import sys
 import time
 
@@ -47,9 +48,9 @@ def _list(text: str | None) -> tuple[str, ...]:
 
 class Command(BaseCommand):
     help = (
-        "Import customers from a CSV file (UTF-8; comma, semicolon, tab or spaces; with or "
-        "without a header row). Upserts by customer ID. A file with invalid rows imports "
-        "nothing unless --skip-invalid."
+        "Import customers from a CSV file (UTF-8, or Windows-1252 after a confirmation; "
+        "comma, semicolon, tab or spaces; with or without a header row). Upserts by "
+        "customer ID. A file with invalid rows imports nothing unless --skip-invalid."
     )
 
     def add_arguments(self, parser):
@@ -101,11 +102,22 @@ class Command(BaseCommand):
             action="store_true",
             help="go ahead although values look like another unit or many customers change",
         )
+        parser.add_argument(
+            "--encoding",
+            help="the file's encoding (e.g. cp1252, latin-1); by default UTF-8 is expected, "
+            "and a file that is not UTF-8 is read as Windows-1252 after --yes",
+        )
         parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     def handle(self, *args, **options):
         progress = ProgressBar(sys.stderr, not options["no_progress"] and sys.stderr.isatty())
         path = options["file"]
+        encoding = options["encoding"]
+        if encoding:
+            try:
+                encoding = codecs.lookup(encoding).name
+            except LookupError:
+                raise CommandError(f"--encoding {encoding!r} is not an encoding") from None
         try:
             request = self.request(options)
             report = customers_import_file(
@@ -120,6 +132,7 @@ class Command(BaseCommand):
                 header_row=self.header_row(options),
                 column_names=_list(options["columns"]),
                 progress=progress,
+                encoding=encoding,
             )
         except FileNotFoundError:
             raise CommandError(f"{path}: no such file") from None
@@ -169,6 +182,12 @@ class Command(BaseCommand):
 
     @staticmethod
     def confirmation_text(report: ImportReport) -> str:
+        if report.encoding_question:
+            question = report.encoding_question
+            return (
+                f"nothing was imported: {question} Pass {question.option} (or --yes) if the "
+                "letters look right, or save the file as 'CSV UTF-8'."
+            )
         if report.questions:
             return (
                 "nothing was imported: "
@@ -190,6 +209,10 @@ class Command(BaseCommand):
             f"columns {columns}"
         )
         write(f"Customer IDs from {report.id_source}.")
+        if report.encoding_question:
+            self.stderr.write(f"Check the encoding: {report.encoding_question}")
+        elif report.encoding_name != "UTF-8":
+            write(f"Read as {report.encoding_name}.")
         for key, label, kind in report.new_attributes:
             write(f"New attribute: {label} ({kind}, key {key})")
         if report.ignored_columns:

@@ -35,6 +35,7 @@ from clustering.services import (
     training_runs_reap,
 )
 from customers.selectors import catalogue_current
+from purchases.selectors import rfm_overview
 
 VIEW_SEGMENTS = "clustering.view_segment"
 
@@ -52,6 +53,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     training_runs_reap()
     context = selectors.dashboard_context()
     run = context["run"]
+    context["rfm"] = rfm_overview(run=run) if run else None
     definitions = feature_definitions(run.features, run.feature_info) if run else ()
     context["predict_form"] = PredictForm(definitions=definitions)
     context["retrain_form"] = RetrainForm(catalogue=catalogue_current())

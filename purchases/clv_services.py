@@ -53,7 +53,8 @@ def clv_run_execute(*, run_id: int) -> ClvRun:
         frame = purchases_frame()
         if frame.empty:
             raise ClvError("There are no purchases yet: import an order log first.")
-        observation_end = frame["date"].max().date()
+        # The day after the last purchase, as for RFM: nobody's history has zero length.
+        observation_end = (frame["date"].max() + pd.Timedelta(days=1)).date()
         holdout = (
             _holdout(frame, run.calibration_end, observation_end) if run.calibration_end else {}
         )
@@ -141,6 +142,12 @@ def clv_run_activate(*, run_id: int, summary=None, models=None) -> None:
         summary, *models = _fit(frame, run.observation_end)
     bgnbd, spend = models
     values = clv.predict_customers(summary, bgnbd, spend, days=run.horizon_days)
+    if not bgnbd.converged or values[["p_alive", "expected_purchases"]].isna().to_numpy().any():
+        raise ClvError(
+            "The repeat-purchase model did not settle on this history (its drop-out "
+            f"parameters ran off to a={bgnbd.a:.3g}, b={bgnbd.b:.3g}), so its values would "
+            "mean nothing; the previous CLV run stays active."
+        )
     with transaction.atomic():
         ClvRun.objects.filter(is_active=True).exclude(id=run_id).update(is_active=False)
         ClvRun.objects.filter(id=run_id).update(is_active=True)

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from django.db.models import Avg, Case, Count, Sum, When
+
+from clustering.models import Cluster, ClusterAssignment
 from customers.catalogue import SOURCE_PURCHASES, Feature
-from purchases.models import CustomerRfm
+from purchases.models import CustomerRfm, CustomerValue
+from purchases.rfm import GROUPS, RfmGroup
 
 # The RFM values as catalogue features: keys, labels and the column that holds each.
 RFM_FEATURES: tuple[Feature, ...] = (
@@ -89,3 +95,61 @@ RFM_FEATURES: tuple[Feature, ...] = (
 def rfm_features() -> tuple[Feature, ...]:
     """The RFM features, once any customer has them."""
     return RFM_FEATURES if CustomerRfm.objects.exists() else ()
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    group: RfmGroup
+    customers: int
+    share: float
+    expected_value: float | None  # total expected value of the next year (active CLV run)
+    likely_lost: float | None  # share with P(alive) below one half
+
+
+def rfm_overview(*, run=None) -> dict | None:
+    """The RFM groups with their sizes, strategies and lifetime value, and (with a run)
+    how the run's segments spread over them; None before any purchase history."""
+    counts = dict(CustomerRfm.objects.values_list("group").annotate(n=Count("pk")))
+    if not counts:
+        return None
+    total = sum(counts.values())
+    values = _value_by_group()
+    rows = [
+        GroupRow(
+            g, counts.get(g.key, 0), counts.get(g.key, 0) / total, *values.get(g.key, (None, None))
+        )
+        for g in GROUPS
+    ]
+    return {"groups": rows, "customers": total, "as_of": CustomerRfm.objects.first().as_of,
+            "cross": _cross_table(run) if run else None}  # fmt: skip
+
+
+def _value_by_group() -> dict[str, tuple[float, float]]:
+    rows = (
+        CustomerValue.objects.values("customer__rfm__group")
+        .annotate(
+            total=Sum("expected_value"),
+            lost=Avg(Case(When(p_alive__lt=0.5, then=1.0), default=0.0)),
+        )
+        .values_list("customer__rfm__group", "total", "lost")
+    )
+    return {group: (total, lost) for group, total, lost in rows if group}
+
+
+def _cross_table(run) -> dict:
+    """Customers of each of the run's segments in each RFM group (the database counts)."""
+    pairs = (
+        ClusterAssignment.objects.filter(run=run)
+        .values("cluster_id", "customer__rfm__group")
+        .annotate(n=Count("pk"))
+        .values_list("cluster_id", "customer__rfm__group", "n")
+    )
+    counts = {(cluster, group): n for cluster, group, n in pairs}
+    clusters = list(Cluster.objects.filter(run=run).select_related("segment").order_by("-size"))
+    return {
+        "groups": GROUPS,
+        "rows": [
+            {"cluster": c, "cells": [counts.get((c.id, g.key), 0) for g in GROUPS]}
+            for c in clusters
+        ],
+    }

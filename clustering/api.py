@@ -34,6 +34,7 @@ from customers.catalogue import CUSTOMER_ID_MAX_LENGTH, Feature
 from customers.csv_format import Invalid, has_hidden_characters, parse_category
 from customers.models import Customer
 from customers.selectors import catalogue_current
+from purchases.selectors import customer_purchase_summary
 
 MAX_BATCH = 1_000
 
@@ -307,6 +308,21 @@ def run_detail(request: HttpRequest, run_id: int) -> JsonResponse:
     if run is None:
         return error(404, f"There is no run {run_id}.")
     return JsonResponse(selectors.run_summary(run=run))
+
+
+@api_view("GET", "clustering.view_segment")
+def customer_detail(request: HttpRequest, customer_id: str) -> JsonResponse:
+    """A customer's values, current segment and confidence, and purchase history figures."""
+    customer = Customer.objects.filter(customer_id=customer_id).first()
+    if customer is None:
+        return error(404, f"There is no customer {customer_id!r}.")
+    return JsonResponse(
+        {
+            **selectors.customer_values(customer=customer),
+            "segment": selectors.customer_segment(customer=customer),
+            "purchases": customer_purchase_summary(customer_pk=customer.pk),
+        }
+    )
 
 
 @api_view("GET")

@@ -245,6 +245,25 @@ def _paths() -> dict:
                 },
             }
         },
+        "/customers/{customer_id}/": {
+            "get": {
+                "summary": "One customer: values, current segment and confidence, RFM values, "
+                "scores, group and lifetime value",
+                "operationId": "customer",
+                "parameters": [
+                    {
+                        "name": "customer_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "maxLength": CUSTOMER_ID_MAX_LENGTH},
+                    }
+                ],
+                "responses": {
+                    "200": {"description": "The customer", **_json({"type": "object"})},
+                    **_errors(401, 403, 404),
+                },
+            }
+        },
         "/ping/": {
             "get": {
                 "summary": "Check a token",

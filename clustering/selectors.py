@@ -759,3 +759,33 @@ def segment_strategy_text(segment: Segment) -> str:
     text = " | ".join([segment.description, *segment.actions]).strip(" |")
     limit = SEGMENT_STRATEGY_EXPORT_MAX_LENGTH
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def customer_values(*, customer: Customer) -> dict:
+    """A customer's ID and every catalogue value (numbers and categories)."""
+    values = {"customer_id": customer.customer_id}
+    for feature in catalogue_current():
+        if feature.source == SOURCE_FIELD:
+            values[feature.key] = getattr(customer, feature.key)
+        elif feature.key in (customer.attributes or {}):
+            values[feature.key] = customer.attributes[feature.key]
+    return values
+
+
+def customer_segment(*, customer: Customer) -> dict | None:
+    """The customer's segment in the active run, with the confidence (None outside it)."""
+    assignment = (
+        ClusterAssignment.objects.filter(run__is_active=True, customer=customer)
+        .select_related("cluster__segment")
+        .first()
+    )
+    if assignment is None:
+        return None
+    return {
+        "id": assignment.cluster.segment_id,
+        "name": assignment.cluster.segment.name,
+        "run_id": assignment.run_id,
+        "confidence": engine.confidence_rounded(assignment.confidence),
+        "band": engine.confidence_band(assignment.confidence),
+        "unusual": assignment.unusual,
+    }

@@ -9,7 +9,7 @@ from django.db.models import Avg, Case, Count, Sum, When
 from clustering.models import Cluster, ClusterAssignment
 from customers.catalogue import SOURCE_PURCHASES, Feature
 from purchases.models import CustomerRfm, CustomerValue
-from purchases.rfm import GROUPS, RfmGroup
+from purchases.rfm import GROUP_BY_KEY, GROUPS, RfmGroup
 
 # The RFM values as catalogue features: keys, labels and the column that holds each.
 RFM_FEATURES: tuple[Feature, ...] = (
@@ -152,4 +152,34 @@ def _cross_table(run) -> dict:
             {"cluster": c, "cells": [counts.get((c.id, g.key), 0) for g in GROUPS]}
             for c in clusters
         ],
+    }
+
+
+def customer_purchase_summary(*, customer_pk: int) -> dict | None:
+    """A customer's RFM values, scores, group and lifetime value (None without purchases)."""
+    rfm = CustomerRfm.objects.filter(customer_id=customer_pk).first()
+    if rfm is None:
+        return None
+    value = CustomerValue.objects.filter(customer_id=customer_pk).first()
+    group = GROUP_BY_KEY.get(rfm.group)
+    return {
+        "as_of": rfm.as_of.isoformat(),
+        "recency_days": rfm.recency_days,
+        "frequency": rfm.frequency,
+        "monetary_total": round(rfm.monetary_total, 2),
+        "monetary_mean": round(rfm.monetary_mean, 2),
+        "tenure_days": rfm.tenure_days,
+        "interpurchase_days": rfm.interpurchase_days,
+        "scores": {"r": rfm.r_score, "f": rfm.f_score, "m": rfm.m_score},
+        "group": {"key": rfm.group, "name": group.name if group else rfm.group},
+        "lifetime_value": None
+        if value is None
+        else {
+            "p_alive": round(value.p_alive, 4),
+            "expected_purchases": round(value.expected_purchases, 3),
+            "expected_value": None
+            if value.expected_value is None
+            else round(value.expected_value, 2),
+            "clv_run_id": value.run_id,
+        },
     }

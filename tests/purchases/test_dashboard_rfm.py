@@ -37,3 +37,24 @@ def test_without_purchases_the_dashboard_has_no_rfm_section(db, marketer):
     page = client_for(marketer).get("/").content.decode()
 
     assert "RFM groups" not in page
+
+
+def test_the_api_answers_a_customer_with_segment_rfm_group_and_scores(with_history, marketer):
+    from clustering.tokens import api_token_create
+
+    secret = api_token_create(user=marketer, name="CRM")[1]
+    customer = CustomerRfm.objects.select_related("customer").first()
+    url = f"/api/customers/{customer.customer.customer_id}/"
+
+    answer = client_for(marketer).get(url, headers={"Authorization": f"Bearer {secret}"}).json()
+
+    assert answer["customer_id"] == customer.customer.customer_id
+    assert answer["segment"]["name"] and 0 <= answer["segment"]["confidence"] <= 1
+    assert answer["purchases"]["group"]["key"] == customer.group
+    assert answer["purchases"]["scores"] == {
+        "r": customer.r_score, "f": customer.f_score, "m": customer.m_score,
+    }  # fmt: skip
+    missing = client_for(marketer).get(
+        "/api/customers/NOBODY/", headers={"Authorization": f"Bearer {secret}"}
+    )
+    assert missing.status_code == 404 and "NOBODY" in missing.json()["error"]

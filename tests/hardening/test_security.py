@@ -27,7 +27,7 @@ from clustering.model_store import (
 )
 from clustering.models import Segment, TrainingRun
 from clustering.tokens import api_token_create
-from customers.models import ImportRecord
+from customers.models import Customer, ImportRecord
 from tests.hardening.conftest import PASSWORD, bearer
 
 pytestmark = pytest.mark.django_db
@@ -65,7 +65,11 @@ API = named_urls("api")
 
 
 def url_of(name: str, arguments: list[str], run: TrainingRun) -> str:
-    values = {"run_id": run.id, "segment_id": run.clusters.first().segment_id}
+    values = {
+        "run_id": run.id,
+        "segment_id": run.clusters.first().segment_id,
+        "customer_id": Customer.objects.order_by("pk").first().customer_id,
+    }
     if "record_id" in arguments:  # an import that could be undone
         values["record_id"] = ImportRecord.objects.create(file_name="customers.csv").id
     return reverse(name, kwargs={a: values[a] for a in arguments})
@@ -78,7 +82,7 @@ def request_any(client: Client, url: str, **extra):
 
 
 def test_the_urlconf_has_the_pages_this_file_checks():
-    assert len(PAGES) >= 12 and len(API) == 5
+    assert len(PAGES) >= 12 and len(API) == 6
 
 
 @pytest.mark.parametrize("name, arguments", PAGES, ids=[n for n, _ in PAGES])

@@ -10,6 +10,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from customers.catalogue import TEXT_MAX_LENGTH
+from purchases.transaction_format import ORDER_ID_MAX_LENGTH
+
 
 class Purchase(models.Model):
     """A purchase; a negative amount is a return."""
@@ -22,8 +25,8 @@ class Purchase(models.Model):
     time = models.TimeField(null=True, blank=True)
     amount = models.FloatField(help_text="Negative for a return.")
     quantity = models.IntegerField(null=True, blank=True)
-    order_id = models.CharField(max_length=64, blank=True, db_index=True)
-    product = models.CharField(max_length=200, blank=True)
+    order_id = models.CharField(max_length=ORDER_ID_MAX_LENGTH, blank=True, db_index=True)
+    product = models.CharField(max_length=TEXT_MAX_LENGTH, blank=True)
     source = models.ForeignKey(
         "PurchaseFile", on_delete=models.CASCADE, related_name="purchases", db_constraint=False
     )

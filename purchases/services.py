@@ -20,6 +20,7 @@ from typing import BinaryIO
 from django.db import connection, transaction
 from django.utils import timezone
 
+from customers.catalogue import CUSTOMER_ID_MAX_LENGTH, TEXT_MAX_LENGTH
 from customers.csv_format import CsvFormatError, RowError
 from customers.models import Customer
 from customers.services import (
@@ -34,6 +35,7 @@ from purchases.dates import DateFormat, detect_format, format_by_key
 from purchases.models import CustomerRfm, Purchase, PurchaseFile
 from purchases.rfm import group_case_sql
 from purchases.transaction_format import (
+    ORDER_ID_MAX_LENGTH,
     PurchaseRow,
     TransactionMapping,
     map_transaction_columns,
@@ -299,9 +301,11 @@ def _write_chunk(rows: list[PurchaseRow], report, source: PurchaseFile, options)
 def _stage(cursor, rows: list[PurchaseRow], postgres: bool) -> None:
     lifetime = " ON COMMIT DROP" if postgres else ""
     cursor.execute(
-        f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (customer_id varchar(64), date date, "
-        "time time, amount double precision, quantity integer, order_id varchar(64), "
-        f"product varchar(200)){lifetime}"
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (customer_id "
+        f"varchar({CUSTOMER_ID_MAX_LENGTH}), date date, "
+        f"time time, amount double precision, quantity integer, "
+        f"order_id varchar({ORDER_ID_MAX_LENGTH}), product varchar({TEXT_MAX_LENGTH}))"
+        f"{lifetime}"
     )
     cursor.execute(f"{'TRUNCATE' if postgres else 'DELETE FROM'} {_STAGE}")
     values = [

@@ -23,6 +23,8 @@ from customers.csv_format import (
 )
 from purchases.dates import DateFormat
 
+# The longest order ID kept: the model, the staging table and the row check read it.
+ORDER_ID_MAX_LENGTH = 64
 FIELDS = ("customer_id", "date", "amount", "quantity", "order_id", "product")
 REQUIRED = ("customer_id", "date", "amount")
 LABELS = {
@@ -172,6 +174,6 @@ def _parse(field: str, text: str, date_format: DateFormat, decimal_comma: bool) 
     if is_missing(text):
         return {}
     value = parse_category(text)
-    if field == "order_id" and len(value) > 64:
-        raise Invalid("is longer than 64 characters")
+    if field == "order_id" and len(value) > ORDER_ID_MAX_LENGTH:
+        raise Invalid(f"is longer than {ORDER_ID_MAX_LENGTH} characters")
     return {field: value}

@@ -536,6 +536,15 @@ def score(pipeline: Pipeline, X: ArrayLike, *, sigma2: float) -> Scores:
     cluster, runner_up = np.empty(n_rows, np.intp), np.empty(n_rows, np.intp)
     confidence, runner_p, nearest_d2 = np.empty(n_rows), np.empty(n_rows), np.empty(n_rows)
     for sl in _row_slices(n_rows, SCORE_CHUNK_ROWS):
+        if hasattr(pipeline[-1], "assign"):  # a segmenter of clustering.algorithms
+            part = pipeline[-1].assign(to_model_space(pipeline, X[sl]), sigma2)
+            cluster[sl], confidence[sl], nearest_d2[sl] = (
+                part.cluster,
+                part.confidence,
+                part.nearest_d2,
+            )
+            runner_up[sl], runner_p[sl] = part.runner_up, part.runner_up_probability
+            continue
         d2 = _chunk_d2(pipeline, X[sl])
         nearest_d2[sl] = d2.min(axis=1)
         proba = _softmax(d2, sigma2)
@@ -716,6 +725,9 @@ class CompactModel:
     sigma2: float
     unusual_d2: float  # see unusual_distance2
     log_mask: np.ndarray | None = None  # columns read as log(1 + x)
+    # A segmenter of clustering.algorithms (mixture, density, Ward): it assigns and gives
+    # the confidence by its own rule; None for K-Means (the round clouds below).
+    segmenter: object | None = None
 
     @classmethod
     def from_pipeline(
@@ -736,6 +748,7 @@ class CompactModel:
             sigma2,
             unusual_d2,
             mask.copy() if mask.any() else None,
+            pipeline[-1] if hasattr(pipeline[-1], "assign") else None,
         )
 
     def _z(self, X: np.ndarray) -> np.ndarray:
@@ -757,9 +770,20 @@ class CompactModel:
         return ((z[:, None, :] - self.centres_sd[None, :, :]) ** 2).sum(axis=2)
 
     def probabilities(self, X: np.ndarray) -> np.ndarray:
+        if hasattr(self.segmenter, "predict_proba"):
+            return self.segmenter.predict_proba(self._z(np.atleast_2d(X)))
         return _softmax(self.squared_distances(X), self.sigma2)
 
     def score(self, X: np.ndarray) -> Scores:
+        if self.segmenter is not None:
+            part = self.segmenter.assign(self._z(np.atleast_2d(X)), self.sigma2)
+            return Scores(
+                part.cluster,
+                part.confidence,
+                part.runner_up,
+                part.runner_up_probability,
+                unusual=part.nearest_d2 > self.unusual_d2,
+            )
         d2 = self.squared_distances(X)
         proba = _softmax(d2, self.sigma2)
         top = _nearest_two(d2)

@@ -1,0 +1,645 @@
+"""Segmentations beyond K-Means: Gaussian mixture, HDBSCAN and Ward (pure: no Django).
+
+Each algorithm goes through the engine's pipeline (LogColumns, StandardScaler, then the
+segmenter), so transforms, missing values, outliers, saving and prediction stay one path.
+Every segmenter exposes what the engine reads from a fitted K-Means: ``cluster_centers_``
+(in the scaled space), ``inertia_`` (within-segment sum of squares) and ``assign`` (the
+engine's ``Scores`` for scaled rows), so naming, matching, statistics and serving are the
+same for all of them.
+
+* ``gmm``: GaussianMixture, full covariances. The number of components is the one with
+  the lowest BIC (``GMM_RULE``); confidence is the model's own posterior probability and
+  the runner-up the second most probable component.
+* ``hdbscan``: scikit-learn's HDBSCAN on at most ``DENSITY_SAMPLE_MAX`` customers. Customers
+  in no dense group are "Unsegmented" (label ``NOISE``). New customers follow
+  ``HDBSCAN_MEMBERSHIP_RULE``.
+* ``ward``: Ward's hierarchical clustering on at most ``WARD_SAMPLE_MAX`` customers, cut
+  at each K (one tree gives every K); the other customers go to the nearest centre.
+
+``segment_tree`` builds the dendrogram of the segments (not customers) for any run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.spatial import cKDTree
+from scipy.spatial.distance import cdist
+from sklearn.base import BaseEstimator
+from sklearn.cluster import HDBSCAN, KMeans
+from sklearn.metrics import (
+    adjusted_rand_score,
+    calinski_harabasz_score,
+    davies_bouldin_score,
+)
+from sklearn.mixture import GaussianMixture
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from clustering import engine
+
+KMEANS, GMM, HDBSCAN_KEY, WARD = "kmeans", "gmm", "hdbscan", "ward"
+ALGORITHMS: dict[str, str] = {
+    KMEANS: "K-Means",
+    GMM: "Gaussian mixture",
+    HDBSCAN_KEY: "HDBSCAN (density)",
+    WARD: "Ward hierarchical",
+}
+COMPARE = "compare"
+# The label of a customer in no dense group (HDBSCAN's own convention).
+NOISE = -1
+
+GMM_COVARIANCE = "full"
+GMM_N_INIT = 2
+# The mixture's K sweep and fit read at most this many customers; the rest are scored.
+GMM_SAMPLE_MAX = 20_000
+# Ward needs the condensed distance matrix of its sample: 10,000 rows = 400 MB.
+WARD_SAMPLE_MAX = 10_000
+DENSITY_SAMPLE_MAX = 20_000
+# Kept members per dense segment for placing new customers (serving stays small).
+DENSITY_EXEMPLARS_MAX = 2_000
+# A segment's reach: this quantile of its kept members' distances to their nearest other
+# member (the widest gaps are its fringe; measured to leave as much planted noise
+# Unsegmented as HDBSCAN itself does).
+REACH_QUANTILE = 0.95
+# Resampled refits behind a run's stability, each on this share of the working rows.
+STABILITY_REFITS = 10
+STABILITY_FRACTION = 0.8
+STABILITY_SAMPLE_MAX = 5_000
+
+GMM_RULE = (
+    "We fit a Gaussian mixture (full covariances) for each number of segments and keep the "
+    "one with the lowest BIC (the fit penalised by the number of parameters); the "
+    "silhouette is shown for comparison."
+)
+WARD_RULE = (
+    "Ward's method joins, step by step, the two groups whose merger adds least spread; we "
+    "cut its tree at each number of segments and keep the cut with the highest silhouette "
+    "(ties: fewer segments)."
+)
+HDBSCAN_RULE = (
+    "HDBSCAN finds the dense groups itself: a group needs at least the smallest segment "
+    "size; customers in no dense group are Unsegmented."
+)
+HDBSCAN_MEMBERSHIP_RULE = (
+    "A customer joins the dense segment of the nearest of its kept members (up to 2,000 "
+    "per segment) when closer to that member than 95 % of the segment's members are to "
+    "their own nearest fellow member (the segment's reach); otherwise the customer is "
+    "Unsegmented."
+)
+RECOMMENDATION_RULE = (
+    "Recommended: the highest silhouette among the algorithms whose stability is at least "
+    "0.80; when none is that stable, the most stable one."
+)
+RECOMMEND_MIN_STABILITY = 0.80
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _centres(Xs: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    return np.array([Xs[labels == c].mean(axis=0) for c in range(k)])
+
+
+def _within_ss(Xs: np.ndarray, labels: np.ndarray, centres: np.ndarray) -> float:
+    kept = labels >= 0
+    return float(((Xs[kept] - centres[labels[kept]]) ** 2).sum())
+
+
+def _nearest_scores(d2: np.ndarray, sigma2: float) -> engine.Scores:
+    """The engine's round-cloud confidence from squared distances to the centres."""
+    proba = engine._softmax(d2, sigma2)
+    top = engine._nearest_two(d2)
+    rows = np.arange(len(d2))
+    return engine.Scores(
+        top[:, 0],
+        proba[rows, top[:, 0]],
+        top[:, 1],
+        proba[rows, top[:, 1]],
+        nearest_d2=d2.min(axis=1),
+    )
+
+
+def _sample(n_rows: int, max_rows: int, random_state: int | None) -> np.ndarray:
+    rows = engine._sample_indices(n_rows, max_rows, random_state)
+    return np.arange(n_rows) if rows is None else np.sort(rows)
+
+
+# --------------------------------------------------------------------------- segmenters
+
+
+class MixtureSegments(BaseEstimator):
+    """A Gaussian mixture whose confidence is its own posterior probability."""
+
+    def __init__(
+        self,
+        n_components: int = 2,
+        covariance_type: str = GMM_COVARIANCE,
+        random_state: int | None = 0,
+        sample_max: int = GMM_SAMPLE_MAX,
+    ) -> None:
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.random_state = random_state
+        self.sample_max = sample_max
+
+    def fit(self, Xs, y=None) -> MixtureSegments:
+        Xs = np.asarray(Xs, dtype=np.float64)
+        rows = _sample(len(Xs), self.sample_max, self.random_state)
+        self.mixture_ = _mixture(self.n_components, self.covariance_type, self.random_state)
+        self.mixture_.fit(Xs[rows])
+        self.cluster_centers_ = self.mixture_.means_
+        self.labels_ = self.mixture_.predict(Xs)
+        self.inertia_ = _within_ss(Xs, self.labels_, self.cluster_centers_)
+        self.bic_ = float(self.mixture_.bic(Xs[rows]))
+        return self
+
+    def predict(self, Xs) -> np.ndarray:
+        return self.mixture_.predict(Xs)
+
+    def predict_proba(self, Xs) -> np.ndarray:
+        return self.mixture_.predict_proba(Xs)
+
+    def assign(self, Xs: np.ndarray, sigma2: float) -> engine.Scores:
+        proba = self.mixture_.predict_proba(Xs)
+        top = np.argsort(-proba, axis=1, kind="stable")[:, :2]
+        rows = np.arange(len(proba))
+        d2 = cdist(Xs, self.cluster_centers_, "sqeuclidean")
+        return engine.Scores(
+            top[:, 0],
+            proba[rows, top[:, 0]],
+            top[:, 1],
+            proba[rows, top[:, 1]],
+            nearest_d2=d2[rows, top[:, 0]],
+        )
+
+
+def _mixture(k: int, covariance_type: str, random_state: int | None) -> GaussianMixture:
+    return GaussianMixture(
+        n_components=k,
+        covariance_type=covariance_type,
+        n_init=GMM_N_INIT,
+        random_state=random_state,
+        reg_covar=1e-5,
+    )
+
+
+class CentreSegments(BaseEstimator):
+    """Segments found on a sample (Ward), every customer placed at the nearest centre."""
+
+    def __init__(self, centres=None) -> None:
+        self.centres = centres
+
+    def fit(self, Xs, y=None) -> CentreSegments:
+        self.cluster_centers_ = np.asarray(self.centres, dtype=np.float64)
+        self.labels_ = self.predict(Xs)
+        self.inertia_ = _within_ss(np.asarray(Xs), self.labels_, self.cluster_centers_)
+        return self
+
+    def predict(self, Xs) -> np.ndarray:
+        return cdist(np.asarray(Xs), self.cluster_centers_, "sqeuclidean").argmin(axis=1)
+
+    def assign(self, Xs: np.ndarray, sigma2: float) -> engine.Scores:
+        return _nearest_scores(cdist(Xs, self.cluster_centers_, "sqeuclidean"), sigma2)
+
+
+class DensitySegments(BaseEstimator):
+    """HDBSCAN's dense groups; ``assign`` gives NOISE to customers within no group's reach.
+
+    The fit keeps up to DENSITY_EXEMPLARS_MAX members per group and each group's reach
+    (REACH_QUANTILE of its kept members' nearest-member distances), so a new
+    customer is placed by HDBSCAN_MEMBERSHIP_RULE without the training data."""
+
+    def __init__(
+        self,
+        min_cluster_size: int = 10,
+        random_state: int | None = 0,
+        sample_max: int = DENSITY_SAMPLE_MAX,
+    ) -> None:
+        self.min_cluster_size = min_cluster_size
+        self.random_state = random_state
+        self.sample_max = sample_max
+
+    def fit(self, Xs, y=None) -> DensitySegments:
+        Xs = np.asarray(Xs, dtype=np.float64)
+        rows = _sample(len(Xs), self.sample_max, self.random_state)
+        found = _hdbscan(self.min_cluster_size).fit_predict(Xs[rows])
+        if found.max() < 1:
+            raise ValueError("no two dense groups: the customers form one cloud")
+        self._keep_exemplars(Xs[rows], found)
+        self.labels_ = self.predict(Xs)
+        self.labels_[rows] = found  # the fitted sample keeps HDBSCAN's own answer
+        k = int(found.max()) + 1
+        self.cluster_centers_ = _centres(Xs[rows], found, k)
+        self.inertia_ = _within_ss(Xs, self.labels_, self.cluster_centers_)
+        return self
+
+    def _keep_exemplars(self, Xs: np.ndarray, labels: np.ndarray) -> None:
+        rng = np.random.default_rng(self.random_state)
+        exemplars, owners, reach = [], [], []
+        for c in range(int(labels.max()) + 1):
+            members = np.flatnonzero(labels == c)
+            if len(members) > DENSITY_EXEMPLARS_MAX:
+                members = rng.choice(members, DENSITY_EXEMPLARS_MAX, replace=False)
+            points = Xs[members]
+            gaps, _ = cKDTree(points).query(points, k=2)
+            exemplars.append(points)
+            owners.append(np.full(len(points), c))
+            reach.append(float(np.quantile(gaps[:, 1], REACH_QUANTILE)) if len(points) > 1 else 0.0)
+        self.exemplars_ = np.vstack(exemplars)
+        self.exemplar_labels_ = np.concatenate(owners)
+        self.reach_ = np.array(reach)
+
+    def predict(self, Xs) -> np.ndarray:
+        distance, nearest = cKDTree(self.exemplars_).query(np.asarray(Xs, np.float64))
+        labels = self.exemplar_labels_[nearest].copy()
+        labels[distance > self.reach_[labels]] = NOISE
+        return labels
+
+    def assign(self, Xs: np.ndarray, sigma2: float) -> engine.Scores:
+        """Members get the round-cloud confidence among the dense segments; Unsegmented
+        customers get NOISE and confidence 0, with the nearest segment as runner-up."""
+        scores = _nearest_scores(cdist(Xs, self.cluster_centers_, "sqeuclidean"), sigma2)
+        labels = self.predict(Xs)
+        noise = labels == NOISE
+        cluster = scores.cluster.copy()
+        confidence = scores.confidence.copy()
+        runner_up, runner_p = scores.runner_up.copy(), scores.runner_up_probability.copy()
+        runner_up[noise], runner_p[noise] = cluster[noise], confidence[noise]
+        cluster[noise], confidence[noise] = NOISE, 0.0
+        # A member HDBSCAN placed by density may be nearer another segment's centre.
+        moved = ~noise & (labels != cluster)
+        cluster[moved] = labels[moved]
+        return engine.Scores(cluster, confidence, runner_up, runner_p, scores.nearest_d2)
+
+
+def _hdbscan(min_cluster_size: int) -> HDBSCAN:
+    return HDBSCAN(min_cluster_size=max(int(min_cluster_size), 5), copy=True)
+
+
+# --------------------------------------------------------------------------- sweep + fit
+
+
+@dataclass(frozen=True, eq=False)
+class Fitted:
+    """One algorithm's answer on the data: its K sweep (an engine.SweepResult), the chosen
+    K, the fitted pipeline and the per-K BIC of a mixture."""
+
+    algorithm: str
+    sweep: engine.SweepResult
+    k: int
+    pipeline: Pipeline
+    rule: str
+    bic_by_k: tuple[float, ...] = ()
+
+
+def sweep_and_fit(
+    algorithm: str,
+    X_model: np.ndarray,
+    X_raw: np.ndarray,
+    *,
+    k_values: Sequence[int],
+    k_fixed: int | None,
+    log_mask: np.ndarray,
+    min_share: float,
+    min_size: int,
+    random_state: int | None = 0,
+    progress: engine.ProgressCallback | None = None,
+) -> Fitted:
+    """Sweep K (where the algorithm has one), choose it and fit the final pipeline.
+
+    ``X_model`` is the rows on the model's scale before standardising (log applied),
+    ``X_raw`` the same rows raw: the pipeline is fitted on raw values like K-Means'."""
+    report = progress or engine._no_progress
+    if algorithm == KMEANS:
+        sweep = engine.sweep(
+            X_model,
+            k_values=k_values,
+            random_state=random_state,
+            progress=report,
+            keep_labels=False,
+        )
+        k = k_fixed or engine.choose_k(sweep, min_share=min_share)
+        pipeline = engine.fit(X_raw, k=k, random_state=random_state, log_columns=log_mask)
+        return Fitted(KMEANS, sweep, k, pipeline, engine.K_RULE)
+    Xs = StandardScaler().fit_transform(X_model)
+    if algorithm == GMM:
+        return _gmm(Xs, X_raw, k_values, k_fixed, log_mask, random_state, report)
+    if algorithm == WARD:
+        return _ward(Xs, X_raw, k_values, k_fixed, log_mask, min_share, random_state, report)
+    if algorithm == HDBSCAN_KEY:
+        return _density(Xs, X_raw, log_mask, min_share, min_size, random_state, report)
+    raise ValueError(f"unknown algorithm {algorithm!r}; choose from {', '.join(ALGORITHMS)}")
+
+
+def _pipeline(log_mask: np.ndarray, segmenter: BaseEstimator, X_raw: np.ndarray) -> Pipeline:
+    return make_pipeline(engine.LogColumns(log_mask), StandardScaler(), segmenter).fit(X_raw)
+
+
+def _sweep_result(ks, inertia, silhouette, labels, n_rows, sil_rows, algorithm):
+    return engine.SweepResult(
+        k_values=tuple(ks),
+        inertia=tuple(float(v) for v in inertia),
+        silhouette=tuple(float(s) for s in silhouette),
+        labels_by_k=None,
+        silhouette_sample_size=sil_rows,
+        sweep_sample_size=len(labels[0]) if labels else n_rows,
+        algorithm=algorithm,
+        n_rows=n_rows,
+        smallest_share=tuple(
+            float(np.bincount(lab[lab >= 0]).min() / len(lab)) if (lab >= 0).any() else 0.0
+            for lab in labels
+        ),
+    )
+
+
+def _silhouettes(Xs: np.ndarray, labels_list: list[np.ndarray], random_state) -> tuple:
+    """Exact silhouette per labelling (noise left out), sampled like the engine's above
+    SILHOUETTE_EXACT_MAX rows; returns (values, rows used)."""
+    rows = _sample(len(Xs), engine.SILHOUETTE_EXACT_MAX, random_state)
+    values = []
+    for labels in labels_list:
+        kept = rows[labels[rows] >= 0]
+        lab = labels[kept]
+        if len(np.unique(lab)) < 2:
+            values.append(float("nan"))
+            continue
+        _, lab = np.unique(lab, return_inverse=True)
+        values.append(float(engine.silhouette_all_k(Xs[kept], [lab])[0]))
+    return values, len(rows)
+
+
+def _gmm(Xs, X_raw, k_values, k_fixed, log_mask, random_state, report) -> Fitted:
+    ks = tuple(k_values)
+    rows = _sample(len(Xs), GMM_SAMPLE_MAX, random_state)
+    fits = []
+    for i, k in enumerate(ks):
+        report(0.8 * i / len(ks), f"Trying a mixture of {k}")
+        fits.append(_mixture(k, GMM_COVARIANCE, random_state).fit(Xs[rows]))
+    labels = [model.predict(Xs[rows]) for model in fits]
+    bic = [float(model.bic(Xs[rows])) for model in fits]
+    inertia = [_within_ss(Xs[rows], lab, m.means_) for lab, m in zip(labels, fits)]
+    report(0.8, "Silhouette")
+    silhouette, sil_rows = _silhouettes(Xs[rows], labels, random_state)
+    k = k_fixed or ks[int(np.argmin(bic))]
+    segmenter = MixtureSegments(k, GMM_COVARIANCE, random_state)
+    sweep = _sweep_result(ks, inertia, silhouette, labels, len(Xs), sil_rows, GMM)
+    return Fitted(GMM, sweep, k, _pipeline(log_mask, segmenter, X_raw), GMM_RULE, tuple(bic))
+
+
+def _ward(Xs, X_raw, k_values, k_fixed, log_mask, min_share, random_state, report) -> Fitted:
+    ks = tuple(k_values)
+    rows = _sample(len(Xs), WARD_SAMPLE_MAX, random_state)
+    report(0.1, "Building the Ward tree")
+    tree = linkage(Xs[rows], method="ward")
+    labels = [fcluster(tree, k, criterion="maxclust") - 1 for k in ks]
+    inertia = [_within_ss(Xs[rows], lab, _centres(Xs[rows], lab, k)) for lab, k in zip(labels, ks)]
+    report(0.6, "Silhouette")
+    silhouette, sil_rows = _silhouettes(Xs[rows], labels, random_state)
+    sweep = _sweep_result(ks, inertia, silhouette, labels, len(Xs), sil_rows, WARD)
+    k = k_fixed or engine.choose_k(sweep, min_share=min_share)
+    chosen = labels[ks.index(k)]
+    # Centres in the pipeline's own scaled space (its scaler sees the same rows).
+    scaler = StandardScaler().fit(engine.log_transform(X_raw, log_mask))
+    sample_scaled = scaler.transform(engine.log_transform(X_raw[rows], log_mask))
+    segmenter = CentreSegments(_centres(sample_scaled, chosen, k))
+    return Fitted(WARD, sweep, k, _pipeline(log_mask, segmenter, X_raw), WARD_RULE)
+
+
+def _density(Xs, X_raw, log_mask, min_share, min_size, random_state, report) -> Fitted:
+    min_cluster = max(min_size, int(np.ceil(min_share * min(len(Xs), DENSITY_SAMPLE_MAX))))
+    report(0.1, "Finding dense groups")
+    segmenter = DensitySegments(min_cluster, random_state)
+    pipeline = _pipeline(log_mask, segmenter, X_raw)
+    labels = pipeline[-1].labels_
+    k = int(labels.max()) + 1
+    report(0.7, "Silhouette")
+    silhouette, sil_rows = _silhouettes(Xs, [labels], random_state)
+    sweep = _sweep_result(
+        (k,), [pipeline[-1].inertia_], silhouette, [labels], len(Xs), sil_rows, HDBSCAN_KEY
+    )
+    return Fitted(HDBSCAN_KEY, sweep, k, pipeline, HDBSCAN_RULE)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+@dataclass(frozen=True)
+class Quality:
+    """How well one segmentation separates the customers (noise left out)."""
+
+    silhouette: float
+    calinski_harabasz: float
+    davies_bouldin: float
+    noise_share: float
+
+
+def quality(Xs: np.ndarray, labels: np.ndarray, random_state: int | None = 0) -> Quality:
+    """Silhouette (exact, sampled above SILHOUETTE_EXACT_MAX like the engine's),
+    Calinski-Harabasz and Davies-Bouldin on the customers in a segment."""
+    labels = np.asarray(labels)
+    kept = labels >= 0
+    silhouette = _silhouettes(Xs, [labels], random_state)[0][0]
+    if len(np.unique(labels[kept])) < 2:
+        return Quality(silhouette, float("nan"), float("nan"), float(1 - kept.mean()))
+    return Quality(
+        silhouette,
+        float(calinski_harabasz_score(Xs[kept], labels[kept])),
+        float(davies_bouldin_score(Xs[kept], labels[kept])),
+        float(1 - kept.mean()),
+    )
+
+
+# --------------------------------------------------------------------------- stability
+
+
+@dataclass(frozen=True)
+class Stability:
+    """Agreement of resampled refits with the run's labels: the mean and standard
+    deviation of the adjusted Rand index over the refits, and per segment the mean share
+    of its member pairs that a refit keeps together."""
+
+    mean: float
+    spread: float
+    refits: int
+    sample_size: int
+    by_segment: tuple[float, ...]
+
+
+def _refit_labels(algorithm: str, Xs: np.ndarray, k: int, seed: int, min_size: int):
+    if algorithm == GMM:
+        return _mixture(k, GMM_COVARIANCE, seed).fit(Xs).predict(Xs)
+    if algorithm == WARD:
+        return fcluster(linkage(Xs, method="ward"), k, criterion="maxclust") - 1
+    if algorithm == HDBSCAN_KEY:
+        return _hdbscan(min_size).fit_predict(Xs)
+    return KMeans(k, n_init=engine.STABILITY_N_INIT, random_state=seed).fit(Xs).labels_
+
+
+def _pairs_kept_together(reference: np.ndarray, refit: np.ndarray, k: int) -> np.ndarray:
+    """Per reference segment: the share of its member pairs that share a refit segment
+    (noise in the refit never keeps a pair together). NaN for a segment under 2 members."""
+    shares = np.full(k, np.nan)
+    for c in range(k):
+        members = refit[reference == c]
+        n = len(members)
+        if n < 2:
+            continue
+        counts = np.bincount(members[members >= 0]) if (members >= 0).any() else np.zeros(1)
+        shares[c] = float((counts * (counts - 1)).sum() / (n * (n - 1)))
+    return shares
+
+
+def stability(
+    algorithm: str,
+    Xs: np.ndarray,
+    labels: np.ndarray,
+    *,
+    k: int,
+    min_size: int = 10,
+    refits: int = STABILITY_REFITS,
+    fraction: float = STABILITY_FRACTION,
+    sample_max: int = STABILITY_SAMPLE_MAX,
+    random_state: int | None = 0,
+) -> Stability:
+    """Refit the same algorithm (same K, fresh seeds) ``refits`` times, each on a random
+    ``fraction`` of at most ``sample_max`` scaled rows, and compare with the run's labels
+    (NOISE counts as a group of its own in the Rand index)."""
+    rng = np.random.default_rng(random_state)
+    rows = rng.choice(len(Xs), sample_max, replace=False) if len(Xs) > sample_max else None
+    Xw, lw = (Xs, labels) if rows is None else (Xs[rows], labels[rows])
+    size = max(k + 1, round(fraction * len(Xw)))
+    scores, together = [], []
+    for seed in rng.integers(0, 2**31 - 1, size=refits):
+        idx = rng.choice(len(Xw), size=min(size, len(Xw)), replace=False)
+        refit = _refit_labels(algorithm, Xw[idx], k, int(seed), min_size)
+        scores.append(adjusted_rand_score(lw[idx], refit))
+        together.append(_pairs_kept_together(lw[idx], refit, k))
+    with np.errstate(all="ignore"):
+        by_segment = np.nanmean(np.array(together), axis=0) if together else np.full(k, np.nan)
+    return Stability(
+        float(np.mean(scores)),
+        float(np.std(scores)),
+        refits,
+        len(Xw),
+        tuple(float(v) for v in by_segment),
+    )
+
+
+# --------------------------------------------------------------------------- choice
+
+
+@dataclass(frozen=True)
+class CandidateScore:
+    algorithm: str
+    silhouette: float
+    stability: float
+
+
+def recommend(candidates: Sequence[CandidateScore]) -> str:
+    """The algorithm RECOMMENDATION_RULE picks: highest silhouette among the stable ones,
+    else the most stable."""
+
+    def silhouette(c: CandidateScore) -> float:
+        return -np.inf if np.isnan(c.silhouette) else c.silhouette
+
+    stable = [c for c in candidates if c.stability >= RECOMMEND_MIN_STABILITY]
+    if stable:
+        return max(stable, key=silhouette).algorithm
+    return max(candidates, key=lambda c: c.stability).algorithm
+
+
+# --------------------------------------------------------------------------- dendrogram
+
+
+@dataclass(frozen=True)
+class Merge:
+    """Two nodes joined at ``height`` (Ward's distance); nodes 0..K-1 are the segments,
+    K + i the node made by merge i."""
+
+    left: int
+    right: int
+    height: float
+    size: int
+
+
+def segment_tree(centres: np.ndarray, sizes: Sequence[int]) -> list[Merge]:
+    """Ward's merges of the segments themselves (their centres weighted by size): which
+    segments join first. For a Ward run this is exactly the top of its tree (Ward's cost
+    depends only on the groups' sizes and centres)."""
+    nodes = {i: (np.asarray(c, float), int(s)) for i, (c, s) in enumerate(zip(centres, sizes))}
+    merges, next_id = [], len(nodes)
+    while len(nodes) > 1:
+        keys = sorted(nodes)
+        best = None
+        for a_i, a in enumerate(keys):
+            for b in keys[a_i + 1 :]:
+                (ca, na), (cb, nb) = nodes[a], nodes[b]
+                cost = np.sqrt(2 * na * nb / max(na + nb, 1)) * np.linalg.norm(ca - cb)
+                if best is None or cost < best[0]:
+                    best = (cost, a, b)
+        cost, a, b = best
+        (ca, na), (cb, nb) = nodes.pop(a), nodes.pop(b)
+        total = na + nb
+        nodes[next_id] = ((ca * na + cb * nb) / max(total, 1), total)
+        merges.append(Merge(a, b, float(cost), total))
+        next_id += 1
+    return merges
+
+
+@dataclass(frozen=True)
+class TreeDrawing:
+    """Lines and leaf positions of a dendrogram in a width x height box."""
+
+    width: int
+    height: int
+    lines: tuple[tuple[float, float, float, float], ...]
+    leaves: tuple[tuple[int, float], ...]  # (segment index, x), left to right
+
+
+def draw_tree(
+    merges: Sequence[Merge], n_leaves: int, *, width: int = 560, height: int = 220, margin: int = 12
+) -> TreeDrawing:
+    """Coordinates for an SVG dendrogram: leaves along the bottom in tree order, each
+    merge a bracket at a height proportional to its Ward distance."""
+    order = _leaf_order(merges, n_leaves)
+    step = (width - 2 * margin) / max(n_leaves, 1)
+    x = {leaf: margin + step * (i + 0.5) for i, leaf in enumerate(order)}
+    top = max((m.height for m in merges), default=1.0) or 1.0
+    bottom = height - margin
+    y = dict.fromkeys(range(n_leaves), float(bottom))
+
+    def level(h: float) -> float:
+        return bottom - (bottom - margin) * h / top
+
+    lines: list[tuple[float, float, float, float]] = []
+    for i, m in enumerate(merges):
+        node, h = n_leaves + i, level(m.height)
+        lines += [
+            (x[m.left], y[m.left], x[m.left], h),
+            (x[m.right], y[m.right], x[m.right], h),
+            (x[m.left], h, x[m.right], h),
+        ]
+        x[node], y[node] = (x[m.left] + x[m.right]) / 2, h
+    rounded = tuple(tuple(round(v, 1) for v in line) for line in lines)
+    return TreeDrawing(width, height, rounded, tuple((leaf, round(x[leaf], 1)) for leaf in order))
+
+
+def _leaf_order(merges: Sequence[Merge], n_leaves: int) -> list[int]:
+    if not merges:
+        return list(range(n_leaves))
+    children = {n_leaves + i: (m.left, m.right) for i, m in enumerate(merges)}
+
+    def walk(node: int) -> list[int]:
+        if node < n_leaves:
+            return [node]
+        left, right = children[node]
+        return walk(left) + walk(right)
+
+    return walk(n_leaves + len(merges) - 1)
+
+
+ProgressCallback = Callable[[float, str], None]

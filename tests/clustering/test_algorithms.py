@@ -1,0 +1,201 @@
+"""Tests of the other algorithms, the stability check and the choice between them (arrays
+only, no database): each on data with a planted structure it should find."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score, silhouette_score
+from sklearn.preprocessing import StandardScaler
+
+from clustering import algorithms, engine
+
+NO_LOG = np.zeros(2, dtype=bool)
+
+
+def elongated(n: int = 600, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two long thin parallel clouds: K-Means cuts them across, a mixture does not."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(n, 2)) * [6.0, 0.4]
+    b = rng.normal(size=(n, 2)) * [6.0, 0.4] + [0.0, 3.0]
+    return np.vstack([a, b]) + 50.0, np.r_[np.zeros(n), np.ones(n)]
+
+
+def blobs_with_noise(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Three tight groups of 300 plus 90 customers spread uniformly around them (truth -1)."""
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [5.0, 9.0]])
+    groups = np.repeat(np.arange(3), 300)
+    X = centres[groups] + rng.normal(size=(900, 2)) * 0.6
+    noise = rng.uniform(-15, 25, size=(90, 2))
+    return np.vstack([X, noise]), np.r_[groups, np.full(90, -1)]
+
+
+def fitted(algorithm: str, X: np.ndarray, k_values=range(2, 7), k_fixed=None):
+    # A segment needs 25 customers: a chance clump of the uniform noise is not one.
+    return algorithms.sweep_and_fit(
+        algorithm, X, X, k_values=k_values, k_fixed=k_fixed, log_mask=NO_LOG,
+        min_share=0.01, min_size=25,
+    )  # fmt: skip
+
+
+def labels_of(result: algorithms.Fitted, X: np.ndarray) -> engine.Scores:
+    return engine.score(result.pipeline, X, sigma2=engine.within_variance(result.pipeline, len(X)))
+
+
+def test_a_mixture_recovers_elongated_groups_that_k_means_splits():
+    X, truth = elongated()
+    kmeans, mixture = fitted("kmeans", X), fitted("gmm", X)
+
+    assert mixture.k == 2
+    assert adjusted_rand_score(truth, labels_of(mixture, X).cluster) > 0.95
+    assert kmeans.k > 2  # the round-cloud model cuts each long cloud into pieces
+    assert adjusted_rand_score(truth, labels_of(kmeans, X).cluster) < 0.8
+
+
+def test_a_mixture_chooses_k_by_the_lowest_bic_and_reports_it():
+    X, _ = elongated()
+    mixture = fitted("gmm", X)
+
+    assert len(mixture.bic_by_k) == len(mixture.sweep.k_values)
+    assert mixture.k == mixture.sweep.k_values[int(np.argmin(mixture.bic_by_k))]
+
+
+def test_mixture_confidence_is_its_own_posterior_and_sums_to_one_with_the_others():
+    X, _ = elongated()
+    pipeline = fitted("gmm", X).pipeline
+    sigma2 = engine.within_variance(pipeline, len(X))
+    scores = engine.score(pipeline, X, sigma2=sigma2)
+    proba = pipeline.predict_proba(X)  # scikit-learn's own, through the pipeline
+
+    assert np.allclose(proba.sum(axis=1), 1.0)
+    assert np.allclose(scores.confidence, proba.max(axis=1))
+    runner_up = np.sort(proba, axis=1)[:, -2]
+    assert np.allclose(scores.runner_up_probability, runner_up)
+    compact = engine.CompactModel.from_pipeline(pipeline, sigma2, 1e9)
+    assert np.allclose(compact.probabilities(X[:50]), proba[:50])
+    assert np.array_equal(compact.score(X[:50]).cluster, scores.cluster[:50])
+
+
+def test_hdbscan_puts_most_planted_noise_in_unsegmented_and_keeps_the_groups():
+    X, truth = blobs_with_noise()
+    result = fitted("hdbscan", X)
+    labels = labels_of(result, X).cluster
+
+    assert result.k == 3
+    noise = truth == -1
+    assert (labels[noise] == algorithms.NOISE).mean() > 0.6
+    assert (labels[~noise] == algorithms.NOISE).mean() < 0.05
+    assert adjusted_rand_score(truth[~noise], labels[~noise]) > 0.95
+
+
+def test_hdbscan_places_new_customers_by_its_membership_rule():
+    X, _ = blobs_with_noise()
+    pipeline = fitted("hdbscan", X).pipeline
+    compact = engine.CompactModel.from_pipeline(pipeline, 1.0, 1e9)
+    centre_of_group = X[:300].mean(axis=0)
+    far_away = np.array([60.0, 60.0])
+
+    placed = compact.score(np.vstack([centre_of_group, far_away]))
+
+    assert placed.cluster[0] != algorithms.NOISE and placed.confidence[0] > 0.5
+    assert placed.cluster[1] == algorithms.NOISE and placed.confidence[1] == 0.0
+    assert placed.runner_up[1] != algorithms.NOISE  # the nearest segment, for reference
+
+
+def test_ward_finds_planted_groups_and_scores_all_customers():
+    X, truth = blobs_with_noise()
+    groups = truth >= 0
+    result = fitted("ward", X[groups], k_values=range(2, 6))
+
+    assert result.k == 3
+    assert adjusted_rand_score(truth[groups], labels_of(result, X[groups]).cluster) > 0.99
+
+
+def test_ward_on_a_sample_places_the_others_at_the_nearest_centre(monkeypatch):
+    monkeypatch.setattr(algorithms, "WARD_SAMPLE_MAX", 200)
+    X, truth = blobs_with_noise()
+    groups = truth >= 0
+    result = fitted("ward", X[groups], k_values=(3,))
+
+    assert result.sweep.sweep_sample_size == 200
+    assert adjusted_rand_score(truth[groups], labels_of(result, X[groups]).cluster) > 0.99
+
+
+def test_the_segment_dendrogram_merges_the_two_closest_planted_groups_first():
+    centres = np.array([[0.0, 0.0], [1.0, 0.0], [10.0, 0.0], [10.0, 20.0]])
+    merges = algorithms.segment_tree(centres, [100, 100, 100, 100])
+
+    assert {merges[0].left, merges[0].right} == {0, 1}
+    assert [m.height for m in merges] == sorted(m.height for m in merges)
+    assert merges[-1].size == 400
+    drawing = algorithms.draw_tree(merges, 4)
+    assert sorted(leaf for leaf, _x in drawing.leaves) == [0, 1, 2, 3]
+    assert len(drawing.lines) == 3 * 3
+
+
+def test_every_algorithm_reports_sklearns_silhouette_of_its_labels():
+    X, truth = blobs_with_noise()
+    Xs = StandardScaler().fit_transform(X)
+    for algorithm in ("kmeans", "gmm", "ward", "hdbscan"):
+        result = fitted(algorithm, X, k_values=(3,), k_fixed=3)
+        labels = labels_of(result, X).cluster
+        kept = labels != algorithms.NOISE
+        reported = algorithms.quality(Xs, labels).silhouette
+
+        assert reported == pytest.approx(silhouette_score(Xs[kept], labels[kept]), abs=1e-9)
+
+
+# --------------------------------------------------------------------------- stability
+
+
+def test_stability_is_high_with_a_spread_for_planted_groups_and_low_for_noise():
+    X, truth = blobs_with_noise()
+    groups = truth >= 0
+    Xs = StandardScaler().fit_transform(X[groups])
+    clear = algorithms.stability("kmeans", Xs, truth[groups], k=3)
+
+    rng = np.random.default_rng(1)
+    uniform = StandardScaler().fit_transform(rng.uniform(size=(900, 2)))
+    cut = fitted("kmeans", uniform, k_values=(8,), k_fixed=8)
+    vague = algorithms.stability("kmeans", uniform, labels_of(cut, uniform).cluster, k=8)
+
+    assert clear.refits == 10 and clear.mean > 0.98 and clear.spread < 0.02
+    assert min(clear.by_segment) > 0.98
+    assert vague.mean < clear.mean and vague.spread > clear.spread
+
+
+def test_a_segment_that_falls_apart_on_resampling_has_a_low_together_share():
+    rng = np.random.default_rng(2)
+    tight = rng.normal(size=(300, 2)) * 0.3
+    # A wide, flat cloud beside it, cut arbitrarily into three by K-Means.
+    wide = rng.uniform([5, -8], [7, 8], size=(600, 2))
+    Xs = StandardScaler().fit_transform(np.vstack([tight, wide]))
+    labels = fitted("kmeans", Xs, k_values=(4,), k_fixed=4)
+    scores = labels_of(labels, Xs).cluster
+    result = algorithms.stability("kmeans", Xs, scores, k=4)
+
+    tight_segment = np.bincount(scores[:300]).argmax()
+    assert result.by_segment[tight_segment] > 0.95
+    assert min(result.by_segment) < result.by_segment[tight_segment]
+
+
+# --------------------------------------------------------------------------- choice
+
+
+def test_the_recommendation_is_the_best_silhouette_among_stable_algorithms():
+    candidates = [
+        algorithms.CandidateScore("kmeans", 0.55, 0.95),
+        algorithms.CandidateScore("gmm", 0.61, 0.85),
+        algorithms.CandidateScore("hdbscan", 0.72, 0.50),  # best silhouette, not stable
+        algorithms.CandidateScore("ward", float("nan"), 0.99),
+    ]
+    assert algorithms.recommend(candidates) == "gmm"
+
+
+def test_without_a_stable_algorithm_the_most_stable_is_recommended():
+    candidates = [
+        algorithms.CandidateScore("kmeans", 0.40, 0.60),
+        algorithms.CandidateScore("ward", 0.50, 0.70),
+    ]
+    assert algorithms.recommend(candidates) == "ward"

@@ -437,12 +437,20 @@ class Quality:
     noise_share: float
 
 
-def quality(Xs: np.ndarray, labels: np.ndarray, random_state: int | None = 0) -> Quality:
-    """Silhouette (exact, sampled above SILHOUETTE_EXACT_MAX like the engine's),
-    Calinski-Harabasz and Davies-Bouldin on the customers in a segment."""
+def quality(
+    Xs: np.ndarray,
+    labels: np.ndarray,
+    random_state: int | None = 0,
+    *,
+    silhouette: float | None = None,
+) -> Quality:
+    """Silhouette (exact, sampled above SILHOUETTE_EXACT_MAX like the engine's; pass one
+    already computed on these labels to save the pass), Calinski-Harabasz and
+    Davies-Bouldin on the customers in a segment."""
     labels = np.asarray(labels)
     kept = labels >= 0
-    silhouette = _silhouettes(Xs, [labels], random_state)[0][0]
+    if silhouette is None:
+        silhouette = _silhouettes(Xs, [labels], random_state)[0][0]
     if len(np.unique(labels[kept])) < 2:
         return Quality(silhouette, float("nan"), float("nan"), float(1 - kept.mean()))
     return Quality(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
+from clustering.algorithms import ALGORITHMS, COMPARE, KMEANS
 from clustering.models import (
     SEGMENT_ACTION_MAX_LENGTH,
     SEGMENT_ACTIONS_MAX,
@@ -125,6 +126,12 @@ class SegmentForm(forms.ModelForm):
         return super().save(commit)
 
 
+ALGORITHM_CHOICES = [
+    *ALGORITHMS.items(),
+    (COMPARE, "Compare them all and recommend one"),
+]
+
+
 class RetrainForm(forms.Form):
     MODE_AUTO, MODE_FIXED = "auto", "fixed"
     mode = forms.ChoiceField(
@@ -161,6 +168,15 @@ class RetrainForm(forms.Form):
     )
     log_features = forms.MultipleChoiceField(
         label="Log scale for", required=False, widget=forms.CheckboxSelectMultiple
+    )
+    algorithm = forms.ChoiceField(
+        label="Algorithm",
+        choices=ALGORITHM_CHOICES,
+        initial=KMEANS,
+        required=False,
+        help_text="Compare tries every algorithm in one retrain and recommends one; any of "
+        "them can be activated from the run's page. HDBSCAN chooses its own number of "
+        "segments.",
     )
 
     def __init__(self, *args, catalogue: Catalogue = BUILT_IN_CATALOGUE, **kwargs):
@@ -205,6 +221,7 @@ class RetrainForm(forms.Form):
             "features": self.catalogue.ordered(data.get("features") or ()),
             "missing": data["missing"],
             "log_features": self._log_features(),
+            "algorithm": data.get("algorithm") or KMEANS,
         }
         if data["mode"] == self.MODE_FIXED:
             return TrainingParams(k=data["k"], **options)  # the range is not used

@@ -120,6 +120,25 @@ class TrainingRun(models.Model):
     # a customer placed beyond it is flagged unusual.
     unusual_distance2 = models.FloatField(null=True, blank=True)
     algorithm = models.CharField(max_length=40, blank=True)
+    # What the retrain asked for: one algorithm, or "compare" (clustering.algorithms).
+    algorithm_requested = models.CharField(max_length=12, default="kmeans")
+    # A candidate of a "compare" retrain points at that run (which holds the recommended
+    # candidate); each candidate is a whole run, so any of them can be activated.
+    comparison_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="candidates"
+    )
+    # On the compare run: every candidate's metrics, the rule and the recommended one.
+    comparison = models.JSONField(default=dict, blank=True)
+    stability_spread = models.FloatField(
+        null=True, blank=True, help_text="Standard deviation of the refits' agreement."
+    )
+    stability_refits = models.PositiveSmallIntegerField(null=True, blank=True)
+    stability_sample_size = models.PositiveIntegerField(null=True, blank=True)
+    calinski_harabasz = models.FloatField(null=True, blank=True)
+    davies_bouldin = models.FloatField(null=True, blank=True)
+    bic_by_k = models.JSONField(default=list, blank=True, help_text="Mixtures only.")
+    # Share of the customers in no dense group (HDBSCAN's Unsegmented).
+    noise_share = models.FloatField(null=True, blank=True)
     silhouette_sample_size = models.PositiveIntegerField(null=True, blank=True)
     customers_used = models.PositiveIntegerField(default=0)
     customers_excluded = models.PositiveIntegerField(default=0)
@@ -212,6 +231,10 @@ class Cluster(models.Model):
     # Categorical attributes: {feature: [[value, share], ...]}, most common first.
     category_mix = models.JSONField(default=dict, blank=True)
     mean_confidence = models.FloatField(null=True, blank=True)
+    # Mean share of the members' pairs that resampled refits keep together.
+    stability = models.FloatField(null=True, blank=True)
+    # HDBSCAN's customers in no dense group: shown as Unsegmented, never a persona.
+    is_noise = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["run", "-size"]

@@ -26,7 +26,7 @@ from django.utils import timezone
 from sklearn.decomposition import PCA
 from threadpoolctl import threadpool_limits
 
-from clustering import engine, naming, palette
+from clustering import algorithms, engine, naming, palette
 from clustering.comparisons import run_moves_warm
 from clustering.model_store import ModelFileError, model_delete, model_save
 from clustering.models import RESEND_AFTER, Cluster, ClusterAssignment, Segment, TrainingRun
@@ -83,8 +83,13 @@ class TrainingParams:
     missing: str = TrainingRun.Missing.EXCLUDE
     # None: log-transform skewed money-like features automatically; else exactly these.
     log_features: tuple[str, ...] | None = None
+    # One of clustering.algorithms.ALGORITHMS, or "compare" (all of them, one recommended).
+    algorithm: str = "kmeans"
 
     def __post_init__(self) -> None:
+        if self.algorithm not in (*algorithms.ALGORITHMS, algorithms.COMPARE):
+            choices = ", ".join((*algorithms.ALGORITHMS, algorithms.COMPARE))
+            raise ValueError(f"the algorithm must be one of {choices}")
         if self.features:
             engine.validate_features(self.features)
         if self.missing not in TrainingRun.Missing.values:
@@ -122,6 +127,7 @@ def training_run_start(*, user=None, params: TrainingParams, enqueue: bool = Tru
                 k_requested=params.k,
                 k_min=params.k_min,
                 k_max=params.k_max,
+                algorithm_requested=params.algorithm,
                 created_by=user if user and user.is_authenticated else None,
                 step="Waiting for a worker",
             )
@@ -223,6 +229,19 @@ class Outcome:
     catalogue: Catalogue
     min_share: float
     timings: dict[str, float] = field(default_factory=dict)
+    algorithm: str = "kmeans"
+    stab: algorithms.Stability | None = None
+    quality: algorithms.Quality | None = None
+    silhouette: float | None = None
+    bic_by_k: tuple[float, ...] = ()
+    # By customer: in no dense group (HDBSCAN), label k (the Unsegmented cluster).
+    noise: np.ndarray | None = None
+    # A "compare" retrain's other algorithms, each written as a run of its own.
+    candidates: list[Outcome] = field(default_factory=list)
+
+    @property
+    def has_noise(self) -> bool:
+        return self.noise is not None and bool(self.noise.any())
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -273,51 +292,97 @@ def min_segment_share(n_rows: int) -> float:
 
 
 def training_compute(*, run: TrainingRun, report: ProgressReporter) -> Outcome:
-    """Read the customers and fit the model; writes nothing but progress."""
+    """Read the customers and fit the model (every candidate of a "compare" retrain, the
+    recommended one returned with the others in ``candidates``); writes nothing but
+    progress."""
     timings: dict[str, float] = {}
-    random_state = settings.CLUSTERING_RANDOM_STATE
     k_values = TrainingParams((), run.k_requested, run.k_min, run.k_max).k_values()
     report(2, "Reading customers", force=True)
     catalogue = catalogue_current()
     prepared = _timed(timings, "read", _prepare, run, catalogue)
     _check_enough(prepared, k_values)
+    requested = run.algorithm_requested or algorithms.KMEANS
+    chosen = list(algorithms.ALGORITHMS) if requested == algorithms.COMPARE else [requested]
+    outcomes = []
+    for i, algorithm in enumerate(chosen):
+        share = 88 / len(chosen)
+        progress = report.between(8 + i * share, 8 + (i + 1) * share)
+        label = algorithms.ALGORITHMS[algorithm]
+        try:
+            outcome = _compute_one(run, algorithm, prepared, catalogue, k_values, progress)
+        except ValueError as problem:
+            if len(chosen) == 1:
+                raise TrainingError(f"{label} found no segments: {problem}.") from None
+            logger.info("compare run %s: %s found no segments (%s)", run.id, label, problem)
+            continue
+        outcome.timings = {"read": timings["read"], **outcome.timings}
+        outcomes.append(outcome)
+    return _recommended_first(outcomes)
+
+
+def _recommended_first(outcomes: list[Outcome]) -> Outcome:
+    """The outcome the recommendation rule picks, the others as its candidates."""
+    if len(outcomes) == 1:
+        return outcomes[0]
+    best = algorithms.recommend(
+        [algorithms.CandidateScore(o.algorithm, o.silhouette, o.stab.mean) for o in outcomes]
+    )
+    chosen = next(o for o in outcomes if o.algorithm == best)
+    chosen.candidates = [o for o in outcomes if o is not chosen]
+    return chosen
+
+
+def _compute_one(run, algorithm, prepared, catalogue, k_values, progress) -> Outcome:
+    """One algorithm on the prepared customers: sweep, fit, score, stability, names."""
+    timings: dict[str, float] = {}
+    random_state = settings.CLUSTERING_RANDOM_STATE
     X_model = prepared.X_model()
-    sweep = _timed(
+    X_fit = prepared.data.X[prepared.fit_rows]
+    min_share = min_segment_share(len(X_model))
+    fitted = _timed(
         timings,
         "sweep",
-        engine.sweep,
+        algorithms.sweep_and_fit,
+        algorithm,
         X_model,
-        k_values=k_values,
-        random_state=random_state,
-        progress=report.between(10, 70),
-        keep_labels=False,
-    )
-    min_share = min_segment_share(len(X_model))
-    k = run.k_requested or engine.choose_k(sweep, min_share=min_share)
-    report(70, f"Fitting the final model with {k} segments", force=True)
-    X_fit = prepared.data.X[prepared.fit_rows]
-    pipeline = _timed(
-        timings,
-        "fit",
-        engine.fit,
         X_fit,
-        k=k,
+        k_values=k_values,
+        k_fixed=run.k_requested,
+        log_mask=prepared.log_mask,
+        min_share=min_share,
+        min_size=settings.CLUSTERING_MIN_SEGMENT_SIZE,
         random_state=random_state,
-        log_columns=prepared.log_mask,
+        progress=lambda fraction, step: progress(0.7 * fraction, step),
     )
+    pipeline, k = fitted.pipeline, fitted.k
     sigma2 = engine.within_variance(pipeline, len(X_fit))
-    report(80, "Scoring customers", force=True)
+    progress(0.72, "Scoring customers")
     scores = _timed(timings, "score", engine.score, pipeline, prepared.data.X, sigma2=sigma2)
-    unusual_d2 = engine.unusual_distance2(scores.nearest_d2[prepared.fit_rows])
-    report(86, "Checking stability", force=True)
-    stability = _timed(
+    noise = scores.cluster == algorithms.NOISE
+    labels = np.where(noise, k, scores.cluster)  # Unsegmented is the cluster after the last
+    placed = prepared.fit_rows & ~noise
+    unusual_d2 = engine.unusual_distance2(scores.nearest_d2[placed if placed.any() else ...])
+    Xs_fit = engine.to_model_space(pipeline, X_fit)
+    fit_labels = scores.cluster[prepared.fit_rows]
+    progress(0.8, "Checking stability")
+    stab = _timed(
         timings,
         "stability",
-        engine.stability,
-        X_model,
-        scores.cluster[prepared.fit_rows],
+        algorithms.stability,
+        algorithm,
+        Xs_fit,
+        fit_labels,
         k=k,
+        min_size=settings.CLUSTERING_MIN_SEGMENT_SIZE,
         random_state=random_state,
+    )
+    # K-Means' silhouette comes from its sweep (the same labels); the others' from theirs.
+    sweep = fitted.sweep
+    known = None
+    if algorithm == algorithms.KMEANS and k in sweep.k_values:
+        known = sweep.silhouette[sweep.k_values.index(k)]
+    quality = _timed(
+        timings, "metrics", algorithms.quality, Xs_fit, fit_labels, random_state, silhouette=known
     )
     names = naming.name_clusters(
         engine.centroids_sd(pipeline),
@@ -325,23 +390,26 @@ def training_compute(*, run: TrainingRun, report: ProgressReporter) -> Outcome:
         labels=catalogue.labels(),
         words=catalogue.words(),
     )
-    return Outcome(
+    outcome = Outcome(
         prepared.data,
         sweep,
         k,
         pipeline,
-        scores.cluster,
+        labels,
         scores.confidence,
         names,
-        stability,
+        stab.mean,
         sigma2,
         unusual_d2,
-        prepared.outliers | (scores.nearest_d2 > unusual_d2),
+        prepared.outliers | (~noise & (scores.nearest_d2 > unusual_d2)),
         prepared,
         catalogue,
         min_share,
         timings,
     )
+    outcome.algorithm, outcome.stab, outcome.quality = algorithm, stab, quality
+    outcome.silhouette, outcome.bic_by_k, outcome.noise = quality.silhouette, fitted.bic_by_k, noise
+    return outcome
 
 
 def training_run_execute(*, run_id: int) -> TrainingRun:
@@ -349,6 +417,7 @@ def training_run_execute(*, run_id: int) -> TrainingRun:
     run = TrainingRun.objects.get(id=run_id)
     report = ProgressReporter(run_id)
     stored = None
+    saved: list = []  # a compare retrain's other candidates' model files
     heartbeat = Heartbeat(run_id)
     heartbeat.start()
     try:
@@ -364,13 +433,19 @@ def training_run_execute(*, run_id: int) -> TrainingRun:
             TrainingRun.objects.filter(is_active=True).values_list("id", flat=True).first()
         )
         _timed(
-            outcome.timings, "write", training_run_write, run=run, outcome=outcome, stored=stored
+            outcome.timings,
+            "write",
+            training_run_write,
+            run=run,
+            outcome=outcome,
+            stored=stored,
+            saved=saved,
         )
         outcome.timings["total"] = round(time.perf_counter() - started, 3)
         TrainingRun.objects.filter(id=run_id).update(timings=outcome.timings)
     except Exception as problem:
-        if stored:
-            model_delete(file_name=stored.file_name)
+        for written in [stored, *saved] if stored else saved:
+            model_delete(file_name=written.file_name)
         logger.exception("training run %s failed", run_id)
         _fail_after_error(run_id, problem, step=report.step)
     else:
@@ -521,28 +596,121 @@ def failure_message(problem: Exception, *, step: str = "", connection_lost: bool
     )[:2000]
 
 
-def training_run_write(*, run: TrainingRun, outcome: Outcome, stored) -> None:
-    """Write clusters, assignments and statistics, then activate the run: all or nothing."""
+def training_run_write(
+    *, run: TrainingRun, outcome: Outcome, stored, saved: list | None = None
+) -> None:
+    """Write clusters, assignments and statistics, then activate the run: all or nothing.
+    A "compare" retrain's other candidates are written first, each as a run of its own
+    (not activated); ``saved`` collects their model files, for clean-up on failure."""
+    saved = [] if saved is None else saved
     with transaction.atomic():
-        segments = segments_for_clusters(run=run, outcome=outcome)
-        clusters = clusters_create(run=run, outcome=outcome, segments=segments)
-        cluster_ids = np.array([clusters[i].id for i in range(outcome.k)], dtype=np.int64)
-        assignments_write(
-            run_id=run.id,
-            customer_pks=outcome.data.customer_pks,
-            cluster_ids=cluster_ids[outcome.labels],
-            confidence=outcome.confidence,
-            unusual=outcome.unusual,
-        )
+        others = [
+            _candidate_write(run=run, outcome=candidate, saved=saved)
+            for candidate in outcome.candidates
+        ]
+        _run_results_write(run=run, outcome=outcome)
         _finish_run(run=run, outcome=outcome, stored=stored)
+        if others:
+            comparison = comparison_table(run=run, outcome=outcome, others=others)
+            TrainingRun.objects.filter(id=run.id).update(comparison=comparison)
         # A manual activation in progress goes first; this run then becomes the active one.
         run_activate(run_id=run.id, user=run.created_by)
+
+
+def _run_results_write(*, run: TrainingRun, outcome: Outcome) -> None:
+    segments = segments_for_clusters(run=run, outcome=outcome)
+    clusters = clusters_create(run=run, outcome=outcome, segments=segments)
+    cluster_ids = np.array([cluster.id for cluster in clusters], dtype=np.int64)
+    assignments_write(
+        run_id=run.id,
+        customer_pks=outcome.data.customer_pks,
+        cluster_ids=cluster_ids[outcome.labels],
+        confidence=outcome.confidence,
+        unusual=outcome.unusual,
+    )
+
+
+def _candidate_write(*, run: TrainingRun, outcome: Outcome, saved: list) -> TrainingRun:
+    """Another algorithm of a compare retrain, as a finished run that is not active."""
+    candidate = TrainingRun.objects.create(
+        status=TrainingRun.Status.RUNNING,
+        in_flight=None,
+        features=list(outcome.features),
+        features_auto=run.features_auto,
+        missing=run.missing,
+        log_requested=run.log_requested,
+        k_requested=run.k_requested,
+        k_min=run.k_min,
+        k_max=run.k_max,
+        created_by=run.created_by,
+        started_at=run.started_at,
+        algorithm_requested=outcome.algorithm,
+        comparison_of=run,
+    )
+    stored = model_save(run_id=candidate.id, pipeline=outcome.pipeline)
+    saved.append(stored)
+    _run_results_write(run=candidate, outcome=outcome)
+    _finish_run(run=candidate, outcome=outcome, stored=stored)
+    return candidate
+
+
+def comparison_table(*, run: TrainingRun, outcome: Outcome, others: list) -> dict:
+    """The compare page's numbers: one row per algorithm, the rule and its pick."""
+    rows = [_comparison_row(run.id, outcome, recommended=True)]
+    for candidate_run, candidate in zip(others, outcome.candidates, strict=True):
+        rows.append(_comparison_row(candidate_run.id, candidate, recommended=False))
+    order = list(algorithms.ALGORITHMS)
+    rows.sort(key=lambda row: order.index(row["algorithm"]))
+    return {
+        "rule": algorithms.RECOMMENDATION_RULE,
+        "recommended": outcome.algorithm,
+        "candidates": rows,
+    }
+
+
+def _comparison_row(run_id: int, outcome: Outcome, *, recommended: bool) -> dict:
+    quality = outcome.quality
+    bic = None
+    if outcome.bic_by_k and outcome.k in outcome.sweep.k_values:
+        bic = outcome.bic_by_k[outcome.sweep.k_values.index(outcome.k)]
+    return {
+        "algorithm": outcome.algorithm,
+        "label": algorithms.ALGORITHMS[outcome.algorithm],
+        "run_id": run_id,
+        "k": outcome.k,
+        "silhouette": _finite(quality.silhouette, 4),
+        "calinski_harabasz": _finite(quality.calinski_harabasz, 1),
+        "davies_bouldin": _finite(quality.davies_bouldin, 3),
+        "stability": _finite(outcome.stab.mean, 3),
+        "stability_spread": _finite(outcome.stab.spread, 3),
+        "bic": _finite(bic, 1),
+        "noise_share": _finite(quality.noise_share, 4),
+        "recommended": recommended,
+    }
+
+
+def _finite(value, digits: int):
+    """A number for JSON (None for NaN or a missing value), rounded."""
+    if value is None or not np.isfinite(value):
+        return None
+    return round(float(value), digits)
 
 
 def _finish_run(*, run: TrainingRun, outcome: Outcome, stored) -> None:
     sweep = outcome.sweep
     chosen = sweep.k_values.index(outcome.k) if outcome.k in sweep.k_values else None
+    if outcome.silhouette is None and chosen is not None:
+        outcome.silhouette = sweep.silhouette[chosen]
+    stab, quality = outcome.stab, outcome.quality
     updated = TrainingRun.objects.filter(id=run.id, status=TrainingRun.Status.RUNNING).update(
+        algorithm_requested=outcome.algorithm,
+        stability_spread=_finite(stab.spread, 4) if stab else None,
+        stability_refits=stab.refits if stab else None,
+        stability_sample_size=stab.sample_size if stab else None,
+        calinski_harabasz=_finite(quality.calinski_harabasz, 3) if quality else None,
+        davies_bouldin=_finite(quality.davies_bouldin, 4) if quality else None,
+        bic_by_k=[round(v, 2) for v in outcome.bic_by_k],
+        noise_share=round(float(outcome.noise.mean()), 5) if outcome.has_noise else None,
         status=TrainingRun.Status.SUCCEEDED,
         in_flight=None,
         progress=100,
@@ -552,7 +720,7 @@ def _finish_run(*, run: TrainingRun, outcome: Outcome, stored) -> None:
         inertia_by_k=[round(float(v), 4) for v in sweep.inertia],
         silhouette_by_k=[round(float(v), 5) for v in sweep.silhouette],
         chosen_k=outcome.k,
-        silhouette=float(sweep.silhouette[chosen]) if chosen is not None else None,
+        silhouette=_finite(outcome.silhouette, 6),
         inertia=float(outcome.pipeline[-1].inertia_),
         stability=round(float(outcome.stability), 4),
         within_variance=outcome.sigma2,
@@ -617,7 +785,9 @@ def _matches_with_active_run(outcome: Outcome, features: list[str]) -> dict[int,
     previous = TrainingRun.objects.filter(is_active=True).first()
     if previous is None or list(previous.features) != list(features):
         return {}
-    old_clusters = list(previous.clusters.select_related("segment").order_by("index"))
+    old_clusters = list(
+        previous.clusters.filter(is_noise=False).select_related("segment").order_by("index")
+    )
     if not old_clusters:
         return {}
     # Compared where the new model sees customers (log scale where chosen, in sd).
@@ -725,9 +895,57 @@ def clusters_create(
                 sex_mix=_sex_mix(outcome.data.sex[members]),
                 category_mix=_category_mix(outcome.data.categories, members),
                 mean_confidence=float(outcome.confidence[members].mean()) if size else None,
+                stability=_segment_stability(outcome, index),
             )
         )
+    if outcome.has_noise:
+        clusters.append(_unsegmented_cluster(run=run, outcome=outcome))
     return Cluster.objects.bulk_create(clusters)
+
+
+def _segment_stability(outcome: Outcome, index: int) -> float | None:
+    if outcome.stab is None or index >= len(outcome.stab.by_segment):
+        return None
+    return _finite(outcome.stab.by_segment[index], 4)
+
+
+UNSEGMENTED = "unsegmented"
+
+
+def _unsegmented_cluster(*, run: TrainingRun, outcome: Outcome) -> Cluster:
+    """HDBSCAN's customers in no dense group, under the one "Unsegmented" segment: shown
+    as such, never named as a persona, without a strategy."""
+    segment = Segment.objects.filter(archetype=UNSEGMENTED).first()
+    if segment is None:
+        segment = Segment.objects.create(
+            name=_unique_name("Unsegmented", set(Segment.objects.values_list("name", flat=True))),
+            archetype=UNSEGMENTED,
+            description="Customers in no dense group: not a segment, so no strategy.",
+            actions=[],
+        )
+    members = outcome.noise
+    values = outcome.data.values[members]
+    raw = outcome.data.X[members]
+    centre = raw.mean(axis=0)
+    centre_sd = engine.to_model_space(outcome.pipeline, raw).mean(axis=0)
+    size = int(members.sum())
+    return Cluster(
+        run=run,
+        index=outcome.k,
+        segment=segment,
+        archetype=UNSEGMENTED,
+        reason="in no dense group of customers",
+        centroid={f: round(float(v), 4) for f, v in zip(outcome.features, centre)},
+        centroid_sd={f: round(float(v), 4) for f, v in zip(outcome.features, centre_sd)},
+        size=size,
+        share=size / len(outcome.labels),
+        means=_means(values, outcome.data.value_features),
+        medians=_medians(values, outcome.data.value_features),
+        sex_mix=_sex_mix(outcome.data.sex[members]),
+        category_mix=_category_mix(outcome.data.categories, members),
+        mean_confidence=None,
+        is_noise=True,
+    )
 
 
 def _medians(values: np.ndarray, features: tuple[str, ...]) -> dict[str, float | None]:

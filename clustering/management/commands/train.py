@@ -5,6 +5,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from clustering.algorithms import ALGORITHMS, COMPARE, KMEANS
 from clustering.models import TrainingRun
 from clustering.selectors import run_summary
 from clustering.services import (
@@ -46,6 +47,14 @@ class Command(BaseCommand):
             default="auto",
             help="log-scale features: auto (skewed money-like ones), none, or a comma-separated "
             "list",
+        )
+        parser.add_argument(
+            "--algorithm",
+            choices=[*ALGORITHMS, COMPARE],
+            default=KMEANS,
+            help="kmeans (default), gmm (Gaussian mixture), hdbscan (density, with "
+            "Unsegmented customers), ward (hierarchical), or compare: all of them in one run, "
+            "side by side, the recommended one activated",
         )
         mode = parser.add_mutually_exclusive_group()
         mode.add_argument("--sync", action="store_true", help="train in this process")
@@ -114,14 +123,16 @@ class Command(BaseCommand):
                 options["k_max"],
                 missing=options["missing"],
                 log_features=log_features,
+                algorithm=options["algorithm"],
             )
         except ValueError as problem:
             raise CommandError(str(problem)) from None
 
     def train_here(self, params: TrainingParams) -> TrainingRun:
         run = training_run_start(params=params, enqueue=False)
-        asked = (list(params.features), params.k, params.k_min, params.k_max)
-        if (run.features, run.k_requested, run.k_min, run.k_max) != asked:
+        asked = (list(params.features), params.k, params.k_min, params.k_max, params.algorithm)
+        found = (run.features, run.k_requested, run.k_min, run.k_max, run.algorithm_requested)
+        if found != asked:
             raise CommandError(
                 f"Run {run.id} with other settings is already {run.status}; one training "
                 "runs at a time. Wait for it (or use --wait) and try again."
@@ -149,12 +160,27 @@ class Command(BaseCommand):
             return
         self.stdout.write(
             self.style.SUCCESS(
-                f"Run {run.id}: {run.chosen_k} segments from {run.customers_used} customers, "
+                f"Run {run.id} ({ALGORITHMS.get(run.algorithm_requested, 'K-Means')}): "
+                f"{run.chosen_k} segments from {run.customers_used} customers, "
                 f"silhouette {run.silhouette:.3f}, stability {run.stability:.2f}"
+                f" ± {run.stability_spread or 0:.2f}"
             )
         )
+        for row in run.comparison.get("candidates", []):
+            mark = "  <- recommended" if row["recommended"] else ""
+            self.stdout.write(
+                f"  {row['label']:<20} run {row['run_id']:>5}  {row['k']} segments  "
+                f"silhouette {_shown(row['silhouette'])}  stability {_shown(row['stability'])}"
+                f"{mark}"
+            )
+        if run.comparison:
+            self.stdout.write(f"  {run.comparison['rule']}")
         for cluster in run.clusters.select_related("segment").order_by("-size"):
             self.stdout.write(
                 f"  {cluster.segment.name:<28} {cluster.size:>8} "
                 f"({cluster.share:.0%})  {cluster.reason}"
             )
+
+
+def _shown(value) -> str:
+    return "–" if value is None else f"{value:.3f}"

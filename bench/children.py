@@ -1,7 +1,8 @@
 """The measured programs of `make bench`, each run in a fresh process by bench/run.py.
 
     python bench/children.py prepare COUNT NPY   # ensure COUNT demo customers; dump features
-    python bench/children.py train               # full retrain through the training service
+    python bench/children.py train [ALGORITHM]   # full retrain through the training service
+    python bench/children.py baseline-algorithm ALGORITHM NPY  # bare scikit-learn: gmm/ward/hdbscan
     python bench/children.py baseline-small NPY  # bare scikit-learn: KMeans + silhouette_score
     python bench/children.py baseline-large NPY  # bare scikit-learn: MiniBatchKMeans, same settings
     python bench/children.py predict             # one prediction: service vs sklearn predict
@@ -67,7 +68,7 @@ def prepare(count: int, npy: str) -> None:
     emit(customers=len(data.X))
 
 
-def train() -> None:
+def train(algorithm: str = "kmeans") -> None:
     django_setup()
     from clustering.models import TrainingRun
     from clustering.services import (
@@ -80,7 +81,7 @@ def train() -> None:
     started = time.perf_counter()
     # The four demo features (the twenty attributes are read too, for the statistics), no
     # log scale: the bare scripts scale the raw values, and silhouettes are compared K by K.
-    params = TrainingParams(features=FEATURES, log_features=())
+    params = TrainingParams(features=FEATURES, log_features=(), algorithm=algorithm)
     run = training_run_start(params=params, enqueue=False)
     training_run_claim(run_id=run.id)
     run = training_run_execute(run_id=run.id)
@@ -93,6 +94,7 @@ def train() -> None:
         silhouette=run.silhouette_by_k,
         timings=run.timings,
         customers=run.customers_used,
+        stability=run.stability,
     )
 
 
@@ -111,8 +113,126 @@ def baseline_small(npy: str) -> None:
         labels = KMeans(n_clusters=k, n_init=N_INIT, random_state=RANDOM_STATE).fit_predict(Xs)
         silhouettes.append(float(silhouette_score(Xs, labels)))
     best = list(K_VALUES)[int(np.argmax(silhouettes))]
-    KMeans(n_clusters=best, n_init=N_INIT, random_state=RANDOM_STATE).fit(Xs)
-    emit(seconds=time.perf_counter() - started, k=best, silhouette=silhouettes)
+    labels = KMeans(n_clusters=best, n_init=N_INIT, random_state=RANDOM_STATE).fit_predict(Xs)
+    stability = bare_metrics(Xs, labels, kmeans_refit(best))
+    emit(seconds=time.perf_counter() - started, k=best, silhouette=silhouettes, stability=stability)
+
+
+def kmeans_refit(k: int):
+    from sklearn.cluster import KMeans
+
+    from clustering.engine import STABILITY_N_INIT
+
+    return lambda X, seed: KMeans(k, n_init=STABILITY_N_INIT, random_state=seed).fit_predict(X)
+
+
+def bare_metrics(Xs: np.ndarray, labels: np.ndarray, refit) -> float:
+    """What the service reports besides the silhouette, the plain scikit-learn way:
+    Calinski-Harabasz and Davies-Bouldin on all customers in a segment, and stability as
+    the mean adjusted Rand index of 10 refits on random 80 % of at most 5,000 of them."""
+    from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, davies_bouldin_score
+
+    kept = labels >= 0
+    calinski_harabasz_score(Xs[kept], labels[kept])
+    davies_bouldin_score(Xs[kept], labels[kept])
+    rng = np.random.default_rng(RANDOM_STATE)
+    rows = rng.choice(len(Xs), min(5_000, len(Xs)), replace=False)
+    scores = []
+    for seed in range(10):
+        idx = rng.choice(rows, int(0.8 * len(rows)), replace=False)
+        scores.append(adjusted_rand_score(labels[idx], refit(Xs[idx], seed)))
+    return float(np.mean(scores))
+
+
+def _silhouette(Xs: np.ndarray, labels: np.ndarray) -> float:
+    from sklearn.metrics import silhouette_score
+
+    from clustering.engine import SILHOUETTE_EXACT_MAX
+
+    kept = labels >= 0
+    sample = SILHOUETTE_EXACT_MAX if kept.sum() > SILHOUETTE_EXACT_MAX else None
+    return float(
+        silhouette_score(Xs[kept], labels[kept], sample_size=sample, random_state=RANDOM_STATE)
+    )
+
+
+def _sample(Xs: np.ndarray, size: int) -> np.ndarray:
+    if len(Xs) <= size:
+        return Xs
+    return Xs[np.random.default_rng(RANDOM_STATE).choice(len(Xs), size, replace=False)]
+
+
+def baseline_gmm(Xs: np.ndarray) -> tuple[int, list[float], float]:
+    """GaussianMixture per K on at most 20,000 customers, lowest BIC, all customers scored."""
+    from sklearn.mixture import GaussianMixture
+
+    from clustering.algorithms import GMM_N_INIT, GMM_SAMPLE_MAX
+
+    def mixture(k: int, seed: int) -> GaussianMixture:
+        return GaussianMixture(k, n_init=GMM_N_INIT, random_state=seed, reg_covar=1e-5)
+
+    sample = _sample(Xs, GMM_SAMPLE_MAX)
+    fits = [mixture(k, RANDOM_STATE).fit(sample) for k in K_VALUES]
+    silhouettes = [_silhouette(sample, model.predict(sample)) for model in fits]
+    best = int(np.argmin([model.bic(sample) for model in fits]))
+    k = list(K_VALUES)[best]
+    labels = mixture(k, RANDOM_STATE).fit(sample).predict(Xs)
+    stability = bare_metrics(Xs, labels, lambda X, s: mixture(k, s).fit(X).predict(X))
+    return k, silhouettes, stability
+
+
+def baseline_ward(Xs: np.ndarray) -> tuple[int, list[float], float]:
+    """Ward's tree on at most 10,000 customers (scipy, as scikit-learn does inside), cut at
+    each K; every customer to the nearest centre of the best cut."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from sklearn.metrics import pairwise_distances_argmin
+
+    from clustering.algorithms import WARD_SAMPLE_MAX
+
+    sample = _sample(Xs, WARD_SAMPLE_MAX)
+    tree = linkage(sample, method="ward")
+    cuts = [fcluster(tree, k, criterion="maxclust") - 1 for k in K_VALUES]
+    silhouettes = [_silhouette(sample, labels) for labels in cuts]
+    best = int(np.argmax(silhouettes))
+    k = list(K_VALUES)[best]
+    centres = np.array([sample[cuts[best] == c].mean(axis=0) for c in range(k)])
+    labels = pairwise_distances_argmin(Xs, centres)
+
+    def refit(X, seed):
+        return fcluster(linkage(X, method="ward"), k, criterion="maxclust") - 1
+
+    return k, silhouettes, bare_metrics(Xs, labels, refit)
+
+
+def baseline_hdbscan(Xs: np.ndarray) -> tuple[int, list[float], float]:
+    """HDBSCAN on at most 20,000 customers; the others take the nearest fitted member's
+    group (noise included)."""
+    from sklearn.cluster import HDBSCAN
+    from sklearn.neighbors import NearestNeighbors
+
+    from clustering.algorithms import DENSITY_SAMPLE_MAX
+
+    size = max(10, int(np.ceil(0.01 * min(len(Xs), DENSITY_SAMPLE_MAX))))
+    sample = _sample(Xs, DENSITY_SAMPLE_MAX)
+    found = HDBSCAN(min_cluster_size=size, copy=True).fit_predict(sample)
+    nearest = NearestNeighbors(n_neighbors=1).fit(sample).kneighbors(Xs, return_distance=False)
+    labels = found[nearest[:, 0]]
+    silhouettes = [_silhouette(Xs, labels)]
+    stability = bare_metrics(
+        Xs, labels, lambda X, s: HDBSCAN(min_cluster_size=size, copy=True).fit_predict(X)
+    )
+    return int(found.max()) + 1, silhouettes, stability
+
+
+def baseline_algorithm(algorithm: str, npy: str) -> None:
+    from sklearn.preprocessing import StandardScaler
+
+    X = np.load(npy)
+    started = time.perf_counter()
+    Xs = StandardScaler().fit_transform(X)
+    run = {"gmm": baseline_gmm, "ward": baseline_ward, "hdbscan": baseline_hdbscan}[algorithm]
+    k, silhouettes, stability = run(Xs)
+    emit(seconds=time.perf_counter() - started, k=k, silhouette=silhouettes, stability=stability)
 
 
 def baseline_large(npy: str) -> None:
@@ -154,8 +274,9 @@ def baseline_large(npy: str) -> None:
     final = MiniBatchKMeans(
         n_clusters=best, batch_size=MINIBATCH_SIZE, n_init=N_INIT, random_state=RANDOM_STATE
     ).fit(Xs)
-    final.predict(Xs)
-    emit(seconds=time.perf_counter() - started, k=best, silhouette=silhouettes)
+    labels = final.predict(Xs)
+    stability = bare_metrics(Xs, labels, kmeans_refit(best))
+    emit(seconds=time.perf_counter() - started, k=best, silhouette=silhouettes, stability=stability)
 
 
 def predict(repeats: int = 2000) -> None:
@@ -181,7 +302,8 @@ if __name__ == "__main__":
     command, *args = sys.argv[1:]
     {
         "prepare": lambda: prepare(int(args[0]), args[1]),
-        "train": train,
+        "train": lambda: train(*args),
+        "baseline-algorithm": lambda: baseline_algorithm(args[0], args[1]),
         "baseline-small": lambda: baseline_small(args[0]),
         "baseline-large": lambda: baseline_large(args[0]),
         "predict": predict,

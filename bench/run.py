@@ -7,6 +7,10 @@ Every measurement runs in a fresh process on the same generated customers:
 - 1,000,000 customers: the same end-to-end retrain against a bare MiniBatchKMeans
   script with the engine's large-data settings on an in-memory array.
 - One prediction through the service against scikit-learn's predict on one row.
+- Gaussian mixture, HDBSCAN and Ward at 5,000 and 100,000 customers (and at the large
+  size): the retrain through the service against a bare script doing the same fits and
+  metrics (silhouette per K, Calinski-Harabasz, Davies-Bouldin, 10 stability refits) on
+  an in-memory array, with the same sample sizes.
 
 The database is BENCH_DATABASE_URL (PostgreSQL recommended: the production path,
 COPY included) or, when unset, SQLite files under var/bench/.
@@ -62,13 +66,20 @@ def child(args: list[str], url: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def compare(label: str, count: int, baseline: str, target: float, memory_limit: float | None):
+def compare(
+    label: str,
+    count: int,
+    baseline: str,
+    target: float,
+    memory_limit: float | None,
+    algorithm: str = "kmeans",
+):
     url = database_url(label)
     npy = str(WORK / f"{label}.npy")
-    print(f"\n## {count:,} customers ({url.split('://')[0]})", flush=True)
+    print(f"\n## {algorithm}: {count:,} customers ({url.split('://')[0]})", flush=True)
     child(["prepare", str(count), npy], url)
-    ours = child(["train"], url)
-    bare = child([baseline, npy], url)
+    ours = child(["train", algorithm], url)
+    bare = child([baseline, npy] if algorithm == "kmeans" else [baseline, algorithm, npy], url)
     ratio = ours["seconds"] / bare["seconds"]
     worst = max(abs(a - b) for a, b in zip(ours["silhouette"], bare["silhouette"]))
     rows = [
@@ -83,6 +94,7 @@ def compare(label: str, count: int, baseline: str, target: float, memory_limit: 
         f"{'(same)' if ours['k'] == bare['k'] else '(DIFFERENT)'}"
     )
     print(f"  largest silhouette difference over K: {worst:.2e}")
+    print(f"  stability: service {ours['stability']:.3f}, script {bare['stability']:.3f}")
     if memory_limit:
         verdict = "OK" if ours["peak_mb"] < memory_limit else "MISSED"
         print(
@@ -97,6 +109,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--large", type=int, default=1_000_000, help="customers for the big case")
     parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument(
+        "--algorithms",
+        default="gmm,hdbscan,ward",
+        help="the other algorithms to measure at 5,000 and 100,000 customers ('' for none)",
+    )
+    parser.add_argument("--skip-medium", action="store_true", help="no 100,000 case")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     import numpy
@@ -115,8 +133,14 @@ def main() -> None:
         f"{prediction['sklearn_ms']:.3f} ms, ratio "
         f"{prediction['service_ms'] / prediction['sklearn_ms']:.2f}"
     )
+    for algorithm in filter(None, args.algorithms.split(",")):
+        compare("small", 5_000, "baseline-algorithm", 0.7, None, algorithm)
+        if not args.skip_medium:
+            compare("medium", 100_000, "baseline-algorithm", 1.0, 2048, algorithm)
     if not args.skip_large:
         compare("large", args.large, "baseline-large", 1.0, 2048)
+        for algorithm in filter(None, args.algorithms.split(",")):
+            compare("large", args.large, "baseline-algorithm", 1.0, 2048, algorithm)
 
 
 if __name__ == "__main__":

@@ -87,6 +87,18 @@ STABILITY_BANDS: tuple[Band, ...] = (
     Band("unstable", "unstable", float("-inf")),
 )
 
+# Per segment: the share of its members' pairs that resampled refits keep in one segment.
+SEGMENT_STABILITY_BANDS: tuple[Band, ...] = (
+    Band("holds", "holds together", 0.75, "Most of its customers stay together on refits."),
+    Band(
+        "falls-apart",
+        "falls apart on resampling",
+        float("-inf"),
+        "Refits on other samples split these customers up: treat the segment as a rough "
+        "cut, not a persona.",
+    ),
+)
+
 CONFIDENCE_BANDS: tuple[Band, ...] = (
     Band("very", "very confident", 0.90),
     Band("confident", "confident", 0.70),

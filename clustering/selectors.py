@@ -12,7 +12,7 @@ from django.db.models import F, FloatField, Q, Value
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, NullIf
 
-from clustering import engine
+from clustering import algorithms, engine
 from clustering.bands import (
     CONFIDENCE_BANDS,
     SILHOUETTE_BANDS,
@@ -138,15 +138,19 @@ def per_k_rows(run: TrainingRun) -> list[dict]:
     """Inertia (on the final model's scale; measured on the sweep's sample when there was
     one) and silhouette for each K tried."""
     factor, sample = sweep_scale(run)
+    bic = run.bic_by_k or [None] * len(run.k_values)  # a mixture's, per K
     return [
         {
             "k": k,
             "inertia": round(inertia * factor, 4),
             "inertia_sample": inertia if sample else None,
             "silhouette": silhouette,
+            "bic": bic_k,
             "chosen": k == run.chosen_k,
         }
-        for k, inertia, silhouette in zip(run.k_values, run.inertia_by_k, run.silhouette_by_k)
+        for k, inertia, silhouette, bic_k in zip(
+            run.k_values, run.inertia_by_k, run.silhouette_by_k, bic
+        )
     ]
 
 
@@ -410,7 +414,49 @@ def run_detail_context(*, run: TrainingRun) -> dict:
         "other_runs": TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED)
         .exclude(id=run.id)
         .only("id", "chosen_k", "created_at")[:20],
+        "comparison": run_algorithm_comparison(run=run),
+        "segment_tree": segment_tree_drawing(clusters),
+        "algorithm_label": algorithms.ALGORITHMS.get(run.algorithm_requested, ""),
     }
+
+
+def run_algorithm_comparison(*, run: TrainingRun) -> dict | None:
+    """The side-by-side table of the compare retrain this run belongs to (or holds)."""
+    holder = run.comparison_of if run.comparison_of_id else run
+    if not holder.comparison:
+        return None
+    return {**holder.comparison, "holder_id": holder.id, "this_run": run.id}
+
+
+@dataclass(frozen=True)
+class SegmentTree:
+    drawing: algorithms.TreeDrawing
+    names: dict[int, str]  # segment index -> name
+    colours: dict[int, str]  # segment index -> colour
+    steps: list[str]  # the merges in words, first (most alike) first
+
+
+def segment_tree_drawing(clusters: list[Cluster]) -> SegmentTree | None:
+    """The dendrogram of a run's segments (Unsegmented left out), for the run page."""
+    segments = sorted((c for c in clusters if not c.is_noise), key=lambda c: c.index)
+    if len(segments) < 2:
+        return None
+    features = list(segments[0].centroid_sd)
+    centres = [[c.centroid_sd[f] for f in features] for c in segments]
+    merges = algorithms.segment_tree(centres, [c.size for c in segments])
+    names = {i: c.segment.name for i, c in enumerate(segments)}
+    groups = {i: [name] for i, name in names.items()}
+    steps = []
+    for i, merge in enumerate(merges[:-1] if len(merges) > 1 else merges):
+        left, right = groups[merge.left], groups[merge.right]
+        steps.append(f"{' + '.join(left)} joins {' + '.join(right)}")
+        groups[len(segments) + i] = left + right
+    return SegmentTree(
+        algorithms.draw_tree(merges, len(segments)),
+        names,
+        {i: c.segment.colour.hex for i, c in enumerate(segments)},
+        steps,
+    )
 
 
 def _run_before(run: TrainingRun) -> TrainingRun | None:

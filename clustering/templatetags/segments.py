@@ -9,7 +9,8 @@ from django.utils.dateformat import format as date_format
 from django.utils.html import format_html
 
 from clustering import engine
-from clustering.bands import STABILITY_BANDS, band_for
+from clustering.algorithms import ALGORITHMS
+from clustering.bands import SEGMENT_STABILITY_BANDS, STABILITY_BANDS, band_for
 from customers.models import field_label
 
 register = template.Library()
@@ -43,6 +44,20 @@ def stability_band(value) -> str:
     if value is None:
         return ""
     return band_for(STABILITY_BANDS, float(value)).label
+
+
+@register.filter
+def segment_stability_band(value):
+    """The band (clustering.bands.SEGMENT_STABILITY_BANDS) of a segment's kept-together share."""
+    if value is None:
+        return None
+    return band_for(SEGMENT_STABILITY_BANDS, float(value))
+
+
+@register.filter
+def algorithm_label(key: str) -> str:
+    """'Gaussian mixture' for 'gmm' (clustering.algorithms.ALGORITHMS)."""
+    return ALGORITHMS.get(key, key)
 
 
 @register.filter

@@ -139,3 +139,71 @@ def test_train_command_refuses_an_unknown_algorithm(db):
 
     with pytest.raises(CommandError, match="invalid choice"):
         call_command("train", "--algorithm", "dbscan", sync=True)
+
+
+# --------------------------------------------------------------------------- pages
+
+
+def test_the_compare_run_page_shows_the_algorithms_side_by_side_with_the_rule(
+    customers, marketer_client
+):
+    run = train(algorithm="compare", features=FEATURES, log_features=())
+
+    page = marketer_client.get(f"/runs/{run.id}/").content.decode()
+
+    assert "Algorithms compared" in page and algorithms.RECOMMENDATION_RULE in page
+    for label in algorithms.ALGORITHMS.values():
+        assert label in page
+    assert page.count("recommended</span>") == 1
+    for other in TrainingRun.objects.filter(comparison_of=run):
+        assert f'href="/runs/{other.id}/"' in page
+    # A candidate's own page shows the same table and can be activated from there.
+    other = TrainingRun.objects.filter(comparison_of=run).first()
+    candidate_page = marketer_client.get(f"/runs/{other.id}/").content.decode()
+    assert "Algorithms compared" in candidate_page and "this run" in candidate_page
+
+
+def test_a_run_page_draws_the_segment_tree_merging_the_closest_segments_first(
+    customers, marketer_client
+):
+    run = train(algorithm="ward", features=FEATURES, log_features=())
+
+    page = marketer_client.get(f"/runs/{run.id}/").content.decode()
+
+    assert '<svg class="dendrogram"' in page and "<line " in page
+    names = list(run.clusters.values_list("segment__name", flat=True))
+    assert all(name in page for name in names)
+    assert "cdn" not in page.lower()
+
+
+def test_hdbscan_dashboard_card_says_unsegmented_customers_are_not_a_segment(db, marketer_client):
+    call_command("generate_customers", count=500, seed=7, stdout=io.StringIO())
+    for i in range(20):
+        Customer.objects.create(customer_id=f"FAR-{i}", age=20 + 3 * i,
+                                annual_income=300 + 80 * i, spending_score=1 + 4 * i,
+                                purchase_frequency=100 + 25 * i)  # fmt: skip
+    run = train(algorithm="hdbscan", features=FEATURES, log_features=())
+    noise = run.clusters.get(is_noise=True)
+
+    page = marketer_client.get("/").content.decode()
+
+    assert "Not a segment:" in page and "Unsegmented" in page
+    card = page[page.index(f'id="segment-{noise.segment_id}"') :]
+    card = card[: card.index("</article>")]
+    assert "<h4>Strategy</h4>" not in card and "Edit name and strategy" not in card
+    assert "Unsegmented)" in page  # the share on the model line
+
+
+def test_a_segment_that_falls_apart_on_resampling_is_flagged_on_its_card(
+    trained, marketer_client
+):
+    shaky = trained.clusters.order_by("index").first()
+    Cluster.objects.filter(id=shaky.id).update(stability=0.41)
+
+    page = marketer_client.get("/").content.decode()
+
+    card = page[page.index(f'id="segment-{shaky.segment_id}"') :]
+    card = card[: card.index("</article>")]
+    assert "41 % of its customers' pairs stay together" in card
+    assert "falls apart on resampling" in card
+    assert page.count("segment-falls-apart") == 1

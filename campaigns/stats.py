@@ -56,7 +56,7 @@ class Difference:
     @property
     def significant(self) -> bool:
         """The interval excludes zero."""
-        return self.low > 0 or self.high < 0
+        return bool(self.low > 0 or self.high < 0)
 
 
 def proportion_difference(
@@ -133,7 +133,7 @@ def mean_difference(
     if se == 0:
         return Difference(estimate, estimate, estimate, None)
     df = (a + b) ** 2 / (a * a / (treatment.n - 1) + b * b / (control.n - 1))
-    half = student_t.ppf(1 - (1 - confidence) / 2, df) * se
+    half = float(student_t.ppf(1 - (1 - confidence) / 2, df)) * se
     ratio = treatment.n / control.n
     needed = means_needed(estimate, treatment.variance, control.variance, ratio, confidence)
     return Difference(estimate, estimate - half, estimate + half, needed)

@@ -48,3 +48,21 @@ def planted_outcomes(campaign: Campaign, effects: dict[str, tuple[float, float]]
 
 def as_file(text: str) -> io.BytesIO:
     return io.BytesIO(text.encode())
+
+
+def swap_customers(run: TrainingRun, count: int = 20):
+    """``count`` customers of each of the run's two largest segments swap their values, so
+    a retrain moves them between the two; returns those two clusters."""
+    from customers.models import Customer
+
+    a, b = run.clusters.select_related("segment").order_by("-size")[:2]
+    fields = ("age", "annual_income", "spending_score", "purchase_frequency")
+    movers_a = list(Customer.objects.filter(pk__in=a.assignments.values("customer_id"))[:count])
+    movers_b = list(Customer.objects.filter(pk__in=b.assignments.values("customer_id"))[:count])
+    for x, y in zip(movers_a, movers_b):
+        for name in fields:
+            first, second = getattr(x, name), getattr(y, name)
+            setattr(x, name, second)
+            setattr(y, name, first)
+    Customer.objects.bulk_update(movers_a + movers_b, fields)
+    return a, b

@@ -30,6 +30,10 @@ class SegmentAdmin(admin.ModelAdmin):
     search_fields = ("name",)
     readonly_fields = ("archetype", "is_active", "created_at", "updated_at", "updated_by")
 
+    def save_model(self, request, obj, form, change):
+        obj.updated_by = request.user  # the strategy's version history names its author
+        super().save_model(request, obj, form, change)
+
 
 @admin.register(TrainingRun)
 class TrainingRunAdmin(admin.ModelAdmin):

@@ -163,8 +163,14 @@ def openapi_document(server_url: str, catalogue: Catalogue) -> dict:
                 "Error": ERROR,
             },
         },
-        "paths": _paths(),
+        "paths": {**_paths(), **_campaign_paths()},
     }
+
+
+def _campaign_paths() -> dict:
+    from campaigns.openapi import campaign_paths  # the campaigns app builds on this module
+
+    return campaign_paths(_json, _errors)
 
 
 def _paths() -> dict:

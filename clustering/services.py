@@ -39,6 +39,7 @@ from clustering.preparation import (
 )
 from clustering.reading import SEX_CODES, Categories, FeatureMatrix
 from clustering.selectors import run_in_flight
+from clustering.signals import run_activated
 from customers.catalogue import Catalogue
 from customers.models import Customer
 from customers.selectors import catalogue_current
@@ -1101,11 +1102,20 @@ def run_activate(*, run_id: int, user=None, yield_to_others: bool = False) -> Tr
             raise TrainingError(
                 f"Run {run.id} is too old: its customer assignments were pruned. Retrain instead."
             )
+        previous_id = TrainingRun.objects.filter(is_active=True).values_list("id", flat=True)
+        previous_id = previous_id.first()
         TrainingRun.objects.filter(is_active=True).update(is_active=False)
         TrainingRun.objects.filter(id=run.id).update(
             is_active=True,
             activated_at=timezone.now(),
             activated_by=user if user is not None and user.is_authenticated else None,
+        )
+        # The audit trail keeps every activation (the run keeps only the last one).
+        run_activated.send(
+            sender=TrainingRun,
+            run=run,
+            previous_id=previous_id,
+            user=user if user is not None and user.is_authenticated else None,
         )
         in_run = Cluster.objects.filter(run_id=run.id, segment_id=OuterRef("pk"))
         Segment.objects.update(is_active=Exists(in_run))

@@ -63,6 +63,8 @@ INSTALLED_APPS = [
     "customers",
     "clustering",
     "purchases",
+    "audit",
+    "campaigns",
 ]
 
 MIDDLEWARE = [

@@ -15,6 +15,8 @@ def ensure_groups(names) -> None:
     if Group.objects.filter(name__in=names).count() < len(set(names)):
         migration = importlib.import_module("clustering.migrations.0002_marketing_groups")
         migration.create_groups(django_apps, None)
+        campaigns = importlib.import_module("campaigns.migrations.0002_marketing_permissions")
+        campaigns.grant(django_apps, None)
 
 
 def user_create(user_model, username: str, *groups: str, perms=(), **fields):

@@ -15,6 +15,8 @@ def ensure_groups(names) -> None:
     if Group.objects.filter(name__in=names).count() < len(set(names)):
         migration = importlib.import_module("clustering.migrations.0002_marketing_groups")
         migration.create_groups(django_apps, None)
+        operations = importlib.import_module("operations.migrations.0002_manager_permissions")
+        operations.grant(django_apps, None)
 
 
 def user_create(user_model, username: str, *groups: str, perms=(), **fields):

@@ -17,11 +17,26 @@ from operations.schedules import ScheduleError, schedule_delete, schedule_save
 class ScheduleAdminForm(forms.ModelForm):
     class Meta:
         model = Schedule
-        fields = "__all__"
+        fields = (
+            "name",
+            "enabled",
+            "kind",
+            "cron",
+            "interval_seconds",
+            "activation",
+            "features",
+            "k",
+            "k_min",
+            "k_max",
+            "missing",
+            "drift_psi_threshold",
+        )
 
     def clean(self):
         data = super().clean()
-        candidate = Schedule(**{k: v for k, v in data.items() if k in {f.name for f in Schedule._meta.fields}})
+        candidate = Schedule(
+            **{k: v for k, v in data.items() if k in {f.name for f in Schedule._meta.fields}}
+        )
         try:
             from operations.schedules import cron_fields, schedule_params
 

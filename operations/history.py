@@ -144,7 +144,5 @@ def predictions_csv_lines(records: QuerySet) -> Iterator[str]:
 
 def customer_predictions(*, customer_id: str, limit: int = 50) -> list[PredictionRecord]:
     return list(
-        PredictionRecord.objects.filter(Q(customer_ref=customer_id)).select_related("user")[
-            :limit
-        ]
+        PredictionRecord.objects.filter(Q(customer_ref=customer_id)).select_related("user")[:limit]
     )

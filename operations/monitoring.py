@@ -78,11 +78,22 @@ def customers_read(*, features: list[str], catalogue: Catalogue) -> tuple[np.nda
     columns = ", ".join(["c.id", *(feature_sql(f, catalogue) for f in features)])
     sql = f"SELECT {columns} FROM {customers_from(catalogue)} ORDER BY c.id"
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT CSV)") as copy:
+        with (
+            connection.cursor() as cursor,
+            cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT CSV)") as copy,
+        ):
             text = b"".join(bytes(block) for block in copy)
-        data = pd.read_csv(
-            io.BytesIO(text), header=None, dtype="float64", keep_default_na=False, na_values=[""]
-        ).to_numpy() if text else np.empty((0, len(features) + 1))
+        data = (
+            pd.read_csv(
+                io.BytesIO(text),
+                header=None,
+                dtype="float64",
+                keep_default_na=False,
+                na_values=[""],
+            ).to_numpy()
+            if text
+            else np.empty((0, len(features) + 1))
+        )
     else:
         parts = []
         with connection.cursor() as cursor:

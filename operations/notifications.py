@@ -45,9 +45,7 @@ def managers():
 def _email_recipients() -> list[str]:
     off = NotificationPreference.objects.filter(email=False).values("user_id")
     return [
-        email
-        for email in managers().exclude(id__in=off).values_list("email", flat=True)
-        if email
+        email for email in managers().exclude(id__in=off).values_list("email", flat=True) if email
     ]
 
 

@@ -35,7 +35,9 @@ def drift_check_task() -> None:
     if report.level == "large":
         notify_drift(report)
     due = Schedule.objects.filter(enabled=True, drift_psi_threshold__lte=report.max_psi)
-    for schedule in due.exclude(runs__run__isnull=False, runs__created_at__gte=report.run.finished_at):
+    for schedule in due.exclude(
+        runs__run__isnull=False, runs__created_at__gte=report.run.finished_at
+    ):
         schedule_fire(schedule_id=schedule.id, reason=ScheduledRun.Reason.DRIFT)
         break  # one training at a time: the first schedule's run answers the drift
 
@@ -46,7 +48,9 @@ def prune_task() -> None:
 
     deleted = predictions_prune()
     if deleted:
-        logger.info("pruned %s predictions older than %s days", deleted, settings.PREDICTION_HISTORY_DAYS)
+        logger.info(
+            "pruned %s predictions older than %s days", deleted, settings.PREDICTION_HISTORY_DAYS
+        )
 
 
 @shared_task(ignore_result=True)

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", include("clustering.urls")),
     path("customers/", include("customers.urls")),
     path("api/", include("clustering.api_urls")),
+    path("operations/", include("operations.urls")),
     # Both sign-in forms are throttled by django-axes (see settings.AXES_*).
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -55,8 +55,14 @@ class Schedule(models.Model):
     )
     # Between its dates, retrain as soon as drift is measured above this PSI (None: never).
     drift_psi_threshold = models.FloatField(null=True, blank=True)
+    # related_name: PeriodicTask has a ``schedule`` property of its own that beat reads.
     periodic_task = models.OneToOneField(
-        PeriodicTask, null=True, blank=True, on_delete=models.SET_NULL, editable=False
+        PeriodicTask,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        editable=False,
+        related_name="retraining_schedule",
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

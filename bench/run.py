@@ -7,6 +7,8 @@ Every measurement runs in a fresh process on the same generated customers:
 - 1,000,000 customers: the same end-to-end retrain against a bare MiniBatchKMeans
   script with the engine's large-data settings on an in-memory array.
 - One prediction through the service against scikit-learn's predict on one row.
+- Drift of the trained run over every customer (operations), at both sizes: target a few
+  seconds at a million.
 
 The database is BENCH_DATABASE_URL (PostgreSQL recommended: the production path,
 COPY included) or, when unset, SQLite files under var/bench/.
@@ -115,8 +117,24 @@ def main() -> None:
         f"{prediction['sklearn_ms']:.3f} ms, ratio "
         f"{prediction['service_ms'] / prediction['sklearn_ms']:.2f}"
     )
+    report_drift(small_url, 5_000)
     if not args.skip_large:
-        compare("large", args.large, "baseline-large", 1.0, 2048)
+        large_url = compare("large", args.large, "baseline-large", 1.0, 2048)
+        report_drift(large_url, args.large)
+
+
+DRIFT_TARGET_SECONDS = 5.0
+
+
+def report_drift(url: str, count: int) -> None:
+    result = child(["drift"], url)
+    verdict = "OK" if result["seconds"] <= DRIFT_TARGET_SECONDS else "MISSED"
+    print(f"\n## drift over {count:,} customers")
+    print(
+        f"  {result['seconds']:.2f} s for {result['customers']:,} customers (target <= "
+        f"{DRIFT_TARGET_SECONDS:.0f} s) {verdict}; level {result['level']}, largest PSI "
+        f"{result['max_psi']:.3f}, peak {result['peak_mb']:.0f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import time
 import numpy as np
 import pandas as pd
 from django.db import connection, transaction
+from django.db.models import Max
 
 from clustering.model_store import model_load
 from clustering.models import TrainingRun
@@ -21,7 +22,8 @@ from clustering.reading import customers_from, feature_sql
 from customers.catalogue import Catalogue
 from customers.selectors import catalogue_current
 from operations import drift
-from operations.models import DriftBaseline, DriftReport
+from customers.models import Customer
+from operations.models import DriftBaseline, DriftReport, Schedule, ScheduledRun
 
 logger = logging.getLogger(__name__)
 FETCH_ROWS = 50_000
@@ -185,3 +187,45 @@ def _feature_json(item: drift.FeatureDrift, run: TrainingRun) -> dict:
         "median_then": item.median_then,
         "median_now": item.median_now,
     }
+
+
+def drift_changed_since_report(run: TrainingRun) -> bool:
+    """Whether a customer was added or changed after the run's latest report (or the run
+    has none): one indexed MAX query."""
+    report = DriftReport.objects.filter(run=run).first()
+    if report is None:
+        return True
+    latest = Customer.objects.aggregate(latest=Max("updated_at"))["latest"]
+    return latest is not None and latest > report.created_at
+
+
+def drift_check(*, only_if_changed: bool = False) -> DriftReport | None:
+    """Measure the active run's drift; tell the managers when it is large; start the
+    first schedule whose drift threshold it passes (once per active run)."""
+    from operations.notifications import notify_drift
+    from operations.schedules import schedule_fire
+
+    run = TrainingRun.objects.filter(is_active=True).first()
+    if run is None or (only_if_changed and not drift_changed_since_report(run)):
+        return None
+    report = drift_measure(run=run)
+    if report.level == drift.LARGE:
+        notify_drift(report)
+    for schedule in schedules_due_for_drift(report):
+        schedule_fire(schedule_id=schedule.id, reason=ScheduledRun.Reason.DRIFT)
+        break  # one training at a time: the first schedule's run answers the drift
+    return report
+
+
+def schedules_due_for_drift(report: DriftReport) -> list[Schedule]:
+    """Enabled schedules whose PSI threshold the report passes and that have not already
+    retrained for drift since the active run was activated."""
+    since = report.run.activated_at or report.run.finished_at
+    answered = ScheduledRun.objects.filter(reason=ScheduledRun.Reason.DRIFT)
+    if since is not None:
+        answered = answered.filter(created_at__gte=since)
+    return list(
+        Schedule.objects.filter(enabled=True, drift_psi_threshold__lte=report.max_psi)
+        .exclude(id__in=answered.values("schedule_id"))
+        .order_by("id")
+    )

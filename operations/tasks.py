@@ -7,7 +7,7 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
-from operations.models import Schedule, ScheduledRun
+from operations.models import ScheduledRun
 
 logger = logging.getLogger(__name__)
 
@@ -24,22 +24,10 @@ def scheduled_retrain_task(schedule_id: int, reason: str = ScheduledRun.Reason.C
 
 @shared_task(ignore_result=True, soft_time_limit=600)
 def drift_check_task() -> None:
-    """Measure drift; tell the managers when it is large; let schedules retrain on it."""
-    from operations.monitoring import drift_measure
-    from operations.notifications import notify_drift
-    from operations.schedules import schedule_fire
+    """Measure drift (beat, every OPERATIONS_DRIFT_CHECK_SECONDS)."""
+    from operations.monitoring import drift_check
 
-    report = drift_measure()
-    if report is None:
-        return
-    if report.level == "large":
-        notify_drift(report)
-    due = Schedule.objects.filter(enabled=True, drift_psi_threshold__lte=report.max_psi)
-    for schedule in due.exclude(
-        runs__run__isnull=False, runs__created_at__gte=report.run.finished_at
-    ):
-        schedule_fire(schedule_id=schedule.id, reason=ScheduledRun.Reason.DRIFT)
-        break  # one training at a time: the first schedule's run answers the drift
+    drift_check()
 
 
 @shared_task(ignore_result=True)
@@ -60,5 +48,10 @@ def heartbeat_task() -> None:
     from operations.notifications import notify_finished_runs
     from operations.status import WORKER, status_note
 
+    from operations.monitoring import drift_check
+
     status_note(name=WORKER, ok=True)
     notify_finished_runs()
+    # Customers imported or changed since drift was last measured: measure it now, so the
+    # dashboard warns within a heartbeat of an import.
+    drift_check(only_if_changed=True)

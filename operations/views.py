@@ -125,6 +125,7 @@ def predictions_export(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @login_required
+@permission_required("clustering.view_segment", raise_exception=True)
 def preferences(request: HttpRequest) -> HttpResponse:
     preference, _ = NotificationPreference.objects.get_or_create(user=request.user)
     form = PreferenceForm(request.POST or None, instance=preference)

@@ -93,3 +93,32 @@ def test_no_warning_without_drift(trained_on_1500, manager_client):
     drift_measure()
     assert "Customers have shifted" not in manager_client.get("/").content.decode()
     assert TrainingRun.objects.filter(is_active=True).count() == 1
+
+
+def test_a_schedule_retrains_when_drift_passes_its_threshold(trained_on_1500):
+    from operations.models import Notification, Schedule, ScheduledRun
+    from operations.monitoring import drift_check
+    from operations.schedules import schedule_save
+
+    calm = schedule_save(schedule=Schedule(name="Calm", k=4))
+    watch = schedule_save(schedule=Schedule(name="Watch", k=4, drift_psi_threshold=0.25))
+    assert drift_check(only_if_changed=True).level == drift.STABLE
+    assert not ScheduledRun.objects.exists()
+    assert drift_check(only_if_changed=True) is None  # nothing changed since
+
+    add_customers(1500, seed=1, prefix="OLD", income_shift=40)
+    report = drift_check(only_if_changed=True)
+    assert report.level == drift.LARGE
+    assert Notification.objects.get(kind=Notification.Kind.DRIFT).subject == (
+        f"Customers have shifted since run {trained_on_1500.id}"
+    )
+    link = ScheduledRun.objects.get()
+    assert (link.schedule, link.reason) == (watch, ScheduledRun.Reason.DRIFT)
+    assert link.run.status == TrainingRun.Status.PENDING
+    assert calm.runs.count() == 0
+    # The same drift does not start a second run.
+    TrainingRun.objects.filter(id=link.run_id).update(
+        status=TrainingRun.Status.FAILED, in_flight=None
+    )
+    drift_check()
+    assert ScheduledRun.objects.count() == 1

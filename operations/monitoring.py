@@ -20,9 +20,9 @@ from clustering.model_store import model_load
 from clustering.models import TrainingRun
 from clustering.reading import customers_from, feature_sql
 from customers.catalogue import Catalogue
+from customers.models import Customer
 from customers.selectors import catalogue_current
 from operations import drift
-from customers.models import Customer
 from operations.models import DriftBaseline, DriftReport, Schedule, ScheduledRun
 
 logger = logging.getLogger(__name__)

@@ -45,10 +45,9 @@ def prune_task() -> None:
 def heartbeat_task() -> None:
     """Beat sends this every OPERATIONS_HEARTBEAT_SECONDS: it ran, so the worker, the
     queue and beat all work; it also announces runs the web process failed."""
+    from operations.monitoring import drift_check
     from operations.notifications import notify_finished_runs
     from operations.status import WORKER, status_note
-
-    from operations.monitoring import drift_check
 
     status_note(name=WORKER, ok=True)
     notify_finished_runs()

@@ -6,6 +6,7 @@
     python bench/children.py baseline-small NPY  # bare scikit-learn: KMeans + silhouette_score
     python bench/children.py baseline-large NPY  # bare scikit-learn: MiniBatchKMeans, same settings
     python bench/children.py predict             # one prediction: service vs sklearn predict
+    python bench/children.py drift               # drift of the active run over every customer
 
 Each prints one JSON line with its wall time and peak memory (ru_maxrss).
 """
@@ -298,6 +299,22 @@ def predict(repeats: int = 2000) -> None:
     emit(service_ms=service * 1000, sklearn_ms=bare * 1000)
 
 
+def drift() -> None:
+    """Drift of the run `train` made, over every customer: their features read, binned
+    against the training deciles and placed by the model (the same work whatever moved)."""
+    django_setup()
+    from operations.monitoring import drift_measure
+
+    started = time.perf_counter()
+    report = drift_measure()
+    emit(
+        seconds=time.perf_counter() - started,
+        customers=report.customers_now,
+        level=report.level,
+        max_psi=report.max_psi,
+    )
+
+
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
     {
@@ -307,4 +324,5 @@ if __name__ == "__main__":
         "baseline-small": lambda: baseline_small(args[0]),
         "baseline-large": lambda: baseline_large(args[0]),
         "predict": predict,
+        "drift": drift,
     }[command]()

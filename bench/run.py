@@ -11,6 +11,8 @@ Every measurement runs in a fresh process on the same generated customers:
   size): the retrain through the service against a bare script doing the same fits and
   metrics (silhouette per K, Calinski-Harabasz, Davies-Bouldin, 10 stability refits) on
   an in-memory array, with the same sample sizes.
+- Drift of the trained run over every customer (operations), at both sizes: target a few
+  seconds at a million.
 
 The database is BENCH_DATABASE_URL (PostgreSQL recommended: the production path,
 COPY included) or, when unset, SQLite files under var/bench/.
@@ -133,14 +135,30 @@ def main() -> None:
         f"{prediction['sklearn_ms']:.3f} ms, ratio "
         f"{prediction['service_ms'] / prediction['sklearn_ms']:.2f}"
     )
+    report_drift(small_url, 5_000)
     for algorithm in filter(None, args.algorithms.split(",")):
         compare("small", 5_000, "baseline-algorithm", 0.7, None, algorithm)
         if not args.skip_medium:
             compare("medium", 100_000, "baseline-algorithm", 1.0, 2048, algorithm)
     if not args.skip_large:
-        compare("large", args.large, "baseline-large", 1.0, 2048)
+        large_url = compare("large", args.large, "baseline-large", 1.0, 2048)
+        report_drift(large_url, args.large)
         for algorithm in filter(None, args.algorithms.split(",")):
             compare("large", args.large, "baseline-algorithm", 1.0, 2048, algorithm)
+
+
+DRIFT_TARGET_SECONDS = 5.0
+
+
+def report_drift(url: str, count: int) -> None:
+    result = child(["drift"], url)
+    verdict = "OK" if result["seconds"] <= DRIFT_TARGET_SECONDS else "MISSED"
+    print(f"\n## drift over {count:,} customers")
+    print(
+        f"  {result['seconds']:.2f} s for {result['customers']:,} customers (target <= "
+        f"{DRIFT_TARGET_SECONDS:.0f} s) {verdict}; level {result['level']}, largest PSI "
+        f"{result['max_psi']:.3f}, peak {result['peak_mb']:.0f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from customers.catalogue import CUSTOMER_ID_MAX_LENGTH, Feature
 from customers.csv_format import Invalid, has_hidden_characters, parse_category
 from customers.models import Customer
 from customers.selectors import catalogue_current
+from operations.history import predictions_record
 from purchases.selectors import customer_purchase_summary
 
 MAX_BATCH = 1_000
@@ -277,7 +278,15 @@ def predict(request: HttpRequest) -> JsonResponse:
     rows, errors = _validate(customers, model, is_batch)
     if errors:
         return error(400, "Invalid customer data.", errors=errors)
-    predictions = [_prediction_json(p) for p in predict_many(rows, model=model)]
+    answers = predict_many(rows, model=model)
+    predictions_record(
+        predictions=answers,
+        rows=rows,
+        user=request.user,
+        channel="api",
+        customer_refs=[customer.get("customer_id") for customer in customers],
+    )
+    predictions = [_prediction_json(p) for p in answers]
     for customer, prediction in zip(customers, predictions):
         if customer.get("customer_id") is not None:
             prediction["customer_id"] = customer["customer_id"]

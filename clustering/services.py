@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Exists, OuterRef, Q, When
 from django.db.models.functions import Now
+from django.dispatch import Signal
 from django.utils import timezone
 from sklearn.decomposition import PCA
 from threadpoolctl import threadpool_limits
@@ -50,6 +51,15 @@ ASSIGNMENT_CHUNK = 50_000
 PROJECTION_POINTS = 5_000
 # Two runs' centroids further apart than this (in standard deviations) are different personas.
 MATCH_MAX_DISTANCE = 1.5
+
+
+# Sent inside the transaction that writes a succeeded run, with what it trained on (run_id,
+# features, X, customer_pks, labels): what a receiver stores (operations: the drift
+# baseline) is written with the run or not at all.
+run_trained = Signal()
+# Asked (run_id) before a succeeded run becomes the active model by itself: a receiver that
+# answers False keeps it waiting for a person (operations: a schedule's activation rule).
+activation_requested = Signal()
 
 
 class TrainingError(Exception):
@@ -614,8 +624,18 @@ def training_run_write(
         if others:
             comparison = comparison_table(run=run, outcome=outcome, others=others)
             TrainingRun.objects.filter(id=run.id).update(comparison=comparison)
-        # A manual activation in progress goes first; this run then becomes the active one.
-        run_activate(run_id=run.id, user=run.created_by)
+        run_trained.send(
+            sender=TrainingRun,
+            run_id=run.id,
+            features=outcome.features,
+            X=outcome.data.X,
+            customer_pks=outcome.data.customer_pks,
+            labels=outcome.labels,
+        )
+        answers = activation_requested.send(sender=TrainingRun, run_id=run.id)
+        if all(answer is not False for _receiver, answer in answers):
+            # A manual activation in progress goes first; this run then becomes the active one.
+            run_activate(run_id=run.id, user=run.created_by)
 
 
 def _run_results_write(*, run: TrainingRun, outcome: Outcome) -> None:

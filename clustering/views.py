@@ -35,6 +35,7 @@ from clustering.services import (
     training_runs_reap,
 )
 from customers.selectors import catalogue_current
+from operations.history import predictions_record
 from purchases.selectors import rfm_overview
 
 VIEW_SEGMENTS = "clustering.view_segment"
@@ -85,6 +86,12 @@ def predict(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and model and form.is_valid():
         # The model read above answers: the cache may move on to a newer run meanwhile.
         context["prediction"] = predict_many([form.row()], model=model)[0]
+        predictions_record(
+            predictions=[context["prediction"]],
+            rows=[form.row()],
+            user=request.user,
+            channel="page",
+        )
     template = _partial(request, "clustering/predict.html", "predict-panel")
     # htmx swaps only successful responses: the panel with the message is its answer.
     status = 503 if model_error and not request.htmx else 200

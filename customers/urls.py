@@ -10,4 +10,5 @@ urlpatterns = [
     path("import/confirm/", views.import_confirm, name="import_confirm"),
     path("imports/", views.import_history, name="import_history"),
     path("imports/<int:record_id>/undo/", views.import_undo_view, name="import_undo"),
+    path("<int:customer_pk>/", views.customer_detail, name="detail"),
 ]

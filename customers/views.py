@@ -7,7 +7,7 @@ import json
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from customers.catalogue import feature_label
@@ -20,7 +20,7 @@ from customers.csv_format import (
 )
 from customers.expressions import ExpressionError, parse_derivation
 from customers.forms import DERIVE_ROWS, ColumnMapForm, ColumnView, ImportUploadForm
-from customers.models import ImportRecord
+from customers.models import Customer, ImportRecord
 from customers.selectors import catalogue_current
 from customers.services import (
     MAX_COLUMNS,
@@ -312,3 +312,29 @@ def import_undo_view(request: HttpRequest, record_id: int) -> HttpResponse:
             f"removed, {record.updated:,} restored.",
         )
     return redirect("customers:import_history")
+
+
+@require_safe
+@login_required
+@permission_required("clustering.view_segment", raise_exception=True)
+def customer_detail(request: HttpRequest, customer_pk: int) -> HttpResponse:
+    """One customer: values, current segment, RFM, segments across runs, predictions."""
+    from clustering.selectors import customer_segment, customer_values
+    from operations.history import customer_predictions
+    from operations.selectors import customer_segment_history
+    from purchases.selectors import customer_purchase_summary
+
+    customer = get_object_or_404(Customer, pk=customer_pk)
+    catalogue = catalogue_current()
+    values = customer_values(customer=customer)
+    context = {
+        "customer": customer,
+        "values": [
+            (feature.label, values[feature.key]) for feature in catalogue if feature.key in values
+        ],
+        "segment": customer_segment(customer=customer),
+        "purchases": customer_purchase_summary(customer_pk=customer.pk),
+        "history": customer_segment_history(customer_pk=customer.pk),
+        "predictions": customer_predictions(customer_id=customer.customer_id),
+    }
+    return render(request, "customers/customer_detail.html", context)

@@ -65,6 +65,8 @@ INSTALLED_APPS = [
     "purchases",
     "audit",
     "campaigns",
+    "django_celery_beat",
+    "operations",
 ]
 
 MIDDLEWARE = [
@@ -293,7 +295,55 @@ CELERY_BEAT_SCHEDULE = {
         "task": "clustering.tasks.reap_task",
         "schedule": CLUSTERING_REAP_SECONDS,
         # A reap that waited longer than its period is superseded by the next one.
-        "options": {"expires": CLUSTERING_REAP_SECONDS},
+        # (expire_seconds: the same for django-celery-beat's database scheduler.)
+        "options": {"expires": CLUSTERING_REAP_SECONDS, "expire_seconds": CLUSTERING_REAP_SECONDS},
     }
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# --- Operations: schedules, drift, prediction history, notifications (operations app) -------------
+# Celery beat (inside the worker in `make run`) reads its schedule from the database
+# (django-celery-beat), so schedules edited on the operations page or in the admin take effect
+# without a restart; the entries of CELERY_BEAT_SCHEDULE above are copied into it at start.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = TIME_ZONE
+# Predictions (page and API) are kept this many days, then pruned by a periodic task.
+PREDICTION_HISTORY_DAYS = int(os.environ.get("PREDICTION_HISTORY_DAYS", "90"))
+# How often beat measures drift, prunes history and notes that the worker is alive.
+OPERATIONS_DRIFT_CHECK_SECONDS = float(os.environ.get("OPERATIONS_DRIFT_CHECK_SECONDS", "3600"))
+OPERATIONS_PRUNE_SECONDS = float(os.environ.get("OPERATIONS_PRUNE_SECONDS", "86400"))
+OPERATIONS_HEARTBEAT_SECONDS = float(os.environ.get("OPERATIONS_HEARTBEAT_SECONDS", "30"))
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "operations-drift-check": {
+            "task": "operations.tasks.drift_check_task",
+            "schedule": OPERATIONS_DRIFT_CHECK_SECONDS,
+            "options": {"expire_seconds": OPERATIONS_DRIFT_CHECK_SECONDS},
+        },
+        "operations-prune": {
+            "task": "operations.tasks.prune_task",
+            "schedule": OPERATIONS_PRUNE_SECONDS,
+            "options": {"expire_seconds": OPERATIONS_PRUNE_SECONDS},
+        },
+        "operations-heartbeat": {
+            "task": "operations.tasks.heartbeat_task",
+            "schedule": OPERATIONS_HEARTBEAT_SECONDS,
+            "options": {"expire_seconds": OPERATIONS_HEARTBEAT_SECONDS},
+        },
+    }
+)
+# Notifications go to the managers by email: the console in `make run` (debug), SMTP from
+# the DJANGO_EMAIL_* variables otherwise.
+EMAIL_BACKEND = os.environ.get(
+    "DJANGO_EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = os.environ.get("DJANGO_EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("DJANGO_EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("DJANGO_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("DJANGO_EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("DJANGO_EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "segmentation@localhost")

@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/", include("campaigns.api_urls")),
     path("campaigns/", include("campaigns.urls")),
     path("history/", include("audit.urls")),
+    path("operations/", include("operations.urls")),
     # Both sign-in forms are throttled by django-axes (see settings.AXES_*).
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

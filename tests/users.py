@@ -17,6 +17,8 @@ def ensure_groups(names) -> None:
         migration.create_groups(django_apps, None)
         campaigns = importlib.import_module("campaigns.migrations.0002_marketing_permissions")
         campaigns.grant(django_apps, None)
+        operations = importlib.import_module("operations.migrations.0002_manager_permissions")
+        operations.grant(django_apps, None)
 
 
 def user_create(user_model, username: str, *groups: str, perms=(), **fields):

@@ -94,3 +94,11 @@ def stop_worker(process: subprocess.Popen) -> None:
         process.kill()
         process.wait()
     process.log_file.close()
+
+
+def start_worker_with_beat(log_path: Path) -> subprocess.Popen:
+    """A worker with Celery beat inside it, as `make run` starts it: beat reads its schedule
+    from the test database (django-celery-beat's database scheduler)."""
+    return start_worker(
+        log_path, "--beat", "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"
+    )

@@ -60,7 +60,7 @@ def named_urls(namespace: str) -> list[tuple[str, list[str]]]:
     ]
 
 
-PAGES = named_urls("clustering") + named_urls("customers")
+PAGES = named_urls("clustering") + named_urls("customers") + named_urls("operations")
 API = named_urls("api")
 
 
@@ -69,7 +69,13 @@ def url_of(name: str, arguments: list[str], run: TrainingRun) -> str:
         "run_id": run.id,
         "segment_id": run.clusters.first().segment_id,
         "customer_id": Customer.objects.order_by("pk").first().customer_id,
+        "customer_pk": Customer.objects.order_by("pk").first().pk,
     }
+    if "schedule_id" in arguments:
+        from operations.models import Schedule
+        from operations.schedules import schedule_save
+
+        values["schedule_id"] = schedule_save(schedule=Schedule(name="Monthly")).id
     if "record_id" in arguments:  # an import that could be undone
         values["record_id"] = ImportRecord.objects.create(file_name="customers.csv").id
     return reverse(name, kwargs={a: values[a] for a in arguments})
@@ -114,6 +120,13 @@ MANAGER_ONLY = [
     "customers:import_confirm",
     "customers:import_history",
     "customers:import_undo",
+    "operations:overview",
+    "operations:schedule_new",
+    "operations:schedule_edit",
+    "operations:schedule_delete",
+    "operations:schedule_run_now",
+    "operations:prune",
+    "operations:predictions_export",
 ]
 
 

@@ -1,0 +1,148 @@
+"""Prediction history: every prediction of the page and the API, kept for a while."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from datetime import date, timedelta
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from customers.services import SafeCsvWriter
+from operations.models import PredictionRecord
+
+logger = logging.getLogger(__name__)
+
+
+def predictions_record(
+    *,
+    predictions: Sequence,
+    rows: Sequence[dict],
+    user=None,
+    channel: str,
+    customer_refs: Sequence[str | None] = (),
+) -> int:
+    """Store predictions (clustering.prediction.Prediction) with the values they used.
+
+    A history that cannot be written is logged and the answer still goes out: the caller
+    asked for a segment, not for a record."""
+    who = user if user is not None and user.is_authenticated else None
+    refs = list(customer_refs) or [None] * len(predictions)
+    records = [
+        PredictionRecord(
+            user=who,
+            channel=channel,
+            run_id=p.run_id,
+            run_number=p.run_id,
+            segment_id=p.segment.id,
+            segment_name=p.segment.name[:80],
+            confidence=p.confidence,
+            unusual=p.unusual,
+            inputs=row,
+            customer_ref=(ref or "")[:100],
+        )
+        for p, row, ref in zip(predictions, rows, refs, strict=True)
+    ]
+    try:
+        PredictionRecord.objects.bulk_create(records)
+    except DatabaseError:
+        logger.exception("could not store %s prediction(s) in the history", len(records))
+        return 0
+    return len(records)
+
+
+def predictions_prune(*, now=None) -> int:
+    """Delete predictions older than PREDICTION_HISTORY_DAYS."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.PREDICTION_HISTORY_DAYS)
+    deleted, _ = PredictionRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
+
+
+def _day(text: str | None) -> date | None:
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def predictions_filtered(*, user, params) -> tuple[QuerySet, dict]:
+    """Predictions the user may see, filtered by the page's fields; everyone's for those
+    with view_all_predictions, else their own."""
+    records = PredictionRecord.objects.select_related("user")
+    if not user.has_perm("operations.view_all_predictions"):
+        records = records.filter(user=user)
+    filters = {
+        "since": _day(params.get("since")),
+        "until": _day(params.get("until")),
+        "channel": params.get("channel") if params.get("channel") in ("page", "api") else "",
+        "segment": (params.get("segment") or "").strip()[:80],
+        "who": (params.get("who") or "").strip()[:150],
+        "customer": (params.get("customer") or "").strip()[:100],
+    }
+    if filters["since"]:
+        records = records.filter(created_at__date__gte=filters["since"])
+    if filters["until"]:
+        records = records.filter(created_at__date__lte=filters["until"])
+    if filters["channel"]:
+        records = records.filter(channel=filters["channel"])
+    if filters["segment"]:
+        records = records.filter(segment_name__icontains=filters["segment"])
+    if filters["who"]:
+        records = records.filter(user__username__icontains=filters["who"])
+    if filters["customer"]:
+        records = records.filter(customer_ref=filters["customer"])
+    errors = [
+        f"“{params.get(name)}” in {label} is not a date (YYYY-MM-DD)."
+        for name, label in (("since", "From"), ("until", "To"))
+        if params.get(name) and filters[name] is None
+    ]
+    return records, {**filters, "errors": errors, "query": _query(filters)}
+
+
+def _query(filters: dict) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode({k: v for k, v in filters.items() if v and k not in ("errors", "query")})
+
+
+CSV_HEADER = [
+    "when",
+    "channel",
+    "user",
+    "run",
+    "segment",
+    "confidence",
+    "unusual",
+    "customer_id",
+    "inputs",
+]
+
+
+def predictions_csv_lines(records: QuerySet) -> Iterator[str]:
+    """The filtered history as CSV, through the site's formula-guarded writer."""
+    writer = SafeCsvWriter()
+    yield writer.row(CSV_HEADER)
+    for record in records.iterator(chunk_size=2000):
+        inputs = "; ".join(f"{key}={value}" for key, value in record.inputs.items())
+        yield writer.row(
+            [
+                record.created_at.isoformat(timespec="seconds"),
+                record.channel,
+                record.user.get_username() if record.user else "",
+                record.run_number,
+                record.segment_name,
+                round(record.confidence, 4),
+                record.unusual,
+                record.customer_ref,
+                inputs,
+            ]
+        )
+
+
+def customer_predictions(*, customer_id: str, limit: int = 50) -> list[PredictionRecord]:
+    return list(
+        PredictionRecord.objects.filter(Q(customer_ref=customer_id)).select_related("user")[:limit]
+    )

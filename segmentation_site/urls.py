@@ -7,6 +7,7 @@ from django.views.generic import RedirectView
 urlpatterns = [
     path("", include("clustering.urls")),
     path("customers/", include("customers.urls")),
+    path("purchases/", include("purchases.urls")),
     path("api/", include("clustering.api_urls")),
     # Both sign-in forms are throttled by django-axes (see settings.AXES_*).
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from django import forms
 
+from clustering.forms import check_segment_actions, check_segment_description
 from customers.forms import ImportUploadForm
 from purchases.dates import BY_KEY
+from purchases.models import RfmStrategy
 from purchases.transaction_format import FIELDS, LABELS, REQUIRED
 
 
@@ -83,3 +85,40 @@ class DateFormatForm(forms.Form):
     def __init__(self, *args, candidates: list[str], **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["date_format"].choices = [(key, BY_KEY[key].label) for key in candidates]
+
+
+class RfmStrategyForm(forms.ModelForm):
+    """An RFM group's description and actions, bounded like a segment's."""
+
+    actions_text = forms.CharField(
+        label="Actions",
+        widget=forms.Textarea(attrs={"rows": 5}),
+        required=False,
+        help_text="One action per line.",
+    )
+
+    class Meta:
+        model = RfmStrategy
+        fields = ("description",)
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["actions_text"].initial = "\n".join(self.instance.actions or [])
+        self.fields["description"].widget.attrs["autofocus"] = True
+
+    def clean_description(self) -> str:
+        return check_segment_description(self.cleaned_data.get("description", "").strip())
+
+    def clean_actions_text(self) -> str:
+        text = self.cleaned_data.get("actions_text", "")
+        check_segment_actions(_lines(text))
+        return text
+
+    def save(self, commit: bool = True) -> RfmStrategy:
+        self.instance.actions = _lines(self.cleaned_data.get("actions_text", ""))
+        return super().save(commit)
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]

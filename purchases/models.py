@@ -184,3 +184,19 @@ class PurchaseImport(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+
+
+class RfmStrategy(models.Model):
+    """A marketer's wording of an RFM group's strategy; a group without a row has the
+    default of purchases.rfm (the defaults stay in code, so they can improve later)."""
+
+    group = models.CharField(max_length=40, unique=True)
+    description = models.TextField(blank=True)
+    actions = models.JSONField(default=list, blank=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"strategy of {self.group}"

@@ -8,7 +8,7 @@ from django.db.models import Avg, Case, Count, Sum, When
 
 from clustering.models import Cluster, ClusterAssignment
 from customers.catalogue import SOURCE_PURCHASES, Feature
-from purchases.models import CustomerRfm, CustomerValue
+from purchases.models import CustomerRfm, CustomerValue, RfmStrategy
 from purchases.rfm import GROUP_BY_KEY, GROUPS, RfmGroup
 
 # The RFM values as catalogue features: keys, labels and the column that holds each.
@@ -98,8 +98,40 @@ def rfm_features() -> tuple[Feature, ...]:
 
 
 @dataclass(frozen=True)
+class Strategy:
+    """What to do about an RFM group: the marketers' wording, else the default."""
+
+    description: str
+    actions: tuple[str, ...]
+    edited: bool = False
+
+
+def rfm_strategies() -> dict[str, Strategy]:
+    """Every group's strategy (one query)."""
+    stored = {s.group: s for s in RfmStrategy.objects.all()}
+    return {
+        g.key: Strategy(stored[g.key].description, tuple(stored[g.key].actions), True)
+        if g.key in stored
+        else Strategy(g.description, g.actions)
+        for g in GROUPS
+    }
+
+
+def rfm_strategy_instance(*, group: RfmGroup) -> RfmStrategy:
+    """The stored strategy of a group, or an unsaved one holding the default."""
+    return RfmStrategy.objects.filter(group=group.key).first() or RfmStrategy(
+        group=group.key, description=group.description, actions=list(group.actions)
+    )
+
+
+def rfm_strategy_text(strategy: Strategy) -> str:
+    return " | ".join([strategy.description, *strategy.actions]).strip(" |")
+
+
+@dataclass(frozen=True)
 class GroupRow:
     group: RfmGroup
+    strategy: Strategy
     customers: int
     share: float
     expected_value: float | None  # total expected value of the next year (active CLV run)
@@ -114,9 +146,14 @@ def rfm_overview(*, run=None) -> dict | None:
         return None
     total = sum(counts.values())
     values = _value_by_group()
+    strategies = rfm_strategies()
     rows = [
         GroupRow(
-            g, counts.get(g.key, 0), counts.get(g.key, 0) / total, *values.get(g.key, (None, None))
+            g,
+            strategies[g.key],
+            counts.get(g.key, 0),
+            counts.get(g.key, 0) / total,
+            *values.get(g.key, (None, None)),
         )
         for g in GROUPS
     ]

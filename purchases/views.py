@@ -11,8 +11,9 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from customers.csv_format import CsvFormatError
@@ -27,9 +28,11 @@ from customers.uploads import (
 )
 from customers.views import ALREADY_IMPORTED, EXPIRED, FILE_NAME_MAX_LENGTH
 from purchases.dates import BY_KEY, AmbiguousDates
-from purchases.forms import DateFormatForm, OrderColumnsForm, OrderLogUploadForm
+from purchases.forms import DateFormatForm, OrderColumnsForm, OrderLogUploadForm, RfmStrategyForm
 from purchases.import_jobs import purchase_import_start
-from purchases.models import PurchaseImport
+from purchases.models import PurchaseImport, RfmStrategy
+from purchases.rfm import GROUP_BY_KEY
+from purchases.selectors import rfm_strategy_instance
 from purchases.services import (
     NoHeaderRow,
     TransactionOptions,
@@ -238,3 +241,28 @@ def import_status(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(PurchaseImport, id=job_id)
     template = "purchases/import_status.html" + ("#import-status" if request.htmx else "")
     return render(request, template, {"job": job})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("clustering.view_segment", raise_exception=True)
+def rfm_strategy_edit(request: HttpRequest, group_key: str) -> HttpResponse:
+    """Edit what to do about an RFM group (the same right as editing a segment's strategy);
+    "Back to the default" forgets the edit."""
+    group = GROUP_BY_KEY.get(group_key)
+    if group is None:
+        raise Http404("No such RFM group.")
+    if not request.user.has_perm("clustering.change_segment"):
+        return HttpResponse("You may not edit strategies.", status=403)
+    if request.method == "POST" and request.POST.get("reset"):
+        RfmStrategy.objects.filter(group=group.key).delete()
+        messages.success(request, f"“{group.name}” has its default strategy again.")
+        return redirect(f"{reverse('clustering:dashboard')}#rfm-groups")
+    form = RfmStrategyForm(request.POST or None, instance=rfm_strategy_instance(group=group))
+    if request.method == "POST" and form.is_valid():
+        strategy = form.save(commit=False)
+        strategy.updated_by = request.user
+        strategy.save()
+        messages.success(request, f"Saved the strategy of “{group.name}”.")
+        return redirect(f"{reverse('clustering:dashboard')}#rfm-groups")
+    return render(request, "purchases/rfm_strategy_edit.html", {"form": form, "group": group})

@@ -220,3 +220,41 @@ def customer_purchase_summary(*, customer_pk: int) -> dict | None:
             "clv_run_id": value.run_id,
         },
     }
+
+
+# The RFM columns of a segment's member table and export: key, label, CustomerRfm field.
+RFM_MEMBER_COLUMNS = (
+    ("rfm_r", "R", "r_score"),
+    ("rfm_f", "F", "f_score"),
+    ("rfm_m", "M", "m_score"),
+    ("rfm_group", "RFM group", "group"),
+)
+
+
+def rfm_exists() -> bool:
+    return CustomerRfm.objects.exists()
+
+
+def rfm_value(customer, field: str):
+    """A customer's RFM value (a group by its name), None without purchases. Reads the
+    customer's ``rfm`` as the query selected it (select_related), so no query per row."""
+    try:
+        rfm = customer.rfm
+    except CustomerRfm.DoesNotExist:
+        return None
+    value = getattr(rfm, field)
+    return group_name(value) if field == "group" else value
+
+
+def group_name(key: str | None) -> str | None:
+    group = GROUP_BY_KEY.get(key) if key else None
+    return group.name if group else key
+
+
+def rfm_export_columns() -> list[tuple[str, str]]:
+    """(CSV header, CustomerRfm field) of a member export: the RFM values, then the scores
+    and the group; none before any purchase history."""
+    if not rfm_exists():
+        return []
+    values = [(f.key, f.column) for f in RFM_FEATURES]
+    return values + [(key, field) for key, _label, field in RFM_MEMBER_COLUMNS]

@@ -31,7 +31,7 @@ from clustering.models import (
 )
 from clustering.palette import CHART_LINES, SegmentColour
 from clustering.reading import SEX_CODES
-from customers.catalogue import SOURCE_FIELD, Catalogue, Feature
+from customers.catalogue import SOURCE_FIELD, SOURCE_PURCHASES, Catalogue, Feature
 from customers.csv_format import Invalid, parse_number
 from customers.models import Customer
 from customers.selectors import catalogue_current
@@ -39,6 +39,13 @@ from customers.services import (
     FIELDS as CUSTOMER_FIELDS,
 )
 from customers.services import SafeCsvWriter, export_columns
+from purchases.selectors import (
+    RFM_MEMBER_COLUMNS,
+    group_name,
+    rfm_exists,
+    rfm_export_columns,
+    rfm_value,
+)
 
 
 def active_run_features() -> tuple[str, ...]:
@@ -565,10 +572,15 @@ class MemberColumn:
     key: str
     label: str
     feature: Feature | None = None
+    rfm_field: str = ""  # a CustomerRfm field (scores and group)
 
     def value(self, customer: Customer):
+        if self.rfm_field:
+            return rfm_value(customer, self.rfm_field)
         if self.feature is None:
             return getattr(customer, self.key)
+        if self.feature.source == SOURCE_PURCHASES:
+            return rfm_value(customer, self.feature.column)
         if self.feature.source == SOURCE_FIELD:
             value = getattr(customer, self.key)
         else:
@@ -581,10 +593,12 @@ def member_columns(run: TrainingRun, catalogue: Catalogue) -> list[MemberColumn]
     """Customer ID, confidence, the run's features, then every other catalogue feature."""
     features = [f for _in_model, f in _card_features(run, catalogue)]
     features += [f for f in catalogue.categorical()]
+    rfm = [MemberColumn(k, label, None, f) for k, label, f in RFM_MEMBER_COLUMNS]
     return [
         MemberColumn("customer_id", "Customer ID"),
         MemberColumn("confidence", "Confidence"),
         *(MemberColumn(f.key, f.label, f) for f in features),
+        *(rfm if rfm_exists() else ()),
     ]
 
 
@@ -597,6 +611,10 @@ def _order_by(sort: str, columns: list[MemberColumn]):
         return None
     if key == "confidence":
         expression = F("confidence")
+    elif column.rfm_field:
+        expression = F(f"customer__rfm__{column.rfm_field}")
+    elif column.feature is not None and column.feature.source == SOURCE_PURCHASES:
+        expression = F(f"customer__rfm__{column.feature.column}")
     elif column.feature is None or column.feature.source == SOURCE_FIELD:
         expression = F(f"customer__{key}")
     else:
@@ -622,6 +640,8 @@ class RangeFilter:
     def expression(self):
         if self.feature.source == SOURCE_FIELD:
             return F(f"customer__{self.feature.key}")
+        if self.feature.source == SOURCE_PURCHASES:
+            return F(f"customer__rfm__{self.feature.column}")
         # A missing value or a JSON null must match no range: PostgreSQL's ->> gives NULL
         # for both, SQLite's reading of a JSON null is the text 'null' (which casts to 0).
         text = KeyTextTransform(self.feature.key, "customer__attributes")
@@ -741,7 +761,7 @@ def segment_members_context(*, segment, params) -> dict:
         sort, order = "-confidence", F("confidence").desc()
     # Ties follow the main direction, so the confidence order is one index scan.
     tie_break = "-customer_id" if sort.startswith("-") else "customer_id"
-    queryset = queryset.select_related("customer").order_by(order, tie_break)
+    queryset = queryset.select_related("customer", "customer__rfm").order_by(order, tie_break)
     paginator = Paginator(queryset, 50)
     if not filters.active:
         # The size is known from the run: no COUNT over a large segment.
@@ -768,23 +788,39 @@ def segment_export_lines(*, cluster: Cluster, params) -> Iterator[str]:
     writer = SafeCsvWriter()
     segment = cluster.segment
     strategy = segment_strategy_text(segment)
-    columns = export_columns()
+    # The RFM values live in their own table: read from there, after the customer's values.
+    rfm = rfm_export_columns()
+    columns = [c for c in export_columns() if c not in {key for key, _f in rfm}]
     # A run without clear segments says so on every row, where a campaign tool reads it.
     warning = silhouette_warning(cluster.run.silhouette)
-    yield writer.row((*columns, "segment", "confidence", "band", "strategy", "segment_warning"))
+    yield writer.row(
+        (*columns, *(k for k, _f in rfm), "segment", "confidence", "band", "strategy",
+         "segment_warning")
+    )  # fmt: skip
     built_in = [c for c in columns if c in CUSTOMER_FIELDS]
     attributes = [c for c in columns if c not in CUSTOMER_FIELDS]
     filters = member_filters(params, run=cluster.run, catalogue=run_catalogue(cluster.run))
     queryset = _members_queryset(cluster, filters)
     rows = queryset.order_by("-confidence", "customer_id").values_list(
-        *(f"customer__{c}" for c in built_in), "customer__attributes", "confidence"
+        *(f"customer__{c}" for c in built_in),
+        "customer__attributes",
+        *(f"customer__rfm__{f}" for _k, f in rfm),
+        "confidence",
     )
-    for *values, extra, confidence in rows.iterator(chunk_size=5_000):
+    for *values, confidence in rows.iterator(chunk_size=5_000):
+        values, extra, scores = (
+            values[: len(built_in)],
+            values[len(built_in)],
+            values[len(built_in) + 1 :],
+        )
         extra = extra or {}
+        if scores:  # the group by its name, as the page shows it
+            scores[-1] = group_name(scores[-1])
         yield writer.row(
             (
                 *values,
                 *(extra.get(a) for a in attributes),
+                *scores,
                 segment.name,
                 Decimal(f"{engine.confidence_rounded(confidence):.4f}"),
                 engine.confidence_band(confidence),

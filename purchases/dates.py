@@ -1,6 +1,6 @@
 """Dates as order logs write them: detected from the values, never guessed silently.
 
-Pure Python. A format is a candidate when every sampled value parses with it. One
+Pure Python. A format is a candidate when it reads the most sampled values (most of them). One
 candidate: used. Several (03-04-2024 reads as 3 April or 4 March): the import stops and
 asks (--date-format on the command, a choice on the page).
 """
@@ -72,6 +72,7 @@ class AmbiguousDates(ValueError):
             f"--date-format {candidates[0].key} (or another)"
         )
         self.candidates = candidates
+        self.examples = examples[:3]
 
 
 class UnknownDates(ValueError):
@@ -79,11 +80,15 @@ class UnknownDates(ValueError):
 
 
 def detect_format(values: Iterable[str]) -> DateFormat:
-    """The one format that reads every sampled value (blank ones aside)."""
+    """The one format that reads the most sampled values (blank ones aside)."""
     sample = [v.strip() for v in values if v.strip()]
     if not sample:
         raise UnknownDates("the date column is empty")
-    candidates = [f for f in FORMATS if all(_plausible(f, v) for v in sample)]
+    # A mistyped date (2024-01-45) is that row's problem, not the file's: the formats that
+    # read the most values are the candidates, if they read most of them.
+    read = {f.key: sum(_plausible(f, v) for v in sample) for f in FORMATS}
+    best = max(read.values())
+    candidates = [f for f in FORMATS if read[f.key] == best] if 2 * best > len(sample) else []
     if not candidates:
         raise UnknownDates(
             f"the dates ({', '.join(sample[:3])}) are in no known format; use --date-format "

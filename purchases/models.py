@@ -136,3 +136,67 @@ class CustomerValue(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id}: {self.expected_value}"
+
+
+class PurchaseImport(models.Model):
+    """An order log uploaded on the page and imported by a worker in the background.
+
+    The file waits under ``stored_path`` (a name the site chose, never the user's) until the
+    worker has read it; the choices made on the page (columns, header, date format) are in
+    ``options``. Progress and the outcome are written here for the status page."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for a worker"
+        RUNNING = "running", "Importing"
+        SUCCEEDED = "succeeded", "Imported"
+        FAILED = "failed", "Failed"
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    file_name = models.CharField(max_length=255)
+    stored_path = models.CharField(max_length=1000)
+    options = models.JSONField(default=dict, blank=True)
+    step = models.CharField(max_length=120, blank=True)
+    progress = models.PositiveSmallIntegerField(default=0)
+    rows_read = models.PositiveIntegerField(default=0)
+    invalid_rows = models.PositiveIntegerField(default=0)
+    purchases_added = models.PositiveIntegerField(default=0)
+    customers_created = models.PositiveIntegerField(default=0)
+    skipped_orders = models.PositiveIntegerField(default=0)
+    rfm_customers = models.PositiveIntegerField(default=0)
+    rfm_seconds = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    source = models.ForeignKey(
+        PurchaseFile, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.get_status_display()})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+
+
+class RfmStrategy(models.Model):
+    """A marketer's wording of an RFM group's strategy; a group without a row has the
+    default of purchases.rfm (the defaults stay in code, so they can improve later)."""
+
+    group = models.CharField(max_length=40, unique=True)
+    description = models.TextField(blank=True)
+    actions = models.JSONField(default=list, blank=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"strategy of {self.group}"

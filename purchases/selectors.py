@@ -8,7 +8,7 @@ from django.db.models import Avg, Case, Count, Sum, When
 
 from clustering.models import Cluster, ClusterAssignment
 from customers.catalogue import SOURCE_PURCHASES, Feature
-from purchases.models import CustomerRfm, CustomerValue
+from purchases.models import CustomerRfm, CustomerValue, RfmStrategy
 from purchases.rfm import GROUP_BY_KEY, GROUPS, RfmGroup
 
 # The RFM values as catalogue features: keys, labels and the column that holds each.
@@ -98,8 +98,40 @@ def rfm_features() -> tuple[Feature, ...]:
 
 
 @dataclass(frozen=True)
+class Strategy:
+    """What to do about an RFM group: the marketers' wording, else the default."""
+
+    description: str
+    actions: tuple[str, ...]
+    edited: bool = False
+
+
+def rfm_strategies() -> dict[str, Strategy]:
+    """Every group's strategy (one query)."""
+    stored = {s.group: s for s in RfmStrategy.objects.all()}
+    return {
+        g.key: Strategy(stored[g.key].description, tuple(stored[g.key].actions), True)
+        if g.key in stored
+        else Strategy(g.description, g.actions)
+        for g in GROUPS
+    }
+
+
+def rfm_strategy_instance(*, group: RfmGroup) -> RfmStrategy:
+    """The stored strategy of a group, or an unsaved one holding the default."""
+    return RfmStrategy.objects.filter(group=group.key).first() or RfmStrategy(
+        group=group.key, description=group.description, actions=list(group.actions)
+    )
+
+
+def rfm_strategy_text(strategy: Strategy) -> str:
+    return " | ".join([strategy.description, *strategy.actions]).strip(" |")
+
+
+@dataclass(frozen=True)
 class GroupRow:
     group: RfmGroup
+    strategy: Strategy
     customers: int
     share: float
     expected_value: float | None  # total expected value of the next year (active CLV run)
@@ -114,9 +146,14 @@ def rfm_overview(*, run=None) -> dict | None:
         return None
     total = sum(counts.values())
     values = _value_by_group()
+    strategies = rfm_strategies()
     rows = [
         GroupRow(
-            g, counts.get(g.key, 0), counts.get(g.key, 0) / total, *values.get(g.key, (None, None))
+            g,
+            strategies[g.key],
+            counts.get(g.key, 0),
+            counts.get(g.key, 0) / total,
+            *values.get(g.key, (None, None)),
         )
         for g in GROUPS
     ]
@@ -183,3 +220,41 @@ def customer_purchase_summary(*, customer_pk: int) -> dict | None:
             "clv_run_id": value.run_id,
         },
     }
+
+
+# The RFM columns of a segment's member table and export: key, label, CustomerRfm field.
+RFM_MEMBER_COLUMNS = (
+    ("rfm_r", "R", "r_score"),
+    ("rfm_f", "F", "f_score"),
+    ("rfm_m", "M", "m_score"),
+    ("rfm_group", "RFM group", "group"),
+)
+
+
+def rfm_exists() -> bool:
+    return CustomerRfm.objects.exists()
+
+
+def rfm_value(customer, field: str):
+    """A customer's RFM value (a group by its name), None without purchases. Reads the
+    customer's ``rfm`` as the query selected it (select_related), so no query per row."""
+    try:
+        rfm = customer.rfm
+    except CustomerRfm.DoesNotExist:
+        return None
+    value = getattr(rfm, field)
+    return group_name(value) if field == "group" else value
+
+
+def group_name(key: str | None) -> str | None:
+    group = GROUP_BY_KEY.get(key) if key else None
+    return group.name if group else key
+
+
+def rfm_export_columns() -> list[tuple[str, str]]:
+    """(CSV header, CustomerRfm field) of a member export: the RFM values, then the scores
+    and the group; none before any purchase history."""
+    if not rfm_exists():
+        return []
+    values = [(f.key, f.column) for f in RFM_FEATURES]
+    return values + [(key, field) for key, _label, field in RFM_MEMBER_COLUMNS]

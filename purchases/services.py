@@ -11,6 +11,7 @@ order ID already imported from another file is skipped.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -55,6 +56,10 @@ class RepeatedFile(CsvFormatError):
     """This content was imported before."""
 
 
+class NoHeaderRow(CsvFormatError):
+    """The first row names no known column: the user must say what the columns hold."""
+
+
 @dataclass
 class TransactionReport:
     rows_read: int = 0
@@ -73,6 +78,8 @@ class TransactionReport:
     dry_run: bool = False
     written: bool = False
     file_id: int | None = None
+    rfm_customers: int = 0
+    rfm_seconds: float | None = None  # how long bringing RFM up to date took
 
     def add_error(self, error: RowError) -> None:
         self.error_count += 1
@@ -94,7 +101,8 @@ class LogLayout:
 
 @dataclass(frozen=True)
 class TransactionOptions:
-    column_names: Sequence[str] = ()  # the file has no header: its columns, in order
+    column_names: Sequence[str] = ()  # what the columns hold, in order
+    header_row: bool = False  # with column_names: the file has a header row all the same
     explicit: Mapping[str, str] | None = None  # header -> field
     date_format: str | None = None
     skip_invalid: bool = False
@@ -121,15 +129,14 @@ def read_log_layout(stream: BinaryIO, options: TransactionOptions = DEFAULT_OPTI
     if not rows:
         raise CsvFormatError("the file is empty")
     if options.column_names:
-        header_row, headers = (
-            False,
-            [n or f"Column {i + 1}" for i, n in enumerate(options.column_names)],
-        )
+        header_row = options.header_row
+        headers = rows[0] if header_row and len(rows[0]) == len(options.column_names) else None
+        headers = headers or [n or f"Column {i + 1}" for i, n in enumerate(options.column_names)]
         explicit = list(options.column_names)
     else:
         header_row = any(recognise(cell) for cell in rows[0])
         if not header_row:
-            raise CsvFormatError(
+            raise NoHeaderRow(
                 f"the first row ({' '.join(rows[0][:6])}) names no known column, so the file "
                 "has no header row: say what its columns hold, in order, e.g. "
                 "--columns customer_id,date,quantity,amount"
@@ -240,7 +247,11 @@ def transactions_import(
         source.customers_created = report.customers_created
         source.skipped_orders = report.skipped_orders
         source.save(update_fields=["rows", "customers_created", "skipped_orders"])
-        rfm_refresh()
+        if progress:
+            progress("rfm", 1, 1)
+        started = time.perf_counter()
+        report.rfm_customers = rfm_refresh()
+        report.rfm_seconds = round(time.perf_counter() - started, 3)
     report.written = True
     report.file_id = source.id
     return report
@@ -401,3 +412,40 @@ def _rfm_sql(purchases: str, rfm: str) -> str:
                r_score, f_score, m_score, {group_case_sql("r_score", "f_score")}
         FROM scored
     """
+
+
+# --------------------------------------------------------------------------- page
+
+
+@dataclass(frozen=True)
+class LogPreview:
+    """The top of an order log as the page's column step shows it."""
+
+    delimiter: str
+    rows: list[list[str]]
+    header_row: bool  # the first row names a known column
+
+    @property
+    def width(self) -> int:
+        return len(self.rows[0]) if self.rows else 0
+
+
+def read_log_preview(stream: BinaryIO, rows: int = 50) -> LogPreview:
+    """Delimiter and first rows, for a file whose columns the user must name."""
+    stream.seek(0)
+    _check_text(stream.read(SNIFF_BYTES))
+    text = _open_text(stream)
+    try:
+        first_line = text.readline()
+    finally:
+        text.detach()
+    delimiter = sniff_delimiter(first_line)
+    top = _first_rows(stream, delimiter, rows)
+    if not top:
+        raise CsvFormatError("the file is empty")
+    return LogPreview(delimiter, top, any(recognise(cell) for cell in top[0]))
+
+
+def transactions_file_seen(*, stream: BinaryIO) -> PurchaseFile | None:
+    """The earlier import of exactly this content, if any (the page warns before confirming)."""
+    return PurchaseFile.objects.filter(sha256=_content_hash(stream)).first()

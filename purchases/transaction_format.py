@@ -21,7 +21,7 @@ from customers.csv_format import (
     parse_customer_id,
     parse_number,
 )
-from purchases.dates import DateFormat
+from purchases.dates import AmbiguousDates, DateFormat, UnknownDates, detect_format
 
 # The longest order ID kept: the model, the staging table and the row check read it.
 ORDER_ID_MAX_LENGTH = 64
@@ -43,6 +43,10 @@ ALIASES = {
     "order_id": ("orderid", "order", "invoice", "invoiceno", "transactionid", "receipt"),
     "product": ("product", "category", "sku", "item", "stockcode", "description"),
 }
+
+
+class MissingColumns(CsvFormatError):
+    """No column holds a required field: the upload page then asks for the columns."""
 
 
 def recognise(header: str) -> str:
@@ -97,7 +101,7 @@ def map_transaction_columns(
         positions[target] = index
     missing = [LABELS[f] for f in REQUIRED if f not in positions]
     if missing:
-        raise CsvFormatError(
+        raise MissingColumns(
             f"no column for the {', '.join(missing)} (columns: "
             f"{', '.join(repr(h) for h in headers[:10])}); name them with --map "
             '"Column=field" or, for a file without a header row, --columns '
@@ -177,3 +181,51 @@ def _parse(field: str, text: str, date_format: DateFormat, decimal_comma: bool) 
     if field == "order_id" and len(value) > ORDER_ID_MAX_LENGTH:
         raise Invalid(f"is longer than {ORDER_ID_MAX_LENGTH} characters")
     return {field: value}
+
+
+def guess_columns(rows: Sequence[Sequence[str]], header_row: bool) -> list[str]:
+    """A first guess at what each column holds, for the page's column step.
+
+    With a header, by the names; without, by the values: the first column that reads as
+    dates is the date, the first other column the customer ID, the last column of numbers
+    with decimals the amount and a column of whole numbers the quantity."""
+    if not rows:
+        return []
+    if header_row:
+        return [recognise(cell) for cell in rows[0]]
+    width = len(rows[0])
+    columns = [[r[i].strip() for r in rows if len(r) == width] for i in range(width)]
+    guesses = [""] * width
+    dates = [i for i, values in enumerate(columns) if _all_dates(values)]
+    if dates:
+        guesses[dates[0]] = "date"
+    free = [i for i in range(width) if not guesses[i]]
+    if free:
+        guesses[free.pop(0)] = "customer_id"
+    numeric = [i for i in free if all(_is_number(v) for v in columns[i] if v)]
+    decimal = [i for i in numeric if any("." in v or "," in v for v in columns[i])]
+    amount = (decimal or numeric or [None])[-1]
+    if amount is not None:
+        guesses[amount] = "amount"
+        whole = [i for i in numeric if i != amount and i not in decimal]
+        if whole:
+            guesses[whole[0]] = "quantity"
+    return guesses
+
+
+def _all_dates(values: Sequence[str]) -> bool:
+    try:
+        detect_format(values)
+    except AmbiguousDates:
+        return True
+    except UnknownDates:
+        return False
+    return True
+
+
+def _is_number(text: str) -> bool:
+    try:
+        parse_number(text, decimal_comma="," in text and "." not in text)
+    except Invalid:
+        return False
+    return True

@@ -7,6 +7,7 @@ from django.views.generic import RedirectView
 urlpatterns = [
     path("", include("clustering.urls")),
     path("customers/", include("customers.urls")),
+    path("purchases/", include("purchases.urls")),
     path("api/", include("clustering.api_urls")),
     path("api/", include("campaigns.api_urls")),
     path("campaigns/", include("campaigns.urls")),

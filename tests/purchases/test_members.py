@@ -1,0 +1,60 @@
+"""A segment's members page and its CSV export carry each customer's RFM scores and group."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.core.management import call_command
+
+from clustering.models import Cluster, ClusterAssignment, TrainingRun
+from purchases.models import CustomerRfm
+from purchases.rfm import GROUP_BY_KEY
+from tests.clustering.conftest import client_for
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def cluster(db):
+    call_command("generate_customers", count=300, seed=6, stdout=io.StringIO())
+    call_command("generate_transactions", seed=6, stdout=io.StringIO())
+    call_command("train", sync=True, stdout=io.StringIO())
+    run = TrainingRun.objects.get(is_active=True)
+    return Cluster.objects.filter(run=run).order_by("-size").first()
+
+
+def test_the_members_table_shows_scores_and_group_and_sorts_by_them(cluster, marketer):
+    client = client_for(marketer)
+    url = f"/segments/{cluster.segment_id}/"
+
+    page = client.get(url, {"sort": "-rfm_m"}).content.decode()
+
+    assert ">R</a>" in page and ">F</a>" in page and ">M</a>" in page and ">RFM group</a>" in page
+    top = (
+        CustomerRfm.objects.filter(
+            customer__in=ClusterAssignment.objects.filter(cluster=cluster).values("customer")
+        )
+        .order_by("-m_score", "-customer__customer_id")
+        .select_related("customer")
+        .first()
+    )
+    row = page[page.index(f"<td>{top.customer.customer_id}</td>") :].split("</tr>")[0]
+    cells = f"<td>{top.r_score}</td><td>{top.f_score}</td><td>{top.m_score}</td>"
+    assert cells + f"<td>{GROUP_BY_KEY[top.group].name}</td>" in row.replace("'", "&#x27;")
+
+
+def test_the_export_carries_rfm_values_scores_and_group_names(cluster, marketer):
+    response = client_for(marketer).get(f"/segments/{cluster.segment_id}/export.csv")
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+    assert len(rows) == cluster.size
+    for row in rows[:20]:
+        rfm = CustomerRfm.objects.get(customer__customer_id=row["customer_id"])
+        assert (row["rfm_r"], row["rfm_f"], row["rfm_m"]) == tuple(
+            str(s) for s in (rfm.r_score, rfm.f_score, rfm.m_score)
+        )
+        assert row["rfm_group"] == GROUP_BY_KEY[rfm.group].name
+        assert float(row["rfm_monetary"]) == pytest.approx(rfm.monetary_total)
+        assert int(row["rfm_recency"]) == rfm.recency_days

@@ -230,8 +230,9 @@ class DensitySegments(BaseEstimator):
         if found.max() < 1:
             raise ValueError("no two dense groups: the customers form one cloud")
         self._keep_exemplars(Xs[rows], found)
+        # Everyone, the fitted sample included, by the one membership rule: a customer's
+        # stored segment is what a prediction from the same values answers.
         self.labels_ = self.predict(Xs)
-        self.labels_[rows] = found  # the fitted sample keeps HDBSCAN's own answer
         k = int(found.max()) + 1
         self.cluster_centers_ = _centres(Xs[rows], found, k)
         self.inertia_ = _within_ss(Xs, self.labels_, self.cluster_centers_)
@@ -360,6 +361,10 @@ def _silhouettes(Xs: np.ndarray, labels_list: list[np.ndarray], random_state) ->
     """Exact silhouette per labelling (noise left out), sampled like the engine's above
     SILHOUETTE_EXACT_MAX rows; returns (values, rows used)."""
     rows = _sample(len(Xs), engine.SILHOUETTE_EXACT_MAX, random_state)
+    if all((labels >= 0).all() and len(np.unique(labels)) > 1 for labels in labels_list):
+        # No noise: every labelling from one pass over the distances (the engine's way).
+        compact = [np.unique(labels[rows], return_inverse=True)[1] for labels in labels_list]
+        return [float(v) for v in engine.silhouette_all_k(Xs[rows], compact)], len(rows)
     values = []
     for labels in labels_list:
         kept = rows[labels[rows] >= 0]
@@ -424,6 +429,92 @@ def _density(Xs, X_raw, log_mask, min_share, min_size, random_state, report) -> 
     return Fitted(HDBSCAN_KEY, sweep, k, pipeline, HDBSCAN_RULE)
 
 
+# --------------------------------------------------------------------------- consensus
+
+ENSEMBLE = "ensemble"
+ENSEMBLE_LABEL = "Consensus ensemble"
+# Customers the co-association matrix covers (n x n floats: 2,000 -> 32 MB).
+ENSEMBLE_SAMPLE_MAX = 2_000
+# Resampled refits per base algorithm behind the co-association.
+ENSEMBLE_REFITS = 4
+ENSEMBLE_BASES = (KMEANS, GMM, WARD)
+ENSEMBLE_RULE = (
+    "A consensus of K-Means, the Gaussian mixture and Ward: each refitted 4 times on random "
+    "80 % samples of at most 2,000 customers; two customers are alike by the share of refits "
+    "that put them together; average linkage on that share, cut at the number of segments "
+    "with the highest silhouette; every customer then goes to the nearest consensus centre. "
+    "It is kept only when the recommendation rule prefers it to each of its parts."
+)
+
+
+def co_association(
+    Xs: np.ndarray, k: int, *, random_state: int | None = 0, refits: int = ENSEMBLE_REFITS
+) -> np.ndarray:
+    """(n, n) share of the base refits that put two rows in one segment, among the refits
+    whose sample held both (the diagonal is 1)."""
+    n = len(Xs)
+    rng = np.random.default_rng(random_state)
+    together, both = np.zeros((n, n)), np.zeros((n, n))
+    for algorithm in ENSEMBLE_BASES:
+        for seed in rng.integers(0, 2**31 - 1, size=refits):
+            idx = rng.choice(n, max(k + 1, round(STABILITY_FRACTION * n)), replace=False)
+            labels = _refit_labels(algorithm, Xs[idx], k, int(seed), 10)
+            onehot = np.zeros((len(idx), int(labels.max()) + 1))
+            onehot[np.arange(len(idx)), labels] = 1.0
+            together[np.ix_(idx, idx)] += onehot @ onehot.T
+            both[np.ix_(idx, idx)] += 1.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = np.where(both > 0, together / np.maximum(both, 1), 0.0)
+    np.fill_diagonal(shares, 1.0)
+    return shares
+
+
+def _consensus_cuts(Xs: np.ndarray, k: int, ks: Sequence[int], random_state) -> list:
+    """Average-linkage cuts of 1 - co-association at each K in ``ks``."""
+    from scipy.spatial.distance import squareform
+
+    distance = 1.0 - co_association(Xs, k, random_state=random_state)
+    tree = linkage(squareform(distance, checks=False), method="average")
+    return [fcluster(tree, kk, criterion="maxclust") - 1 for kk in ks]
+
+
+def consensus_fit(
+    X_model: np.ndarray,
+    X_raw: np.ndarray,
+    *,
+    k_values: Sequence[int],
+    k_guess: int,
+    log_mask: np.ndarray,
+    min_share: float,
+    random_state: int | None = 0,
+) -> Fitted:
+    """The consensus segmentation (ENSEMBLE_RULE); ``k_guess`` is the K the base refits
+    use (the parts' usual choice)."""
+    Xs = StandardScaler().fit_transform(X_model)
+    rows = _sample(len(Xs), ENSEMBLE_SAMPLE_MAX, random_state)
+    ks = tuple(kk for kk in k_values if kk < len(rows))
+    cuts = _consensus_cuts(Xs[rows], k_guess, ks, random_state)
+    cuts = [np.unique(cut, return_inverse=True)[1] for cut in cuts]
+    inertia = [_within_ss(Xs[rows], c, _centres(Xs[rows], c, int(c.max()) + 1)) for c in cuts]
+    silhouette, sil_rows = _silhouettes(Xs[rows], cuts, random_state)
+    sweep = _sweep_result(ks, inertia, silhouette, cuts, len(Xs), sil_rows, ENSEMBLE)
+    k = engine.choose_k(sweep, min_share=min_share)
+    chosen = cuts[ks.index(k)]
+    scaler = StandardScaler().fit(engine.log_transform(X_raw, log_mask))
+    sample_scaled = scaler.transform(engine.log_transform(X_raw[rows], log_mask))
+    segmenter = CentreSegments(_centres(sample_scaled, chosen, k))
+    return Fitted(ENSEMBLE, sweep, k, _pipeline(log_mask, segmenter, X_raw), ENSEMBLE_RULE)
+
+
+# Every algorithm's name as shown, the consensus included (it is only made by a compare).
+LABELS: dict[str, str] = {**ALGORITHMS, ENSEMBLE: ENSEMBLE_LABEL}
+
+
+def consensus_kept(parts: Sequence[CandidateScore], consensus: CandidateScore) -> bool:
+    """Whether the recommendation rule prefers the consensus to every one of its parts."""
+    return all(recommend([part, consensus]) == consensus.algorithm for part in parts)
+
+
 # --------------------------------------------------------------------------- metrics
 
 
@@ -484,7 +575,18 @@ def _refit_labels(algorithm: str, Xs: np.ndarray, k: int, seed: int, min_size: i
         return fcluster(linkage(Xs, method="ward"), k, criterion="maxclust") - 1
     if algorithm == HDBSCAN_KEY:
         return _hdbscan(min_size).fit_predict(Xs)
+    if algorithm == ENSEMBLE:
+        return _consensus_refit(Xs, k, seed)
     return KMeans(k, n_init=engine.STABILITY_N_INIT, random_state=seed).fit(Xs).labels_
+
+
+def _consensus_refit(Xs: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """The consensus rebuilt on these rows (its own sample), everyone to the nearest centre."""
+    rows = _sample(len(Xs), ENSEMBLE_SAMPLE_MAX // 2, seed)
+    cut = _consensus_cuts(Xs[rows], k, (k,), seed)[0]
+    cut = np.unique(cut, return_inverse=True)[1]
+    centres = _centres(Xs[rows], cut, int(cut.max()) + 1)
+    return cdist(Xs, centres, "sqeuclidean").argmin(axis=1)
 
 
 def _pairs_kept_together(reference: np.ndarray, refit: np.ndarray, k: int) -> np.ndarray:

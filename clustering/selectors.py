@@ -416,7 +416,7 @@ def run_detail_context(*, run: TrainingRun) -> dict:
         .only("id", "chosen_k", "created_at")[:20],
         "comparison": run_algorithm_comparison(run=run),
         "segment_tree": segment_tree_drawing(clusters),
-        "algorithm_label": algorithms.ALGORITHMS.get(run.algorithm_requested, ""),
+        "algorithm_label": algorithms.LABELS.get(run.algorithm_requested, ""),
     }
 
 

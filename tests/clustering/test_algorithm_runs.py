@@ -100,18 +100,24 @@ def test_compare_trains_every_algorithm_recommends_by_the_rule_and_any_can_be_ac
     run = train(algorithm="compare", features=FEATURES, log_features=())
 
     table = run.comparison
-    assert [row["algorithm"] for row in table["candidates"]] == list(algorithms.ALGORITHMS)
+    rows = table["candidates"]
+    assert [row["algorithm"] for row in rows] == [*algorithms.ALGORITHMS, "ensemble"]
     assert table["rule"] == algorithms.RECOMMENDATION_RULE
-    scores = [
-        algorithms.CandidateScore(
+    scores = {
+        row["algorithm"]: algorithms.CandidateScore(
             row["algorithm"], row["silhouette"] or float("nan"), row["stability"]
         )
-        for row in table["candidates"]
-    ]
-    assert table["recommended"] == algorithms.recommend(scores) == run.algorithm_requested
+        for row in rows
+    }
+    ensemble = rows[-1]
+    parts = [scores[a] for a in algorithms.ALGORITHMS]
+    kept = algorithms.consensus_kept(parts, scores["ensemble"])
+    assert (ensemble["run_id"] is not None) == kept
+    among = [*parts, scores["ensemble"]] if kept else parts
+    assert table["recommended"] == algorithms.recommend(among) == run.algorithm_requested
     assert run.is_active
     others = TrainingRun.objects.filter(comparison_of=run)
-    assert others.count() == 3 and not others.filter(is_active=True).exists()
+    assert others.count() == (4 if kept else 3) and not others.filter(is_active=True).exists()
 
     ward = TrainingRun.objects.get(comparison_of=run, algorithm_requested="ward")
     if ward.id == run.id:  # pragma: no cover - the recommendation is K-Means or mixture here
@@ -152,8 +158,9 @@ def test_the_compare_run_page_shows_the_algorithms_side_by_side_with_the_rule(
     page = marketer_client.get(f"/runs/{run.id}/").content.decode()
 
     assert "Algorithms compared" in page and algorithms.RECOMMENDATION_RULE in page
-    for label in algorithms.ALGORITHMS.values():
+    for label in algorithms.LABELS.values():
         assert label in page
+    assert algorithms.ENSEMBLE_RULE in page
     assert page.count("recommended</span>") == 1
     for other in TrainingRun.objects.filter(comparison_of=run):
         assert f'href="/runs/{other.id}/"' in page
@@ -194,9 +201,7 @@ def test_hdbscan_dashboard_card_says_unsegmented_customers_are_not_a_segment(db,
     assert "Unsegmented)" in page  # the share on the model line
 
 
-def test_a_segment_that_falls_apart_on_resampling_is_flagged_on_its_card(
-    trained, marketer_client
-):
+def test_a_segment_that_falls_apart_on_resampling_is_flagged_on_its_card(trained, marketer_client):
     shaky = trained.clusters.order_by("index").first()
     Cluster.objects.filter(id=shaky.id).update(stability=0.41)
 

@@ -92,7 +92,8 @@ HDBSCAN_MEMBERSHIP_RULE = (
 )
 RECOMMENDATION_RULE = (
     "Recommended: the highest silhouette among the algorithms whose stability is at least "
-    "0.80; when none is that stable, the most stable one."
+    "0.80, counting Unsegmented customers as 0 (a customer in no segment is not well "
+    "placed); when none is that stable, the most stable one."
 )
 RECOMMEND_MIN_STABILITY = 0.80
 
@@ -645,16 +646,23 @@ def stability(
 @dataclass(frozen=True)
 class CandidateScore:
     algorithm: str
-    silhouette: float
+    silhouette: float  # of the customers in a segment
     stability: float
+    noise_share: float = 0.0  # customers in no segment (HDBSCAN's Unsegmented)
+
+    @property
+    def silhouette_all(self) -> float:
+        """The silhouette over every customer, an Unsegmented one counting 0: leaving the
+        hard cases out must not win the comparison by itself."""
+        return self.silhouette * (1.0 - self.noise_share)
 
 
 def recommend(candidates: Sequence[CandidateScore]) -> str:
-    """The algorithm RECOMMENDATION_RULE picks: highest silhouette among the stable ones,
-    else the most stable."""
+    """The algorithm RECOMMENDATION_RULE picks: highest silhouette (Unsegmented counting 0)
+    among the stable ones, else the most stable."""
 
     def silhouette(c: CandidateScore) -> float:
-        return -np.inf if np.isnan(c.silhouette) else c.silhouette
+        return -np.inf if np.isnan(c.silhouette) else c.silhouette_all
 
     stable = [c for c in candidates if c.stability >= RECOMMEND_MIN_STABILITY]
     if stable:

@@ -332,7 +332,10 @@ def training_compute(*, run: TrainingRun, report: ProgressReporter) -> Outcome:
 
 
 def _score(outcome: Outcome) -> algorithms.CandidateScore:
-    return algorithms.CandidateScore(outcome.algorithm, outcome.silhouette, outcome.stab.mean)
+    noise = float(outcome.noise.mean()) if outcome.has_noise else 0.0
+    return algorithms.CandidateScore(
+        outcome.algorithm, outcome.silhouette, outcome.stab.mean, noise
+    )
 
 
 def _consensus(run, outcomes, prepared, catalogue, k_values) -> Outcome | None:

@@ -105,7 +105,10 @@ def test_compare_trains_every_algorithm_recommends_by_the_rule_and_any_can_be_ac
     assert table["rule"] == algorithms.RECOMMENDATION_RULE
     scores = {
         row["algorithm"]: algorithms.CandidateScore(
-            row["algorithm"], row["silhouette"] or float("nan"), row["stability"]
+            row["algorithm"],
+            row["silhouette"] or float("nan"),
+            row["stability"],
+            row["noise_share"] or 0.0,
         )
         for row in rows
     }

@@ -193,6 +193,15 @@ def test_the_recommendation_is_the_best_silhouette_among_stable_algorithms():
     assert algorithms.recommend(candidates) == "gmm"
 
 
+def test_unsegmented_customers_count_as_zero_in_the_recommendation():
+    candidates = [
+        algorithms.CandidateScore("kmeans", 0.60, 0.99),
+        # Higher on the customers it keeps, but 10 % are in no segment: 0.63 x 0.9 = 0.567.
+        algorithms.CandidateScore("hdbscan", 0.63, 0.97, noise_share=0.10),
+    ]
+    assert algorithms.recommend(candidates) == "kmeans"
+
+
 def test_without_a_stable_algorithm_the_most_stable_is_recommended():
     candidates = [
         algorithms.CandidateScore("kmeans", 0.40, 0.60),

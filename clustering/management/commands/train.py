@@ -168,8 +168,11 @@ class Command(BaseCommand):
         )
         for row in run.comparison.get("candidates", []):
             mark = "  <- recommended" if row["recommended"] else ""
+            if row["run_id"] is None:
+                mark = "  (not kept: it does not beat its parts by the rule)"
+            where = f"run {row['run_id']:>5}" if row["run_id"] else "         "
             self.stdout.write(
-                f"  {row['label']:<20} run {row['run_id']:>5}  {row['k']} segments  "
+                f"  {row['label']:<20} {where}  {row['k']} segments  "
                 f"silhouette {_shown(row['silhouette'])}  stability {_shown(row['stability'])}"
                 f"{mark}"
             )

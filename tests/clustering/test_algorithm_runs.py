@@ -4,6 +4,7 @@ a compare retrain, activating a non-default candidate, HDBSCAN's Unsegmented cus
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -215,3 +216,17 @@ def test_a_segment_that_falls_apart_on_resampling_is_flagged_on_its_card(trained
     assert "41 % of its customers' pairs stay together" in card
     assert "falls apart on resampling" in card
     assert page.count("segment-falls-apart") == 1
+
+
+def test_train_json_gives_the_algorithm_stability_spread_and_comparison(customers):
+    out = io.StringIO()
+    call_command("train", "--algorithm", "compare", "--features", ",".join(FEATURES),
+                 "--log", "none", sync=True, json=True, stdout=out)  # fmt: skip
+
+    summary = json.loads(out.getvalue())
+    run = TrainingRun.objects.get(id=summary["run_id"])
+    assert summary["algorithm_requested"] == run.comparison["recommended"]
+    assert summary["stability_refits"] == 10 and summary["stability_spread"] >= 0
+    assert len(summary["comparison"]["candidates"]) == len(algorithms.LABELS)
+    segments = [cluster for cluster in summary["clusters"] if not cluster["unsegmented"]]
+    assert segments and all(cluster["stability"] is not None for cluster in segments)

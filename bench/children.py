@@ -157,9 +157,12 @@ def _silhouette(Xs: np.ndarray, labels: np.ndarray) -> float:
 
 
 def _sample(Xs: np.ndarray, size: int) -> np.ndarray:
+    """The rows the service samples too (the same seeded draw), so silhouettes compare."""
+    from sklearn.utils import check_random_state
+
     if len(Xs) <= size:
         return Xs
-    return Xs[np.random.default_rng(RANDOM_STATE).choice(len(Xs), size, replace=False)]
+    return Xs[np.sort(check_random_state(RANDOM_STATE).permutation(len(Xs))[:size])]
 
 
 def baseline_gmm(Xs: np.ndarray) -> tuple[int, list[float], float]:

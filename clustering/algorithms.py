@@ -40,6 +40,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from clustering import engine
+from clustering.bands import SEGMENT_STABILITY_BANDS
 
 KMEANS, GMM, HDBSCAN_KEY, WARD = "kmeans", "gmm", "hdbscan", "ward"
 ALGORITHMS: dict[str, str] = {
@@ -70,6 +71,14 @@ STABILITY_REFITS = 10
 STABILITY_FRACTION = 0.8
 STABILITY_SAMPLE_MAX = 5_000
 
+STABILITY_RULE = (
+    f"We refit the same algorithm {STABILITY_REFITS} times, each on a random "
+    f"{STABILITY_FRACTION:.0%} of (at most {STABILITY_SAMPLE_MAX:,}) customers, and measure how "
+    "often pairs of customers end up together again (adjusted Rand index: 1 = identical, "
+    "0 = chance): the mean, ± how much the refits differ. Each segment's card says what "
+    "share of its customers' pairs stay together; below "
+    f"{SEGMENT_STABILITY_BANDS[0].minimum:.0%} it falls apart on resampling."
+).replace("%", " %")
 GMM_RULE = (
     "We fit a Gaussian mixture (full covariances) for each number of segments and keep the "
     "one with the lowest BIC (the fit penalised by the number of parameters); the "

@@ -279,6 +279,7 @@ def _chart_data(run: TrainingRun, clusters: list[Cluster]) -> dict:
         "inertia": [row["inertia"] for row in per_k_rows(run)],
         "silhouette": run.silhouette_by_k,
         "chosen_k": run.chosen_k,
+        "density": run.algorithm_requested == algorithms.HDBSCAN_KEY,  # chose its own K
         "lines": CHART_LINES,
         # In the cards' order (largest first), each in its segment's colour and marker.
         "segments": [
@@ -301,6 +302,7 @@ METRIC_HELP = {
     "confidence_formula": engine.CONFIDENCE_FORMULA,
     "silhouette_bands": describe_bands(SILHOUETTE_BANDS) + " (no clear segments).",
     "stability_bands": describe_bands(STABILITY_BANDS) + ".",
+    "stability_rule": algorithms.STABILITY_RULE,
     "confidence_bands": describe_bands(CONFIDENCE_BANDS, percent=True) + " (between segments).",
 }
 

@@ -221,8 +221,10 @@ def baseline_hdbscan(Xs: np.ndarray) -> tuple[int, list[float], float]:
     nearest = NearestNeighbors(n_neighbors=1).fit(sample).kneighbors(Xs, return_distance=False)
     labels = found[nearest[:, 0]]
     silhouettes = [_silhouette(Xs, labels)]
+    # The refits look for groups of the same share of their (smaller) samples.
+    refit_size = max(5, round(size * int(0.8 * min(len(Xs), 5_000)) / len(sample)))
     stability = bare_metrics(
-        Xs, labels, lambda X, s: HDBSCAN(min_cluster_size=size, copy=True).fit_predict(X)
+        Xs, labels, lambda X, s: HDBSCAN(min_cluster_size=refit_size, copy=True).fit_predict(X)
     )
     return int(found.max()) + 1, silhouettes, stability
 

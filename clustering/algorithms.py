@@ -627,15 +627,19 @@ def stability(
 ) -> Stability:
     """Refit the same algorithm (same K, fresh seeds) ``refits`` times, each on a random
     ``fraction`` of at most ``sample_max`` scaled rows, and compare with the run's labels
-    (NOISE counts as a group of its own in the Rand index)."""
+    (NOISE counts as a group of its own in the Rand index). ``min_size``: HDBSCAN's
+    smallest group in the fit."""
     rng = np.random.default_rng(random_state)
     rows = rng.choice(len(Xs), sample_max, replace=False) if len(Xs) > sample_max else None
     Xw, lw = (Xs, labels) if rows is None else (Xs[rows], labels[rows])
     size = max(k + 1, round(fraction * len(Xw)))
+    # HDBSCAN's smallest group, in proportion to the rows it was fitted on (``min_size``
+    # is the fitted model's): the refits look for groups of the same share.
+    refit_size = max(5, round(min_size * min(size, len(Xw)) / min(len(Xs), DENSITY_SAMPLE_MAX)))
     scores, together = [], []
     for seed in rng.integers(0, 2**31 - 1, size=refits):
         idx = rng.choice(len(Xw), size=min(size, len(Xw)), replace=False)
-        refit = _refit_labels(algorithm, Xw[idx], k, int(seed), min_size)
+        refit = _refit_labels(algorithm, Xw[idx], k, int(seed), refit_size)
         scores.append(adjusted_rand_score(lw[idx], refit))
         together.append(_pairs_kept_together(lw[idx], refit, k))
     with np.errstate(all="ignore"):

@@ -418,6 +418,8 @@ def _compute_one(
     Xs_fit = engine.to_model_space(pipeline, X_fit)
     fit_labels = scores.cluster[prepared.fit_rows]
     progress(0.8, "Checking stability")
+    # HDBSCAN's refits look for groups as large as its fit did.
+    min_size = getattr(pipeline[-1], "min_cluster_size", settings.CLUSTERING_MIN_SEGMENT_SIZE)
     stab = _timed(
         timings,
         "stability",
@@ -426,7 +428,7 @@ def _compute_one(
         Xs_fit,
         fit_labels,
         k=k,
-        min_size=settings.CLUSTERING_MIN_SEGMENT_SIZE,
+        min_size=min_size,
         random_state=random_state,
     )
     # K-Means' and HDBSCAN's sweep silhouette at K is on these very labels (same fit, same

@@ -158,9 +158,12 @@ def _silhouette(Xs: np.ndarray, labels: np.ndarray) -> float:
 
 
 def _sample(Xs: np.ndarray, size: int) -> np.ndarray:
+    """The rows the service samples too (the same seeded draw), so silhouettes compare."""
+    from sklearn.utils import check_random_state
+
     if len(Xs) <= size:
         return Xs
-    return Xs[np.random.default_rng(RANDOM_STATE).choice(len(Xs), size, replace=False)]
+    return Xs[np.sort(check_random_state(RANDOM_STATE).permutation(len(Xs))[:size])]
 
 
 def baseline_gmm(Xs: np.ndarray) -> tuple[int, list[float], float]:
@@ -219,8 +222,10 @@ def baseline_hdbscan(Xs: np.ndarray) -> tuple[int, list[float], float]:
     nearest = NearestNeighbors(n_neighbors=1).fit(sample).kneighbors(Xs, return_distance=False)
     labels = found[nearest[:, 0]]
     silhouettes = [_silhouette(Xs, labels)]
+    # The refits look for groups of the same share of their (smaller) samples.
+    refit_size = max(5, round(size * int(0.8 * min(len(Xs), 5_000)) / len(sample)))
     stability = bare_metrics(
-        Xs, labels, lambda X, s: HDBSCAN(min_cluster_size=size, copy=True).fit_predict(X)
+        Xs, labels, lambda X, s: HDBSCAN(min_cluster_size=refit_size, copy=True).fit_predict(X)
     )
     return int(found.max()) + 1, silhouettes, stability
 

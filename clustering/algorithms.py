@@ -40,6 +40,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from clustering import engine
+from clustering.bands import SEGMENT_STABILITY_BANDS
 
 KMEANS, GMM, HDBSCAN_KEY, WARD = "kmeans", "gmm", "hdbscan", "ward"
 ALGORITHMS: dict[str, str] = {
@@ -70,6 +71,14 @@ STABILITY_REFITS = 10
 STABILITY_FRACTION = 0.8
 STABILITY_SAMPLE_MAX = 5_000
 
+STABILITY_RULE = (
+    f"We refit the same algorithm {STABILITY_REFITS} times, each on a random "
+    f"{STABILITY_FRACTION:.0%} of (at most {STABILITY_SAMPLE_MAX:,}) customers, and measure how "
+    "often pairs of customers end up together again (adjusted Rand index: 1 = identical, "
+    "0 = chance): the mean, ± how much the refits differ. Each segment's card says what "
+    "share of its customers' pairs stay together; below "
+    f"{SEGMENT_STABILITY_BANDS[0].minimum:.0%} it falls apart on resampling."
+).replace("%", " %")
 GMM_RULE = (
     "We fit a Gaussian mixture (full covariances) for each number of segments and keep the "
     "one with the lowest BIC (the fit penalised by the number of parameters); the "
@@ -92,7 +101,8 @@ HDBSCAN_MEMBERSHIP_RULE = (
 )
 RECOMMENDATION_RULE = (
     "Recommended: the highest silhouette among the algorithms whose stability is at least "
-    "0.80; when none is that stable, the most stable one."
+    "0.80, counting Unsegmented customers as 0 (a customer in no segment is not well "
+    "placed); when none is that stable, the most stable one."
 )
 RECOMMEND_MIN_STABILITY = 0.80
 
@@ -230,8 +240,9 @@ class DensitySegments(BaseEstimator):
         if found.max() < 1:
             raise ValueError("no two dense groups: the customers form one cloud")
         self._keep_exemplars(Xs[rows], found)
+        # Everyone, the fitted sample included, by the one membership rule: a customer's
+        # stored segment is what a prediction from the same values answers.
         self.labels_ = self.predict(Xs)
-        self.labels_[rows] = found  # the fitted sample keeps HDBSCAN's own answer
         k = int(found.max()) + 1
         self.cluster_centers_ = _centres(Xs[rows], found, k)
         self.inertia_ = _within_ss(Xs, self.labels_, self.cluster_centers_)
@@ -360,6 +371,10 @@ def _silhouettes(Xs: np.ndarray, labels_list: list[np.ndarray], random_state) ->
     """Exact silhouette per labelling (noise left out), sampled like the engine's above
     SILHOUETTE_EXACT_MAX rows; returns (values, rows used)."""
     rows = _sample(len(Xs), engine.SILHOUETTE_EXACT_MAX, random_state)
+    if all((labels >= 0).all() and len(np.unique(labels)) > 1 for labels in labels_list):
+        # No noise: every labelling from one pass over the distances (the engine's way).
+        compact = [np.unique(labels[rows], return_inverse=True)[1] for labels in labels_list]
+        return [float(v) for v in engine.silhouette_all_k(Xs[rows], compact)], len(rows)
     values = []
     for labels in labels_list:
         kept = rows[labels[rows] >= 0]
@@ -424,6 +439,92 @@ def _density(Xs, X_raw, log_mask, min_share, min_size, random_state, report) -> 
     return Fitted(HDBSCAN_KEY, sweep, k, pipeline, HDBSCAN_RULE)
 
 
+# --------------------------------------------------------------------------- consensus
+
+ENSEMBLE = "ensemble"
+ENSEMBLE_LABEL = "Consensus ensemble"
+# Customers the co-association matrix covers (n x n floats: 2,000 -> 32 MB).
+ENSEMBLE_SAMPLE_MAX = 2_000
+# Resampled refits per base algorithm behind the co-association.
+ENSEMBLE_REFITS = 4
+ENSEMBLE_BASES = (KMEANS, GMM, WARD)
+ENSEMBLE_RULE = (
+    "A consensus of K-Means, the Gaussian mixture and Ward: each refitted 4 times on random "
+    "80 % samples of at most 2,000 customers; two customers are alike by the share of refits "
+    "that put them together; average linkage on that share, cut at the number of segments "
+    "with the highest silhouette; every customer then goes to the nearest consensus centre. "
+    "It is kept only when the recommendation rule prefers it to each of its parts."
+)
+
+
+def co_association(
+    Xs: np.ndarray, k: int, *, random_state: int | None = 0, refits: int = ENSEMBLE_REFITS
+) -> np.ndarray:
+    """(n, n) share of the base refits that put two rows in one segment, among the refits
+    whose sample held both (the diagonal is 1)."""
+    n = len(Xs)
+    rng = np.random.default_rng(random_state)
+    together, both = np.zeros((n, n)), np.zeros((n, n))
+    for algorithm in ENSEMBLE_BASES:
+        for seed in rng.integers(0, 2**31 - 1, size=refits):
+            idx = rng.choice(n, max(k + 1, round(STABILITY_FRACTION * n)), replace=False)
+            labels = _refit_labels(algorithm, Xs[idx], k, int(seed), 10)
+            onehot = np.zeros((len(idx), int(labels.max()) + 1))
+            onehot[np.arange(len(idx)), labels] = 1.0
+            together[np.ix_(idx, idx)] += onehot @ onehot.T
+            both[np.ix_(idx, idx)] += 1.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = np.where(both > 0, together / np.maximum(both, 1), 0.0)
+    np.fill_diagonal(shares, 1.0)
+    return shares
+
+
+def _consensus_cuts(Xs: np.ndarray, k: int, ks: Sequence[int], random_state) -> list:
+    """Average-linkage cuts of 1 - co-association at each K in ``ks``."""
+    from scipy.spatial.distance import squareform
+
+    distance = 1.0 - co_association(Xs, k, random_state=random_state)
+    tree = linkage(squareform(distance, checks=False), method="average")
+    return [fcluster(tree, kk, criterion="maxclust") - 1 for kk in ks]
+
+
+def consensus_fit(
+    X_model: np.ndarray,
+    X_raw: np.ndarray,
+    *,
+    k_values: Sequence[int],
+    k_guess: int,
+    log_mask: np.ndarray,
+    min_share: float,
+    random_state: int | None = 0,
+) -> Fitted:
+    """The consensus segmentation (ENSEMBLE_RULE); ``k_guess`` is the K the base refits
+    use (the parts' usual choice)."""
+    Xs = StandardScaler().fit_transform(X_model)
+    rows = _sample(len(Xs), ENSEMBLE_SAMPLE_MAX, random_state)
+    ks = tuple(kk for kk in k_values if kk < len(rows))
+    cuts = _consensus_cuts(Xs[rows], k_guess, ks, random_state)
+    cuts = [np.unique(cut, return_inverse=True)[1] for cut in cuts]
+    inertia = [_within_ss(Xs[rows], c, _centres(Xs[rows], c, int(c.max()) + 1)) for c in cuts]
+    silhouette, sil_rows = _silhouettes(Xs[rows], cuts, random_state)
+    sweep = _sweep_result(ks, inertia, silhouette, cuts, len(Xs), sil_rows, ENSEMBLE)
+    k = engine.choose_k(sweep, min_share=min_share)
+    chosen = cuts[ks.index(k)]
+    scaler = StandardScaler().fit(engine.log_transform(X_raw, log_mask))
+    sample_scaled = scaler.transform(engine.log_transform(X_raw[rows], log_mask))
+    segmenter = CentreSegments(_centres(sample_scaled, chosen, k))
+    return Fitted(ENSEMBLE, sweep, k, _pipeline(log_mask, segmenter, X_raw), ENSEMBLE_RULE)
+
+
+# Every algorithm's name as shown, the consensus included (it is only made by a compare).
+LABELS: dict[str, str] = {**ALGORITHMS, ENSEMBLE: ENSEMBLE_LABEL}
+
+
+def consensus_kept(parts: Sequence[CandidateScore], consensus: CandidateScore) -> bool:
+    """Whether the recommendation rule prefers the consensus to every one of its parts."""
+    return all(recommend([part, consensus]) == consensus.algorithm for part in parts)
+
+
 # --------------------------------------------------------------------------- metrics
 
 
@@ -484,7 +585,18 @@ def _refit_labels(algorithm: str, Xs: np.ndarray, k: int, seed: int, min_size: i
         return fcluster(linkage(Xs, method="ward"), k, criterion="maxclust") - 1
     if algorithm == HDBSCAN_KEY:
         return _hdbscan(min_size).fit_predict(Xs)
+    if algorithm == ENSEMBLE:
+        return _consensus_refit(Xs, k, seed)
     return KMeans(k, n_init=engine.STABILITY_N_INIT, random_state=seed).fit(Xs).labels_
+
+
+def _consensus_refit(Xs: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """The consensus rebuilt on these rows (its own sample), everyone to the nearest centre."""
+    rows = _sample(len(Xs), ENSEMBLE_SAMPLE_MAX // 2, seed)
+    cut = _consensus_cuts(Xs[rows], k, (k,), seed)[0]
+    cut = np.unique(cut, return_inverse=True)[1]
+    centres = _centres(Xs[rows], cut, int(cut.max()) + 1)
+    return cdist(Xs, centres, "sqeuclidean").argmin(axis=1)
 
 
 def _pairs_kept_together(reference: np.ndarray, refit: np.ndarray, k: int) -> np.ndarray:
@@ -515,15 +627,19 @@ def stability(
 ) -> Stability:
     """Refit the same algorithm (same K, fresh seeds) ``refits`` times, each on a random
     ``fraction`` of at most ``sample_max`` scaled rows, and compare with the run's labels
-    (NOISE counts as a group of its own in the Rand index)."""
+    (NOISE counts as a group of its own in the Rand index). ``min_size``: HDBSCAN's
+    smallest group in the fit."""
     rng = np.random.default_rng(random_state)
     rows = rng.choice(len(Xs), sample_max, replace=False) if len(Xs) > sample_max else None
     Xw, lw = (Xs, labels) if rows is None else (Xs[rows], labels[rows])
     size = max(k + 1, round(fraction * len(Xw)))
+    # HDBSCAN's smallest group, in proportion to the rows it was fitted on (``min_size``
+    # is the fitted model's): the refits look for groups of the same share.
+    refit_size = max(5, round(min_size * min(size, len(Xw)) / min(len(Xs), DENSITY_SAMPLE_MAX)))
     scores, together = [], []
     for seed in rng.integers(0, 2**31 - 1, size=refits):
         idx = rng.choice(len(Xw), size=min(size, len(Xw)), replace=False)
-        refit = _refit_labels(algorithm, Xw[idx], k, int(seed), min_size)
+        refit = _refit_labels(algorithm, Xw[idx], k, int(seed), refit_size)
         scores.append(adjusted_rand_score(lw[idx], refit))
         together.append(_pairs_kept_together(lw[idx], refit, k))
     with np.errstate(all="ignore"):
@@ -543,16 +659,23 @@ def stability(
 @dataclass(frozen=True)
 class CandidateScore:
     algorithm: str
-    silhouette: float
+    silhouette: float  # of the customers in a segment
     stability: float
+    noise_share: float = 0.0  # customers in no segment (HDBSCAN's Unsegmented)
+
+    @property
+    def silhouette_all(self) -> float:
+        """The silhouette over every customer, an Unsegmented one counting 0: leaving the
+        hard cases out must not win the comparison by itself."""
+        return self.silhouette * (1.0 - self.noise_share)
 
 
 def recommend(candidates: Sequence[CandidateScore]) -> str:
-    """The algorithm RECOMMENDATION_RULE picks: highest silhouette among the stable ones,
-    else the most stable."""
+    """The algorithm RECOMMENDATION_RULE picks: highest silhouette (Unsegmented counting 0)
+    among the stable ones, else the most stable."""
 
     def silhouette(c: CandidateScore) -> float:
-        return -np.inf if np.isnan(c.silhouette) else c.silhouette
+        return -np.inf if np.isnan(c.silhouette) else c.silhouette_all
 
     stable = [c for c in candidates if c.stability >= RECOMMEND_MIN_STABILITY]
     if stable:

@@ -88,6 +88,17 @@ def run_summary(*, run: TrainingRun) -> dict:
         "silhouette": run.silhouette,
         "inertia": run.inertia,
         "stability": run.stability,
+        # Issue 15: the algorithm, the spread of the stability refits, separation metrics,
+        # the mixture's BIC per K, the Unsegmented share and a compare retrain's table.
+        "algorithm_requested": run.algorithm_requested,
+        "stability_spread": run.stability_spread,
+        "stability_refits": run.stability_refits,
+        "calinski_harabasz": run.calinski_harabasz,
+        "davies_bouldin": run.davies_bouldin,
+        "bic_by_k": run.bic_by_k,
+        "noise_share": run.noise_share,
+        "comparison_of": run.comparison_of_id,
+        "comparison": run.comparison or None,
         "verdict": _verdict_json(run),
         "customers_used": run.customers_used,
         "customers_excluded": run.customers_excluded,
@@ -118,6 +129,8 @@ def run_summary(*, run: TrainingRun) -> dict:
                 "size": cluster.size,
                 "share": round(cluster.share, 4),
                 "means": cluster.means,
+                "stability": cluster.stability,
+                "unsegmented": cluster.is_noise,
                 "strategy": {
                     "description": cluster.segment.description,
                     "actions": cluster.segment.actions,
@@ -273,6 +286,7 @@ def _chart_data(run: TrainingRun, clusters: list[Cluster]) -> dict:
         "inertia": [row["inertia"] for row in per_k_rows(run)],
         "silhouette": run.silhouette_by_k,
         "chosen_k": run.chosen_k,
+        "density": run.algorithm_requested == algorithms.HDBSCAN_KEY,  # chose its own K
         "lines": CHART_LINES,
         # In the cards' order (largest first), each in its segment's colour and marker.
         "segments": [
@@ -295,6 +309,7 @@ METRIC_HELP = {
     "confidence_formula": engine.CONFIDENCE_FORMULA,
     "silhouette_bands": describe_bands(SILHOUETTE_BANDS) + " (no clear segments).",
     "stability_bands": describe_bands(STABILITY_BANDS) + ".",
+    "stability_rule": algorithms.STABILITY_RULE,
     "confidence_bands": describe_bands(CONFIDENCE_BANDS, percent=True) + " (between segments).",
 }
 
@@ -423,7 +438,7 @@ def run_detail_context(*, run: TrainingRun) -> dict:
         .only("id", "chosen_k", "created_at")[:20],
         "comparison": run_algorithm_comparison(run=run),
         "segment_tree": segment_tree_drawing(clusters),
-        "algorithm_label": algorithms.ALGORITHMS.get(run.algorithm_requested, ""),
+        "algorithm_label": algorithms.LABELS.get(run.algorithm_requested, ""),
     }
 
 

@@ -249,6 +249,8 @@ class Outcome:
     noise: np.ndarray | None = None
     # A "compare" retrain's other algorithms, each written as a run of its own.
     candidates: list[Outcome] = field(default_factory=list)
+    # A consensus that did not beat its parts: in the comparison table, not written as a run.
+    discarded: list[Outcome] = field(default_factory=list)
 
     @property
     def has_noise(self) -> bool:
@@ -328,43 +330,94 @@ def training_compute(*, run: TrainingRun, report: ProgressReporter) -> Outcome:
             continue
         outcome.timings = {"read": timings["read"], **outcome.timings}
         outcomes.append(outcome)
-    return _recommended_first(outcomes)
+    discarded = []
+    if requested == algorithms.COMPARE:
+        report(96, "Building the consensus of the algorithms", force=True)
+        consensus = _consensus(run, outcomes, prepared, catalogue, k_values)
+        if consensus is not None:
+            kept = algorithms.consensus_kept([_score(o) for o in outcomes], _score(consensus))
+            (outcomes if kept else discarded).append(consensus)
+    chosen = _recommended_first(outcomes)
+    chosen.discarded = discarded
+    return chosen
+
+
+def _score(outcome: Outcome) -> algorithms.CandidateScore:
+    noise = float(outcome.noise.mean()) if outcome.has_noise else 0.0
+    return algorithms.CandidateScore(
+        outcome.algorithm, outcome.silhouette, outcome.stab.mean, noise
+    )
+
+
+def _consensus(run, outcomes, prepared, catalogue, k_values) -> Outcome | None:
+    """The consensus ensemble of the compared algorithms' refits (see ENSEMBLE_RULE)."""
+    parts = [o.k for o in outcomes if o.algorithm in algorithms.ENSEMBLE_BASES]
+    if not parts:
+        return None
+    k_guess = max(set(parts), key=lambda k: (parts.count(k), -k))
+    try:
+        return _compute_one(
+            run,
+            algorithms.ENSEMBLE,
+            prepared,
+            catalogue,
+            k_values,
+            lambda fraction, step: None,
+            k_guess=k_guess,
+        )
+    except ValueError as problem:
+        logger.info("compare run %s: no consensus (%s)", run.id, problem)
+        return None
 
 
 def _recommended_first(outcomes: list[Outcome]) -> Outcome:
     """The outcome the recommendation rule picks, the others as its candidates."""
     if len(outcomes) == 1:
         return outcomes[0]
-    best = algorithms.recommend(
-        [algorithms.CandidateScore(o.algorithm, o.silhouette, o.stab.mean) for o in outcomes]
-    )
+    best = algorithms.recommend([_score(o) for o in outcomes])
     chosen = next(o for o in outcomes if o.algorithm == best)
     chosen.candidates = [o for o in outcomes if o is not chosen]
     return chosen
 
 
-def _compute_one(run, algorithm, prepared, catalogue, k_values, progress) -> Outcome:
+def _compute_one(
+    run, algorithm, prepared, catalogue, k_values, progress, k_guess: int | None = None
+) -> Outcome:
     """One algorithm on the prepared customers: sweep, fit, score, stability, names."""
     timings: dict[str, float] = {}
     random_state = settings.CLUSTERING_RANDOM_STATE
     X_model = prepared.X_model()
     X_fit = prepared.data.X[prepared.fit_rows]
     min_share = min_segment_share(len(X_model))
-    fitted = _timed(
-        timings,
-        "sweep",
-        algorithms.sweep_and_fit,
-        algorithm,
-        X_model,
-        X_fit,
-        k_values=k_values,
-        k_fixed=run.k_requested,
-        log_mask=prepared.log_mask,
-        min_share=min_share,
-        min_size=settings.CLUSTERING_MIN_SEGMENT_SIZE,
-        random_state=random_state,
-        progress=lambda fraction, step: progress(0.7 * fraction, step),
-    )
+    if algorithm == algorithms.ENSEMBLE:
+        fitted = _timed(
+            timings,
+            "sweep",
+            algorithms.consensus_fit,
+            X_model,
+            X_fit,
+            k_values=k_values,
+            k_guess=run.k_requested or k_guess,
+            log_mask=prepared.log_mask,
+            min_share=min_share,
+            random_state=random_state,
+        )
+    else:
+        fitted = _timed(
+            timings,
+            "sweep",
+            algorithms.sweep_and_fit,
+            algorithm,
+            X_model,
+            X_fit,
+            k_values=k_values,
+            k_fixed=run.k_requested,
+            log_mask=prepared.log_mask,
+            min_share=min_share,
+            min_size=settings.CLUSTERING_MIN_SEGMENT_SIZE,
+            random_state=random_state,
+            progress=lambda fraction, step: progress(0.7 * fraction, step),
+        )
     pipeline, k = fitted.pipeline, fitted.k
     sigma2 = engine.within_variance(pipeline, len(X_fit))
     progress(0.72, "Scoring customers")
@@ -376,6 +429,8 @@ def _compute_one(run, algorithm, prepared, catalogue, k_values, progress) -> Out
     Xs_fit = engine.to_model_space(pipeline, X_fit)
     fit_labels = scores.cluster[prepared.fit_rows]
     progress(0.8, "Checking stability")
+    # HDBSCAN's refits look for groups as large as its fit did.
+    min_size = getattr(pipeline[-1], "min_cluster_size", settings.CLUSTERING_MIN_SEGMENT_SIZE)
     stab = _timed(
         timings,
         "stability",
@@ -384,13 +439,15 @@ def _compute_one(run, algorithm, prepared, catalogue, k_values, progress) -> Out
         Xs_fit,
         fit_labels,
         k=k,
-        min_size=settings.CLUSTERING_MIN_SEGMENT_SIZE,
+        min_size=min_size,
         random_state=random_state,
     )
-    # K-Means' silhouette comes from its sweep (the same labels); the others' from theirs.
+    # K-Means' and HDBSCAN's sweep silhouette at K is on these very labels (same fit, same
+    # membership rule); a mixture's or Ward's sweep may have run on a sample.
     sweep = fitted.sweep
     known = None
-    if algorithm == algorithms.KMEANS and k in sweep.k_values:
+    same_labels = algorithm in (algorithms.KMEANS, algorithms.HDBSCAN_KEY)
+    if same_labels and k in sweep.k_values:
         known = sweep.silhouette[sweep.k_values.index(k)]
     quality = _timed(
         timings, "metrics", algorithms.quality, Xs_fit, fit_labels, random_state, silhouette=known
@@ -621,7 +678,7 @@ def training_run_write(
         ]
         _run_results_write(run=run, outcome=outcome)
         _finish_run(run=run, outcome=outcome, stored=stored)
-        if others:
+        if others or outcome.discarded:
             comparison = comparison_table(run=run, outcome=outcome, others=others)
             TrainingRun.objects.filter(id=run.id).update(comparison=comparison)
         run_trained.send(
@@ -680,12 +737,15 @@ def comparison_table(*, run: TrainingRun, outcome: Outcome, others: list) -> dic
     rows = [_comparison_row(run.id, outcome, recommended=True)]
     for candidate_run, candidate in zip(others, outcome.candidates, strict=True):
         rows.append(_comparison_row(candidate_run.id, candidate, recommended=False))
-    order = list(algorithms.ALGORITHMS)
+    for dropped in outcome.discarded:
+        rows.append(_comparison_row(None, dropped, recommended=False))
+    order = list(algorithms.LABELS)
     rows.sort(key=lambda row: order.index(row["algorithm"]))
     return {
         "rule": algorithms.RECOMMENDATION_RULE,
         "recommended": outcome.algorithm,
         "candidates": rows,
+        "ensemble_rule": algorithms.ENSEMBLE_RULE,
     }
 
 
@@ -696,8 +756,8 @@ def _comparison_row(run_id: int, outcome: Outcome, *, recommended: bool) -> dict
         bic = outcome.bic_by_k[outcome.sweep.k_values.index(outcome.k)]
     return {
         "algorithm": outcome.algorithm,
-        "label": algorithms.ALGORITHMS[outcome.algorithm],
-        "run_id": run_id,
+        "label": algorithms.LABELS[outcome.algorithm],
+        "run_id": run_id,  # None: a consensus not kept (it did not beat its parts)
         "k": outcome.k,
         "silhouette": _finite(quality.silhouette, 4),
         "calinski_harabasz": _finite(quality.calinski_harabasz, 1),

@@ -9,7 +9,7 @@ from django.utils.dateformat import format as date_format
 from django.utils.html import format_html
 
 from clustering import engine
-from clustering.algorithms import ALGORITHMS
+from clustering.algorithms import LABELS
 from clustering.bands import SEGMENT_STABILITY_BANDS, STABILITY_BANDS, band_for
 from customers.models import field_label
 
@@ -57,7 +57,7 @@ def segment_stability_band(value):
 @register.filter
 def algorithm_label(key: str) -> str:
     """'Gaussian mixture' for 'gmm' (clustering.algorithms.ALGORITHMS)."""
-    return ALGORITHMS.get(key, key)
+    return LABELS.get(key, key)
 
 
 @register.filter

@@ -4,6 +4,7 @@ a compare retrain, activating a non-default candidate, HDBSCAN's Unsegmented cus
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -100,18 +101,27 @@ def test_compare_trains_every_algorithm_recommends_by_the_rule_and_any_can_be_ac
     run = train(algorithm="compare", features=FEATURES, log_features=())
 
     table = run.comparison
-    assert [row["algorithm"] for row in table["candidates"]] == list(algorithms.ALGORITHMS)
+    rows = table["candidates"]
+    assert [row["algorithm"] for row in rows] == [*algorithms.ALGORITHMS, "ensemble"]
     assert table["rule"] == algorithms.RECOMMENDATION_RULE
-    scores = [
-        algorithms.CandidateScore(
-            row["algorithm"], row["silhouette"] or float("nan"), row["stability"]
+    scores = {
+        row["algorithm"]: algorithms.CandidateScore(
+            row["algorithm"],
+            row["silhouette"] or float("nan"),
+            row["stability"],
+            row["noise_share"] or 0.0,
         )
-        for row in table["candidates"]
-    ]
-    assert table["recommended"] == algorithms.recommend(scores) == run.algorithm_requested
+        for row in rows
+    }
+    ensemble = rows[-1]
+    parts = [scores[a] for a in algorithms.ALGORITHMS]
+    kept = algorithms.consensus_kept(parts, scores["ensemble"])
+    assert (ensemble["run_id"] is not None) == kept
+    among = [*parts, scores["ensemble"]] if kept else parts
+    assert table["recommended"] == algorithms.recommend(among) == run.algorithm_requested
     assert run.is_active
     others = TrainingRun.objects.filter(comparison_of=run)
-    assert others.count() == 3 and not others.filter(is_active=True).exists()
+    assert others.count() == (4 if kept else 3) and not others.filter(is_active=True).exists()
 
     ward = TrainingRun.objects.get(comparison_of=run, algorithm_requested="ward")
     if ward.id == run.id:  # pragma: no cover - the recommendation is K-Means or mixture here
@@ -152,8 +162,9 @@ def test_the_compare_run_page_shows_the_algorithms_side_by_side_with_the_rule(
     page = marketer_client.get(f"/runs/{run.id}/").content.decode()
 
     assert "Algorithms compared" in page and algorithms.RECOMMENDATION_RULE in page
-    for label in algorithms.ALGORITHMS.values():
+    for label in algorithms.LABELS.values():
         assert label in page
+    assert algorithms.ENSEMBLE_RULE in page
     assert page.count("recommended</span>") == 1
     for other in TrainingRun.objects.filter(comparison_of=run):
         assert f'href="/runs/{other.id}/"' in page
@@ -194,9 +205,7 @@ def test_hdbscan_dashboard_card_says_unsegmented_customers_are_not_a_segment(db,
     assert "Unsegmented)" in page  # the share on the model line
 
 
-def test_a_segment_that_falls_apart_on_resampling_is_flagged_on_its_card(
-    trained, marketer_client
-):
+def test_a_segment_that_falls_apart_on_resampling_is_flagged_on_its_card(trained, marketer_client):
     shaky = trained.clusters.order_by("index").first()
     Cluster.objects.filter(id=shaky.id).update(stability=0.41)
 
@@ -207,3 +216,17 @@ def test_a_segment_that_falls_apart_on_resampling_is_flagged_on_its_card(
     assert "41 % of its customers' pairs stay together" in card
     assert "falls apart on resampling" in card
     assert page.count("segment-falls-apart") == 1
+
+
+def test_train_json_gives_the_algorithm_stability_spread_and_comparison(customers):
+    out = io.StringIO()
+    call_command("train", "--algorithm", "compare", "--features", ",".join(FEATURES),
+                 "--log", "none", sync=True, json=True, stdout=out)  # fmt: skip
+
+    summary = json.loads(out.getvalue())
+    run = TrainingRun.objects.get(id=summary["run_id"])
+    assert summary["algorithm_requested"] == run.comparison["recommended"]
+    assert summary["stability_refits"] == 10 and summary["stability_spread"] >= 0
+    assert len(summary["comparison"]["candidates"]) == len(algorithms.LABELS)
+    segments = [cluster for cluster in summary["clusters"] if not cluster["unsegmented"]]
+    assert segments and all(cluster["stability"] is not None for cluster in segments)

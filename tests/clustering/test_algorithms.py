@@ -193,9 +193,57 @@ def test_the_recommendation_is_the_best_silhouette_among_stable_algorithms():
     assert algorithms.recommend(candidates) == "gmm"
 
 
+def test_unsegmented_customers_count_as_zero_in_the_recommendation():
+    candidates = [
+        algorithms.CandidateScore("kmeans", 0.60, 0.99),
+        # Higher on the customers it keeps, but 10 % are in no segment: 0.63 x 0.9 = 0.567.
+        algorithms.CandidateScore("hdbscan", 0.63, 0.97, noise_share=0.10),
+    ]
+    assert algorithms.recommend(candidates) == "kmeans"
+
+
 def test_without_a_stable_algorithm_the_most_stable_is_recommended():
     candidates = [
         algorithms.CandidateScore("kmeans", 0.40, 0.60),
         algorithms.CandidateScore("ward", 0.50, 0.70),
     ]
     assert algorithms.recommend(candidates) == "ward"
+
+
+# --------------------------------------------------------------------------- consensus
+
+
+def test_co_association_keeps_planted_groups_together_and_apart():
+    X, truth = blobs_with_noise()
+    groups = truth >= 0
+    Xs = StandardScaler().fit_transform(X[groups])[::3]
+    shares = algorithms.co_association(Xs, 3)
+    same = truth[groups][::3][:, None] == truth[groups][::3][None, :]
+
+    assert shares[same].mean() > 0.95 and shares[~same].mean() < 0.05
+    assert np.allclose(np.diag(shares), 1.0) and np.allclose(shares, shares.T)
+
+
+def test_the_consensus_recovers_planted_groups():
+    X, truth = blobs_with_noise()
+    groups = truth >= 0
+    result = algorithms.consensus_fit(
+        X[groups], X[groups], k_values=range(2, 6), k_guess=3, log_mask=NO_LOG, min_share=0.01
+    )
+
+    assert result.k == 3
+    assert adjusted_rand_score(truth[groups], labels_of(result, X[groups]).cluster) > 0.99
+
+
+def test_a_consensus_is_kept_only_when_the_rule_prefers_it_to_every_part():
+    parts = [
+        algorithms.CandidateScore("kmeans", 0.50, 0.9),
+        algorithms.CandidateScore("ward", 0.55, 0.9),
+    ]
+    better = algorithms.CandidateScore("ensemble", 0.56, 0.85)
+    between = algorithms.CandidateScore("ensemble", 0.52, 0.95)
+    unstable = algorithms.CandidateScore("ensemble", 0.70, 0.60)
+
+    assert algorithms.consensus_kept(parts, better)
+    assert not algorithms.consensus_kept(parts, between)
+    assert not algorithms.consensus_kept(parts, unstable)

@@ -5,7 +5,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from clustering.algorithms import ALGORITHMS, COMPARE, KMEANS
+from clustering.algorithms import ALGORITHMS, COMPARE, KMEANS, LABELS
 from clustering.models import TrainingRun
 from clustering.selectors import run_summary
 from clustering.services import (
@@ -160,7 +160,7 @@ class Command(BaseCommand):
             return
         self.stdout.write(
             self.style.SUCCESS(
-                f"Run {run.id} ({ALGORITHMS.get(run.algorithm_requested, 'K-Means')}): "
+                f"Run {run.id} ({LABELS.get(run.algorithm_requested, 'K-Means')}): "
                 f"{run.chosen_k} segments from {run.customers_used} customers, "
                 f"silhouette {run.silhouette:.3f}, stability {run.stability:.2f}"
                 f" ± {run.stability_spread or 0:.2f}"
@@ -168,8 +168,11 @@ class Command(BaseCommand):
         )
         for row in run.comparison.get("candidates", []):
             mark = "  <- recommended" if row["recommended"] else ""
+            if row["run_id"] is None:
+                mark = "  (not kept: it does not beat its parts by the rule)"
+            where = f"run {row['run_id']:>5}" if row["run_id"] else "         "
             self.stdout.write(
-                f"  {row['label']:<20} run {row['run_id']:>5}  {row['k']} segments  "
+                f"  {row['label']:<20} {where}  {row['k']} segments  "
                 f"silhouette {_shown(row['silhouette'])}  stability {_shown(row['stability'])}"
                 f"{mark}"
             )

@@ -113,6 +113,9 @@ def test_lift_gives_incremental_revenue_cost_and_roi():
     assert result.cost == pytest.approx(500.0)
     assert result.roi == pytest.approx((15_000 - 500) / 500)
     assert result.incremental_revenue_low == pytest.approx(result.revenue.low * 1000)
+    low, high = result.roi_interval
+    assert low == pytest.approx((result.revenue.low * 1000 - 500) / 500)
+    assert low < result.roi < high
 
 
 def test_planning_calculator_reproduces_the_playbook_example():

@@ -144,6 +144,8 @@ class PlanForm(forms.Form):
         label="Segment: customers",
         help_text="Blank: the chosen segment's size in the active model.",
     )
+    # The segment whose size the size box holds: choosing another one fills in its size.
+    shown_segment = forms.CharField(required=False, widget=forms.HiddenInput)
     segment_conversion = _percent_field("Segment: expected conversion", required=True, initial=12)
     order_value = PlainFloatField(min_value=0, initial=500, label="Order value")
     cost_per_contact = PlainFloatField(min_value=0, initial=1, label="Cost per contact")
@@ -158,14 +160,28 @@ class PlanForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if data.get("segment_customers") is None:
-            if data.get("segment") in self.sizes:
-                data["segment_customers"] = self.sizes[data["segment"]]
-            else:
-                self.add_error(
-                    "segment_customers", "Enter the segment's size, or choose a segment."
-                )
+        chosen = data.get("segment")
+        self.size_from_segment = chosen in self.sizes and (
+            data.get("segment_customers") is None or chosen != data.get("shown_segment")
+        )
+        if self.size_from_segment:
+            data["segment_customers"] = self.sizes[chosen]
+            data["shown_segment"] = chosen
+        elif data.get("segment_customers") is None:
+            self.add_error("segment_customers", "Enter the segment's size, or choose a segment.")
         return data
+
+    def with_segment_size(self) -> PlanForm:
+        """The same form showing the chosen segment's size in the size box."""
+        data = self.data.copy()
+        data["segment_customers"] = str(self.cleaned_data["segment_customers"])
+        data["shown_segment"] = self.cleaned_data["shown_segment"]
+        form = PlanForm(data, clusters=[])
+        form.sizes, form.names = self.sizes, self.names
+        form.fields["segment"].choices = self.fields["segment"].choices
+        form.is_valid()
+        form.size_from_segment = True  # the page still has the old size in its box
+        return form
 
     def segment_name(self) -> str:
         return self.names.get(self.cleaned_data.get("segment") or "", "High-Value Customers")

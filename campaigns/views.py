@@ -140,6 +140,8 @@ def plan(request: HttpRequest) -> HttpResponse:
     form = PlanForm(request.GET or None, clusters=clusters)
     result = None
     if form.is_bound and form.is_valid():
+        if form.size_from_segment:
+            form = form.with_segment_size()
         result = _plan_of(form)
     elif not form.is_bound:
         result = _plan_of(PlanForm({k: f.initial for k, f in form.fields.items()}, clusters=[]))

@@ -4,13 +4,17 @@ customers to contact, import the outcomes and read the lift."""
 from __future__ import annotations
 
 import csv
+import io
 import re
 
 import pytest
+from django.core.management import call_command
 from playwright.sync_api import expect
 
 from campaigns.models import Campaign
-from tests.browser.helpers import sign_in
+from clustering.models import Segment, TrainingRun
+from tests.browser.helpers import mark_page, page_was_not_reloaded, segment_card, sign_in
+from tests.campaigns.helpers import swap_customers
 
 pytestmark = pytest.mark.services
 
@@ -26,10 +30,8 @@ def outcomes_file(campaign: Campaign, path, planted: str) -> None:
     )
     for customer_id, stratum, group in members:
         n = counters[stratum, group] = counters.get((stratum, group), 0) + 1
-        if labels[stratum] == planted:
-            bought = group == "treatment" and n % 10 < 6
-        else:
-            bought = n % 10 == 0
+        effect = labels[stratum] == planted
+        bought = (group == "treatment" and n % 10 < 6) if effect else n % 10 == 0
         lines.append(f"{customer_id},{'yes' if bought else 'no'},{80 if bought else 0},SPRING")
     lines.append("NOT-IN-CAMPAIGN,yes,500,SPRING")
     path.write_text("\n".join(lines) + "\n")
@@ -80,3 +82,44 @@ def test_a_marketer_measures_a_campaign_on_two_segments(
     assert re.fullmatch(r"\d+ % \(95 % CI \d+ % to \d+ %\)", roi), roi
     screenshot(page, "lift")
     assert page.js_errors == []
+
+
+def test_the_planning_calculator_works_out_the_playbook_example_as_you_type(
+    page, trained, marketer, screenshot
+):
+    sign_in(page, marketer)
+    page.goto("/campaigns/plan/")
+    mark_page(page)
+
+    expect(page.locator("#plan-verdict")).to_contain_text("83 % less")
+    expect(page.locator("#plan-table")).to_contain_text("51,000")
+    cluster = trained.clusters.get(segment__name="Loyal Customers")
+    loyal = cluster.size
+    page.get_by_label("Segment", exact=True).select_option(str(cluster.segment_id))
+
+    expect(page.get_by_label("Segment: customers")).to_have_value(str(loyal))
+    expect(page.locator("#plan-table thead")).to_contain_text("Loyal Customers")
+    page.get_by_label("Segment: expected conversion (%)").fill("20")
+    expect(page.locator("#plan-table")).to_contain_text(f"{round(loyal * 0.2)}")
+    assert page_was_not_reloaded(page)
+    screenshot(page, "calculator")
+    assert page.js_errors == []
+
+
+def test_a_segments_size_over_time_spans_several_retrains(page, trained, marketer, screenshot):
+    swap_customers(trained)
+    call_command("train", sync=True, stdout=io.StringIO())
+    swap_customers(TrainingRun.objects.get(is_active=True), count=10)
+    call_command("train", sync=True, stdout=io.StringIO())
+    segment = Segment.objects.get(name="High-Value Customers")
+    sign_in(page, marketer)
+
+    card = segment_card(page, "High-Value Customers")
+    card.get_by_role("link", name="History").click()
+
+    size_points = page.locator("#size-chart circle")
+    expect(size_points).to_have_count(segment.clusters.count())
+    assert segment.clusters.count() == 3
+    expect(page.locator("#changes")).to_contain_text("joined")
+    expect(page.locator("#strategy-versions li").first).to_contain_text("current")
+    screenshot(page, "history")

@@ -157,7 +157,7 @@ def test_the_segment_card_summarises_the_last_campaigns(trained, marketer_client
 def test_the_planning_calculator_starts_with_the_playbook_example(trained, marketer_client):
     page = marketer_client.get(reverse("campaigns:plan")).content.decode()
 
-    assert "<strong>83 % less</strong>" in page
+    assert "High-Value Customers costs 83 % less (4,150.00 saved), for 2 more sales" in page
     assert "50,000" in page and "51,000" in page
 
 
@@ -182,3 +182,27 @@ def test_the_planning_calculator_answers_htmx_with_the_result_only(trained, mark
     assert "<html" not in page and 'id="plan-result"' in page
     assert f"<td>{cluster.size}</td>" in page  # the segment's size from the active model
     assert first.name in page
+    # ... and the size box shows it (an out-of-band swap).
+    assert f'name="segment_customers" value="{cluster.size}"' in page
+    assert 'hx-swap-oob="true"' in page
+
+
+def test_a_size_typed_for_the_chosen_segment_is_kept(trained, marketer_client):
+    first, _second = two_segments(trained)
+    response = marketer_client.get(
+        reverse("campaigns:plan"),
+        {
+            "everyone_customers": "400",
+            "everyone_conversion": "2",
+            "segment": first.id,
+            "shown_segment": first.id,
+            "segment_customers": "77",
+            "segment_conversion": "10",
+            "order_value": "100",
+            "cost_per_contact": "2",
+        },  # fmt: skip
+        headers={"HX-Request": "true"},
+    )
+
+    page = response.content.decode()
+    assert "<td>77</td>" in page and "hx-swap-oob" not in page

@@ -135,3 +135,4 @@ def test_planning_calculator_reproduces_the_playbook_example():
     assert result.segment.revenue == pytest.approx(51_000)
     assert round(result.cost_saved_share * 100) == 83
     assert result.better == "segment"
+    assert result.verdict.startswith("Contacting only High-Value Customers costs 83 % less")

@@ -84,6 +84,33 @@ class CampaignForm(forms.Form):
                     error_messages={"invalid": f"{feature.label} {end} must be a number."},
                 )
             self.ranges.append((feature, self[low], self[high]))
+        self.category_features = catalogue.categorical()
+        for feature in self.category_features:
+            shown = ", ".join(label for _code, label in feature.choices)
+            self.fields[f"in_{feature.key}"] = forms.CharField(
+                required=False,
+                max_length=1_000,
+                label=f"{feature.label}, one of",
+                help_text=f"Comma separated ({shown})" if shown else "Comma separated values",
+            )
+
+    def _categories(self) -> dict[str, tuple[str, ...]]:
+        """{key: values} typed as "a, b" (a fixed category takes its labels or codes)."""
+        categories = {}
+        for feature in self.category_features:
+            name = f"in_{feature.key}"
+            values = [v.strip() for v in self.cleaned_data.get(name, "").split(",") if v.strip()]
+            if not values:
+                continue
+            if feature.choices:
+                codes = {k.casefold(): c for c, label in feature.choices for k in (c, label)}
+                unknown = [v for v in values if v.casefold() not in codes]
+                if unknown:
+                    self.add_error(name, f"Not a {feature.label.lower()}: {', '.join(unknown)}.")
+                    continue
+                values = [codes[v.casefold()] for v in values]
+            categories[feature.key] = tuple(dict.fromkeys(values))
+        return categories
 
     def clean(self):
         data = super().clean()
@@ -91,6 +118,7 @@ class CampaignForm(forms.Form):
         field = "rfm_groups" if data.get("target") == "rfm" else "segments"
         if "target" in data and not chosen:
             self.add_error(field, "Choose at least one.")
+        self.categories = self._categories()
         return data
 
     def spec(self) -> CampaignSpec:
@@ -111,6 +139,7 @@ class CampaignForm(forms.Form):
             channel=data["channel"],
             min_confidence=None if confidence is None or rfm else confidence / 100,
             filters=filters,
+            categories=self.categories,
         )
 
     def add_service_errors(self, errors: dict[str, str]) -> None:

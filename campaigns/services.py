@@ -11,12 +11,14 @@ from decimal import Decimal
 
 import numpy as np
 from django.db import transaction
+from django.db.models import F
 
 from audit.services import strategy_version_current
 from campaigns.draw import draw_groups
 from campaigns.models import CAMPAIGN_NAME_MAX_LENGTH, Campaign, CampaignMember
 from clustering.models import Cluster, ClusterAssignment, Segment, TrainingRun
 from clustering.selectors import RangeFilter, segment_strategy_text
+from customers.catalogue import SOURCE_FIELD, SOURCE_PURCHASES, Feature
 from customers.csv_format import has_hidden_characters
 from customers.selectors import catalogue_current
 from customers.services import SafeCsvWriter
@@ -48,6 +50,7 @@ class CampaignSpec:
     channel: str = Campaign.Channel.EMAIL
     min_confidence: float | None = None
     filters: dict = field(default_factory=dict)  # feature key -> (low or None, high or None)
+    categories: dict = field(default_factory=dict)  # categorical feature key -> values
     seed: int | None = None
 
 
@@ -81,18 +84,37 @@ def _spec_errors(spec: CampaignSpec) -> dict[str, str]:
             errors[f"filter_{key}"] = f"“{key}” is not a numeric feature."
         elif low is not None and high is not None and low > high:
             errors[f"filter_{key}"] = f"{catalogue[key].label}: “from” is above “to”."
+    categorical = {f.key for f in catalogue.categorical()}
+    for key, values in spec.categories.items():
+        if key not in categorical:
+            errors[f"category_{key}"] = f"“{key}” is not a category feature."
+        elif not values:
+            errors[f"category_{key}"] = f"{catalogue[key].label}: give at least one value."
     return errors
 
 
+def _expression(feature: Feature):
+    """A feature's value for a queryset whose rows have a ``customer``."""
+    if feature.source == SOURCE_PURCHASES:
+        return F(f"customer__rfm__{feature.column}")
+    return RangeFilter(feature).expression()
+
+
 def _filtered(queryset, spec: CampaignSpec):
-    """Narrow a queryset whose rows have a ``customer`` to the spec's feature ranges."""
+    """Narrow a queryset whose rows have a ``customer`` to the spec's feature ranges and
+    category values."""
     catalogue = catalogue_current()
+    for key, values in spec.categories.items():
+        feature = catalogue[key]
+        path = (
+            f"customer__{key}" if feature.source == SOURCE_FIELD else f"customer__attributes__{key}"
+        )
+        queryset = queryset.filter(**{f"{path}__in": list(values)})
     for key, (low, high) in spec.filters.items():
-        r = RangeFilter(catalogue[key], low=low, high=high)
-        if not r.is_set:
+        if low is None and high is None:
             continue
         name = f"range_{key}"
-        queryset = queryset.alias(**{name: r.expression()})
+        queryset = queryset.alias(**{name: _expression(catalogue[key])})
         if low is not None:
             queryset = queryset.filter(**{f"{name}__gte": low})
         if high is not None:
@@ -198,6 +220,7 @@ def campaign_create(*, spec: CampaignSpec, user=None) -> Campaign:
         target=spec.target,
         targets=list(spec.targets),
         filters={k: list(v) for k, v in spec.filters.items()},
+        categories={k: list(v) for k, v in spec.categories.items()},
         min_confidence=spec.min_confidence,
         control_share=spec.control_share,
         cost_per_contact=spec.cost_per_contact,

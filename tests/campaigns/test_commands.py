@@ -60,8 +60,20 @@ def test_campaign_create_refuses_an_unknown_segment(trained):
 
 def test_export_import_and_report_from_the_command_line(trained, tmp_path):
     first, second = two_segments(trained)
-    run("campaign", "create", "--name", "Mail", "--segments", f"{first.name},{second.name}",
-        "--control", "0.3", "--cost-per-contact", "0.5", "--seed", "8")  # fmt: skip
+    run(
+        "campaign",
+        "create",
+        "--name",
+        "Mail",
+        "--segments",
+        f"{first.name},{second.name}",
+        "--control",
+        "0.3",
+        "--cost-per-contact",
+        "0.5",
+        "--seed",
+        "8",
+    )
     campaign = Campaign.objects.get(name="Mail")
     target = tmp_path / "mail.csv"
 
@@ -98,3 +110,26 @@ def test_import_outcomes_with_a_bad_row_fails_and_names_it(trained, tmp_path):
 
     assert "row 2, column 'converted'" in out.getvalue()
     assert campaign.last_import is None
+
+
+def test_campaign_create_takes_a_range_and_a_category_filter(trained):
+    first, _second = two_segments(trained)
+
+    run(
+        "campaign",
+        "create",
+        "--name",
+        "F",
+        "--segments",
+        first.name,
+        "--filter",
+        "age=20:45",
+        "--filter",
+        "sex=female,other",
+    )
+
+    campaign = Campaign.objects.get(name="F")
+    assert campaign.filters == {"age": [20.0, 45.0]}
+    assert campaign.categories == {"sex": ["female", "other"]}
+    values = campaign.members.values_list("customer__age", "customer__sex")
+    assert values and all(20 <= age <= 45 and sex in ("female", "other") for age, sex in values)

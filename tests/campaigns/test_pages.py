@@ -49,7 +49,8 @@ def test_the_form_says_what_is_wrong_and_creates_nothing(trained, marketer_clien
             "control_percent": "80",
             "cost_per_contact": "-1",
             "min_age": "abc",
-        },  # fmt: skip
+            "in_sex": "robot",
+        },
     )
 
     page = response.content.decode()
@@ -57,6 +58,7 @@ def test_the_form_says_what_is_wrong_and_creates_nothing(trained, marketer_clien
     assert "Choose at least one." in page
     assert "at most 50.0 %" in page
     assert "Age from must be a number." in page
+    assert "Not a sex: robot." in page
     assert not Campaign.objects.exists()
 
 
@@ -72,11 +74,14 @@ def test_a_feature_range_on_the_form_narrows_the_audience(trained, marketer_clie
             "control_percent": "10",
             "cost_per_contact": "0",
             "max_age": "30",
-        },  # fmt: skip
+            "in_sex": "Female",
+        },
     )
 
     campaign = Campaign.objects.get(name="Young")
     assert campaign.filters == {"age": [None, 30.0]}
+    assert campaign.categories == {"sex": ["female"]}
+    assert all(s == "female" for s in campaign.members.values_list("customer__sex", flat=True))
     assert all(a <= 30 for a in campaign.members.values_list("customer__age", flat=True))
 
 
@@ -174,7 +179,7 @@ def test_the_planning_calculator_answers_htmx_with_the_result_only(trained, mark
             "segment_conversion": "10",
             "order_value": "100",
             "cost_per_contact": "2",
-        },  # fmt: skip
+        },
         headers={"HX-Request": "true"},
     )
 
@@ -200,7 +205,7 @@ def test_a_size_typed_for_the_chosen_segment_is_kept(trained, marketer_client):
             "segment_conversion": "10",
             "order_value": "100",
             "cost_per_contact": "2",
-        },  # fmt: skip
+        },
         headers={"HX-Request": "true"},
     )
 

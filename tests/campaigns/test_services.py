@@ -262,12 +262,20 @@ def test_segment_card_summary_pools_the_last_campaigns(trained):
 def _rfm(customers, group: str, scores=(5, 4, 3)) -> None:
     CustomerRfm.objects.bulk_create(
         CustomerRfm(
-            customer=c, as_of=date(2026, 11, 1), recency_days=3, frequency=9,
-            monetary_total=900.0, monetary_mean=100.0, tenure_days=400,
-            r_score=scores[0], f_score=scores[1], m_score=scores[2], group=group,
+            customer=c,
+            as_of=date(2026, 11, 1),
+            recency_days=3,
+            frequency=9,
+            monetary_total=900.0,
+            monetary_mean=100.0,
+            tenure_days=400,
+            r_score=scores[0],
+            f_score=scores[1],
+            m_score=scores[2],
+            group=group,
         )
         for c in customers
-    )  # fmt: skip
+    )
 
 
 def test_the_export_carries_rfm_scores_and_group_when_there_is_a_purchase_history(trained):
@@ -303,3 +311,19 @@ def test_a_campaign_on_rfm_groups_draws_a_control_group_in_each(trained):
         ("At Risk", 8),
     ]
     assert campaign.audience == 200 and campaign.run is None
+
+
+def test_a_category_and_a_purchase_history_feature_narrow_the_audience(trained):
+    members = Customer.objects.filter(pk__in=ClusterAssignment.objects.values("customer_id"))
+    _rfm(list(members.order_by("pk")[:150]), "champions")
+    CustomerRfm.objects.filter(pk__in=members.order_by("pk").values("pk")[:50]).update(
+        recency_days=200
+    )
+
+    campaign = make_campaign(
+        trained, categories={"sex": ("female",)}, filters={"rfm_recency": (None, 30.0)}
+    )
+
+    chosen = campaign.members.values_list("customer__sex", "customer__rfm__recency_days")
+    assert chosen and all(sex == "female" and recency <= 30 for sex, recency in chosen)
+    assert campaign.categories == {"sex": ["female"]}

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import numpy as np
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from audit.services import strategy_version_current
@@ -28,6 +28,8 @@ from purchases.rfm import GROUP_BY_KEY
 MEMBER_BATCH = 5_000
 # A control group above half the audience contacts fewer customers than it holds back.
 CONTROL_SHARE_MAX = 0.5
+# The largest cost per contact the column holds (12 digits, 4 after the point).
+COST_MAX = Decimal("99999999")
 
 
 class CampaignInvalid(Exception):
@@ -70,8 +72,8 @@ def _spec_errors(spec: CampaignSpec) -> dict[str, str]:
             f"The control group must be more than 0 % and at most {CONTROL_SHARE_MAX:.0%} "
             "of the audience: without one nothing can be measured."
         )
-    if not spec.cost_per_contact.is_finite() or spec.cost_per_contact < 0:
-        errors["cost_per_contact"] = "The cost per contact must be 0 or more."
+    if not spec.cost_per_contact.is_finite() or not 0 <= spec.cost_per_contact <= COST_MAX:
+        errors["cost_per_contact"] = f"The cost per contact must be from 0 to {COST_MAX:,}."
     if spec.channel not in Campaign.Channel.values:
         errors["channel"] = f"Choose one of {', '.join(Campaign.Channel.values)}."
     if spec.min_confidence is not None and not (0 <= spec.min_confidence <= 1):
@@ -194,13 +196,25 @@ def _rfm_audience(spec: CampaignSpec) -> _Audience:
     )
 
 
-@transaction.atomic
 def campaign_create(*, spec: CampaignSpec, user=None) -> Campaign:
     """Create a campaign and freeze its audience: every targeted customer is drawn into
     treatment or control (campaigns.draw) with a stored seed; all or nothing."""
     errors = _spec_errors(spec)
     if errors:
         raise CampaignInvalid(errors)
+    try:
+        with transaction.atomic():
+            return _campaign_freeze(spec, user)
+    except IntegrityError:
+        # Two people chose the same name at the same moment: the unique index decided.
+        if Campaign.objects.filter(name=spec.name.strip()).exists():
+            raise CampaignInvalid(
+                {"name": f"A campaign called “{spec.name.strip()}” exists already."}
+            ) from None
+        raise
+
+
+def _campaign_freeze(spec: CampaignSpec, user) -> Campaign:
     audience = (
         _rfm_audience(spec) if spec.target == Campaign.Target.RFM else _segment_audience(spec)
     )
@@ -223,7 +237,7 @@ def campaign_create(*, spec: CampaignSpec, user=None) -> Campaign:
         categories={k: list(v) for k, v in spec.categories.items()},
         min_confidence=spec.min_confidence,
         control_share=spec.control_share,
-        cost_per_contact=spec.cost_per_contact,
+        cost_per_contact=spec.cost_per_contact.quantize(Decimal("0.0001")),
         seed=seed,
         run=audience.run,
         strata=audience.strata_info,

@@ -19,6 +19,7 @@ from campaigns.services import (
     EXPORT_GROUPS,
     CampaignInvalid,
     campaign_create,
+    campaign_draw_check,
     campaign_export_lines,
     campaign_strategy_lines,
 )
@@ -78,6 +79,8 @@ def _detail(request: HttpRequest, campaign: Campaign, **extra) -> HttpResponse:
 @permission_required(VIEW, raise_exception=True)
 def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
     campaign = get_object_or_404(Campaign.objects.select_related("created_by"), id=campaign_id)
+    if request.GET.get("check") == "draw":
+        return _detail(request, campaign, draw_reproduced=campaign_draw_check(campaign=campaign))
     return _detail(request, campaign)
 
 

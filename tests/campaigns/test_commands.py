@@ -186,3 +186,17 @@ def test_demo_outcomes_refuse_a_segment_outside_the_campaign(trained, tmp_path):
             "--effect",
             "Nobody=0.5:0.1",
         )
+
+
+def test_campaign_verify_redoes_the_draw_and_notices_a_changed_group(trained):
+    first, _second = two_segments(trained)
+    run("campaign", "create", "--name", "V", "--segments", first.name, "--seed", "5")
+    campaign = Campaign.objects.get(name="V")
+
+    assert "gives the stored groups" in run("campaign", "verify", str(campaign.id))
+
+    member = campaign.members.filter(group="treatment").first()
+    member.group = "control"
+    member.save()
+    with pytest.raises(CommandError, match="gives other groups"):
+        run("campaign", "verify", str(campaign.id))

@@ -211,3 +211,13 @@ def test_a_size_typed_for_the_chosen_segment_is_kept(trained, marketer_client):
 
     page = response.content.decode()
     assert "<td>77</td>" in page and "hx-swap-oob" not in page
+
+
+def test_the_campaign_page_redoes_the_draw_on_request(trained, marketer_client):
+    campaign = make_campaign(trained)
+
+    page = marketer_client.get(
+        reverse("campaigns:campaign_detail", args=[campaign.id]), {"check": "draw"}
+    ).content.decode()
+
+    assert "the draw, redone from the seed, gives the same groups" in page

@@ -15,6 +15,7 @@ from campaigns.services import (
     CampaignInvalid,
     CampaignSpec,
     campaign_create,
+    campaign_draw_check,
     campaign_export_lines,
     campaign_strategy_lines,
     parse_control_share,
@@ -84,6 +85,8 @@ class Command(BaseCommand):
         report = sub.add_parser("report", help="lift and ROI per segment and in total")
         report.add_argument("campaign_id", type=int)
         report.add_argument("--json", action="store_true")
+        verify = sub.add_parser("verify", help="redo the draw from the stored seed and compare")
+        verify.add_argument("campaign_id", type=int)
 
     def handle(self, *args, **options):
         return getattr(self, f"_{options['action']}")(options)
@@ -161,6 +164,18 @@ class Command(BaseCommand):
         except OSError as problem:
             raise CommandError(f"{problem.filename}: {problem.strerror}") from None
         self.stdout.write(f"Wrote {path} ({options['group']}) and the strategies to {strategies}.")
+
+    def _verify(self, options) -> None:
+        campaign = self._campaign(options["campaign_id"])
+        if not campaign_draw_check(campaign=campaign):
+            raise CommandError(
+                f"Redoing the draw of campaign {campaign.id} from seed {campaign.seed} gives "
+                "other groups than the stored ones."
+            )
+        self.stdout.write(
+            f"Redoing the draw from seed {campaign.seed} gives the stored groups: "
+            f"{campaign.treatment_size:,} to contact, {campaign.control_size:,} held back."
+        )
 
     def _report(self, options) -> None:
         campaign = self._campaign(options["campaign_id"])

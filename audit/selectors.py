@@ -82,6 +82,9 @@ class ChangesUnavailable(Exception):
     """A run's assignments were pruned, or a run is not a succeeded one."""
 
 
+LISTED_CHANGES = 50  # customer IDs listed on a page; the CSV and the API give them all
+
+
 @dataclass(frozen=True)
 class SegmentChanges:
     segment: Segment
@@ -90,6 +93,8 @@ class SegmentChanges:
     joined: int
     left: int
     stayed: int
+    joined_ids: tuple[str, ...] = ()  # the first LISTED_CHANGES, by customer ID
+    left_ids: tuple[str, ...] = ()
 
 
 def _cluster(segment: Segment, run: TrainingRun) -> Cluster | None:
@@ -122,12 +127,28 @@ def _joined_left(segment: Segment, run_from: TrainingRun, run_to: TrainingRun):
     return joined, left, after.filter(customer_id__in=before)
 
 
+def _first_ids(queryset) -> tuple[str, ...]:
+    customers = Customer.objects.filter(pk__in=queryset.values("customer_id"))
+    ids = customers.order_by("customer_id").values_list("customer_id", flat=True)
+    return tuple(ids[:LISTED_CHANGES])
+
+
 def segment_changes(
     *, segment: Segment, run_from: TrainingRun, run_to: TrainingRun
 ) -> SegmentChanges:
+    """Counts of who joined, left and stayed, with the first IDs of those who moved."""
     _check_runs(run_from, run_to)
     joined, left, stayed = _joined_left(segment, run_from, run_to)
-    return SegmentChanges(segment, run_from, run_to, joined.count(), left.count(), stayed.count())
+    return SegmentChanges(
+        segment,
+        run_from,
+        run_to,
+        joined.count(),
+        left.count(),
+        stayed.count(),
+        _first_ids(joined),
+        _first_ids(left),
+    )
 
 
 def segment_changes_ids(

@@ -84,6 +84,33 @@ class CampaignForm(forms.Form):
                     error_messages={"invalid": f"{feature.label} {end} must be a number."},
                 )
             self.ranges.append((feature, self[low], self[high]))
+        self.category_features = catalogue.categorical()
+        for feature in self.category_features:
+            shown = ", ".join(label for _code, label in feature.choices)
+            self.fields[f"in_{feature.key}"] = forms.CharField(
+                required=False,
+                max_length=1_000,
+                label=f"{feature.label}, one of",
+                help_text=f"Comma separated ({shown})" if shown else "Comma separated values",
+            )
+
+    def _categories(self) -> dict[str, tuple[str, ...]]:
+        """{key: values} typed as "a, b" (a fixed category takes its labels or codes)."""
+        categories = {}
+        for feature in self.category_features:
+            name = f"in_{feature.key}"
+            values = [v.strip() for v in self.cleaned_data.get(name, "").split(",") if v.strip()]
+            if not values:
+                continue
+            if feature.choices:
+                codes = {k.casefold(): c for c, label in feature.choices for k in (c, label)}
+                unknown = [v for v in values if v.casefold() not in codes]
+                if unknown:
+                    self.add_error(name, f"Not a {feature.label.lower()}: {', '.join(unknown)}.")
+                    continue
+                values = [codes[v.casefold()] for v in values]
+            categories[feature.key] = tuple(dict.fromkeys(values))
+        return categories
 
     def clean(self):
         data = super().clean()
@@ -91,6 +118,7 @@ class CampaignForm(forms.Form):
         field = "rfm_groups" if data.get("target") == "rfm" else "segments"
         if "target" in data and not chosen:
             self.add_error(field, "Choose at least one.")
+        self.categories = self._categories()
         return data
 
     def spec(self) -> CampaignSpec:
@@ -111,6 +139,7 @@ class CampaignForm(forms.Form):
             channel=data["channel"],
             min_confidence=None if confidence is None or rfm else confidence / 100,
             filters=filters,
+            categories=self.categories,
         )
 
     def add_service_errors(self, errors: dict[str, str]) -> None:
@@ -144,6 +173,8 @@ class PlanForm(forms.Form):
         label="Segment: customers",
         help_text="Blank: the chosen segment's size in the active model.",
     )
+    # The segment whose size the size box holds: choosing another one fills in its size.
+    shown_segment = forms.CharField(required=False, widget=forms.HiddenInput)
     segment_conversion = _percent_field("Segment: expected conversion", required=True, initial=12)
     order_value = PlainFloatField(min_value=0, initial=500, label="Order value")
     cost_per_contact = PlainFloatField(min_value=0, initial=1, label="Cost per contact")
@@ -158,14 +189,28 @@ class PlanForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if data.get("segment_customers") is None:
-            if data.get("segment") in self.sizes:
-                data["segment_customers"] = self.sizes[data["segment"]]
-            else:
-                self.add_error(
-                    "segment_customers", "Enter the segment's size, or choose a segment."
-                )
+        chosen = data.get("segment")
+        self.size_from_segment = chosen in self.sizes and (
+            data.get("segment_customers") is None or chosen != data.get("shown_segment")
+        )
+        if self.size_from_segment:
+            data["segment_customers"] = self.sizes[chosen]
+            data["shown_segment"] = chosen
+        elif data.get("segment_customers") is None:
+            self.add_error("segment_customers", "Enter the segment's size, or choose a segment.")
         return data
+
+    def with_segment_size(self) -> PlanForm:
+        """The same form showing the chosen segment's size in the size box."""
+        data = self.data.copy()
+        data["segment_customers"] = str(self.cleaned_data["segment_customers"])
+        data["shown_segment"] = self.cleaned_data["shown_segment"]
+        form = PlanForm(data, clusters=[])
+        form.sizes, form.names = self.sizes, self.names
+        form.fields["segment"].choices = self.fields["segment"].choices
+        form.is_valid()
+        form.size_from_segment = True  # the page still has the old size in its box
+        return form
 
     def segment_name(self) -> str:
         return self.names.get(self.cleaned_data.get("segment") or "", "High-Value Customers")

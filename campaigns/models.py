@@ -31,9 +31,10 @@ class Campaign(models.Model):
     channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.EMAIL)
     target = models.CharField(max_length=10, choices=Target.choices, default=Target.SEGMENTS)
     # What was asked for, as it was asked: segment ids or RFM group keys, feature ranges
-    # {key: [low, high]} and the least confidence (segments only).
+    # {key: [low, high]}, category values and the least confidence (segments only).
     targets = models.JSONField(default=list)
     filters = models.JSONField(default=dict, blank=True)
+    categories = models.JSONField(default=dict, blank=True, help_text="{key: [values]}")
     min_confidence = models.FloatField(null=True, blank=True)
     control_share = models.FloatField(default=0.1)
     cost_per_contact = models.DecimalField(max_digits=12, decimal_places=4, default=0)

@@ -69,6 +69,38 @@ class Plan:
         return self.segment.profit - self.everyone.profit
 
     @property
+    def verdict(self) -> str:
+        """The comparison in one sentence, in money."""
+        segment = self.segment.label
+        if self.cost_saved_share is None:
+            cost = "costs nothing either way"
+        elif self.cost_saved >= 0:
+            share = self.cost_saved_share * 100
+            cost = f"costs {share:.0f} % less ({self.cost_saved:,.2f} saved)"
+        else:
+            cost = f"costs {-self.cost_saved:,.2f} more"
+        sales = round(self.sales_difference)
+        sales_text = (
+            f"{sales:,} more sales"
+            if sales > 0
+            else f"{-sales:,} fewer sales"
+            if sales
+            else "as many sales"
+        )
+        profit = self.profit_difference
+        earns = (
+            f"earns {profit:,.0f} more"
+            if profit > 0
+            else f"earns {-profit:,.0f} less"
+            if profit
+            else "earns the same"
+        )
+        return (
+            f"Contacting only {segment} {cost}, for {sales_text}; after costs it {earns} "
+            "than contacting everyone."
+        )
+
+    @property
     def better(self) -> str:
         """Which option earns more after costs ("" when they are equal)."""
         if self.segment.profit == self.everyone.profit:

@@ -121,6 +121,7 @@ def _lift_json(lift: Lift) -> dict:
         ),
         "cost": lift.cost,
         "roi": lift.roi,
+        "roi_interval": list(lift.roi_interval) if lift.roi_interval else None,
     }
 
 

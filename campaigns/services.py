@@ -10,13 +10,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import numpy as np
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import F
 
 from audit.services import strategy_version_current
 from campaigns.draw import draw_groups
 from campaigns.models import CAMPAIGN_NAME_MAX_LENGTH, Campaign, CampaignMember
 from clustering.models import Cluster, ClusterAssignment, Segment, TrainingRun
 from clustering.selectors import RangeFilter, segment_strategy_text
+from customers.catalogue import SOURCE_FIELD, SOURCE_PURCHASES, Feature
 from customers.csv_format import has_hidden_characters
 from customers.selectors import catalogue_current
 from customers.services import SafeCsvWriter
@@ -26,6 +28,8 @@ from purchases.rfm import GROUP_BY_KEY
 MEMBER_BATCH = 5_000
 # A control group above half the audience contacts fewer customers than it holds back.
 CONTROL_SHARE_MAX = 0.5
+# The largest cost per contact the column holds (12 digits, 4 after the point).
+COST_MAX = Decimal("99999999")
 
 
 class CampaignInvalid(Exception):
@@ -48,6 +52,7 @@ class CampaignSpec:
     channel: str = Campaign.Channel.EMAIL
     min_confidence: float | None = None
     filters: dict = field(default_factory=dict)  # feature key -> (low or None, high or None)
+    categories: dict = field(default_factory=dict)  # categorical feature key -> values
     seed: int | None = None
 
 
@@ -67,8 +72,8 @@ def _spec_errors(spec: CampaignSpec) -> dict[str, str]:
             f"The control group must be more than 0 % and at most {CONTROL_SHARE_MAX:.0%} "
             "of the audience: without one nothing can be measured."
         )
-    if not spec.cost_per_contact.is_finite() or spec.cost_per_contact < 0:
-        errors["cost_per_contact"] = "The cost per contact must be 0 or more."
+    if not spec.cost_per_contact.is_finite() or not 0 <= spec.cost_per_contact <= COST_MAX:
+        errors["cost_per_contact"] = f"The cost per contact must be from 0 to {COST_MAX:,}."
     if spec.channel not in Campaign.Channel.values:
         errors["channel"] = f"Choose one of {', '.join(Campaign.Channel.values)}."
     if spec.min_confidence is not None and not (0 <= spec.min_confidence <= 1):
@@ -81,18 +86,37 @@ def _spec_errors(spec: CampaignSpec) -> dict[str, str]:
             errors[f"filter_{key}"] = f"“{key}” is not a numeric feature."
         elif low is not None and high is not None and low > high:
             errors[f"filter_{key}"] = f"{catalogue[key].label}: “from” is above “to”."
+    categorical = {f.key for f in catalogue.categorical()}
+    for key, values in spec.categories.items():
+        if key not in categorical:
+            errors[f"category_{key}"] = f"“{key}” is not a category feature."
+        elif not values:
+            errors[f"category_{key}"] = f"{catalogue[key].label}: give at least one value."
     return errors
 
 
+def _expression(feature: Feature):
+    """A feature's value for a queryset whose rows have a ``customer``."""
+    if feature.source == SOURCE_PURCHASES:
+        return F(f"customer__rfm__{feature.column}")
+    return RangeFilter(feature).expression()
+
+
 def _filtered(queryset, spec: CampaignSpec):
-    """Narrow a queryset whose rows have a ``customer`` to the spec's feature ranges."""
+    """Narrow a queryset whose rows have a ``customer`` to the spec's feature ranges and
+    category values."""
     catalogue = catalogue_current()
+    for key, values in spec.categories.items():
+        feature = catalogue[key]
+        path = (
+            f"customer__{key}" if feature.source == SOURCE_FIELD else f"customer__attributes__{key}"
+        )
+        queryset = queryset.filter(**{f"{path}__in": list(values)})
     for key, (low, high) in spec.filters.items():
-        r = RangeFilter(catalogue[key], low=low, high=high)
-        if not r.is_set:
+        if low is None and high is None:
             continue
         name = f"range_{key}"
-        queryset = queryset.alias(**{name: r.expression()})
+        queryset = queryset.alias(**{name: _expression(catalogue[key])})
         if low is not None:
             queryset = queryset.filter(**{f"{name}__gte": low})
         if high is not None:
@@ -172,13 +196,25 @@ def _rfm_audience(spec: CampaignSpec) -> _Audience:
     )
 
 
-@transaction.atomic
 def campaign_create(*, spec: CampaignSpec, user=None) -> Campaign:
     """Create a campaign and freeze its audience: every targeted customer is drawn into
     treatment or control (campaigns.draw) with a stored seed; all or nothing."""
     errors = _spec_errors(spec)
     if errors:
         raise CampaignInvalid(errors)
+    try:
+        with transaction.atomic():
+            return _campaign_freeze(spec, user)
+    except IntegrityError:
+        # Two people chose the same name at the same moment: the unique index decided.
+        if Campaign.objects.filter(name=spec.name.strip()).exists():
+            raise CampaignInvalid(
+                {"name": f"A campaign called “{spec.name.strip()}” exists already."}
+            ) from None
+        raise
+
+
+def _campaign_freeze(spec: CampaignSpec, user) -> Campaign:
     audience = (
         _rfm_audience(spec) if spec.target == Campaign.Target.RFM else _segment_audience(spec)
     )
@@ -198,9 +234,10 @@ def campaign_create(*, spec: CampaignSpec, user=None) -> Campaign:
         target=spec.target,
         targets=list(spec.targets),
         filters={k: list(v) for k, v in spec.filters.items()},
+        categories={k: list(v) for k, v in spec.categories.items()},
         min_confidence=spec.min_confidence,
         control_share=spec.control_share,
-        cost_per_contact=spec.cost_per_contact,
+        cost_per_contact=spec.cost_per_contact.quantize(Decimal("0.0001")),
         seed=seed,
         run=audience.run,
         strata=audience.strata_info,

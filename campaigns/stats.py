@@ -210,6 +210,16 @@ class Lift:
         return (self.incremental_revenue - self.cost) / self.cost
 
     @property
+    def roi_interval(self) -> tuple[float, float] | None:
+        """The ROI at the ends of the incremental revenue's 95 % interval."""
+        if self.incremental_revenue_low is None or not self.cost:
+            return None
+        return (
+            (self.incremental_revenue_low - self.cost) / self.cost,
+            (self.incremental_revenue_high - self.cost) / self.cost,
+        )
+
+    @property
     def incremental_conversions(self) -> float | None:
         if self.conversion is None:
             return None

@@ -19,6 +19,7 @@ from campaigns.services import (
     EXPORT_GROUPS,
     CampaignInvalid,
     campaign_create,
+    campaign_draw_check,
     campaign_export_lines,
     campaign_strategy_lines,
 )
@@ -78,6 +79,8 @@ def _detail(request: HttpRequest, campaign: Campaign, **extra) -> HttpResponse:
 @permission_required(VIEW, raise_exception=True)
 def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
     campaign = get_object_or_404(Campaign.objects.select_related("created_by"), id=campaign_id)
+    if request.GET.get("check") == "draw":
+        return _detail(request, campaign, draw_reproduced=campaign_draw_check(campaign=campaign))
     return _detail(request, campaign)
 
 
@@ -140,6 +143,8 @@ def plan(request: HttpRequest) -> HttpResponse:
     form = PlanForm(request.GET or None, clusters=clusters)
     result = None
     if form.is_bound and form.is_valid():
+        if form.size_from_segment:
+            form = form.with_segment_size()
         result = _plan_of(form)
     elif not form.is_bound:
         result = _plan_of(PlanForm({k: f.initial for k, f in form.fields.items()}, clusters=[]))

@@ -20,3 +20,9 @@ def segment_changes_between(run_a, run_b):
     if run_a is None or run_b is None or run_a.id == run_b.id:
         return []
     return selectors.run_pair_changes(run_from=run_a, run_to=run_b)
+
+
+@register.simple_tag
+def strategy_version_latest(segment):
+    """The segment's current strategy version (None before any is recorded)."""
+    return segment.strategy_versions.select_related("author").order_by("-number").first()

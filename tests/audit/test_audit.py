@@ -143,5 +143,22 @@ def test_the_compare_page_and_csv_give_who_joined_and_left(trained, marketer_cli
     assert {r["change"] for r in rows} == {"joined", "left"}
     assert {r["segment"] for r in rows} == {segment.name}
     changes = page.split('id="segment-changes"')[1].split(segment.name)[1].split("</tr>")[0]
-    joined = sum(r["change"] == "joined" for r in rows)
-    assert f"<td>{joined}</td>" in changes
+    joined = sorted(r["customer_id"] for r in rows if r["change"] == "joined")
+    assert f"<td>{len(joined)}</td>" in changes
+    assert f'<span class="joined-ids">{", ".join(joined)}</span>' in changes
+
+
+def test_the_card_returned_after_an_edit_names_the_new_version_and_its_author(
+    trained, marketer_client
+):
+    segment = trained.clusters.first().segment
+
+    response = marketer_client.post(
+        reverse("clustering:segment_edit", args=[segment.id]),
+        {"name": segment.name, "description": "Fresh", "actions_text": "Call"},
+        headers={"HX-Request": "true"},
+    )
+
+    line = response.content.decode().split(f'id="segment-{segment.id}-version">')[1]
+    assert line.startswith(f"Version 2 (S{segment.id}v2)")
+    assert "by mia" in line.split("</p>")[0]

@@ -46,7 +46,7 @@ def test_a_marketers_token_imports_outcomes_and_outsiders_are_reported(client, t
                 {"customer_id": ids[1], "converted": "no"},
                 {"customer_id": "SOMEONE-ELSE", "converted": True, "revenue": 5},
             ]
-        },  # fmt: skip
+        },
     )
 
     body = response.json()
@@ -63,9 +63,11 @@ def test_invalid_outcomes_name_each_field_and_write_nothing(client, trained, mar
     secret = api_token_create(user=marketer, name="Mailer")[1]
 
     response = post_outcomes(
-        client, campaign, secret,
+        client,
+        campaign,
+        secret,
         {"outcomes": [{"customer_id": customer_id, "converted": "maybe", "revenue": "12x"}]},
-    )  # fmt: skip
+    )
 
     body = response.json()
     assert response.status_code == 400
@@ -79,9 +81,12 @@ def test_a_csv_body_is_read_like_the_file(client, trained, marketer):
     secret = api_token_create(user=marketer, name="Mailer")[1]
 
     response = post_outcomes(
-        client, campaign, secret, f"customer_id,converted,revenue\n{customer_id},yes,9.5\n",
+        client,
+        campaign,
+        secret,
+        f"customer_id,converted,revenue\n{customer_id},yes,9.5\n",
         content_type="text/csv",
-    )  # fmt: skip
+    )
 
     assert response.status_code == 200 and response.json()["counted"] == 1
 
@@ -103,9 +108,11 @@ def test_no_token_gets_401_and_an_unknown_campaign_404(client, trained, marketer
 
     assert post_outcomes(client, campaign, "wrong", {"outcomes": []}).status_code == 401
     missing = client.post(
-        "/api/campaigns/999999/outcomes/", "{}", content_type="application/json",
+        "/api/campaigns/999999/outcomes/",
+        "{}",
+        content_type="application/json",
         headers=bearer(secret),
-    )  # fmt: skip
+    )
     assert missing.status_code == 404
 
 

@@ -60,8 +60,20 @@ def test_campaign_create_refuses_an_unknown_segment(trained):
 
 def test_export_import_and_report_from_the_command_line(trained, tmp_path):
     first, second = two_segments(trained)
-    run("campaign", "create", "--name", "Mail", "--segments", f"{first.name},{second.name}",
-        "--control", "0.3", "--cost-per-contact", "0.5", "--seed", "8")  # fmt: skip
+    run(
+        "campaign",
+        "create",
+        "--name",
+        "Mail",
+        "--segments",
+        f"{first.name},{second.name}",
+        "--control",
+        "0.3",
+        "--cost-per-contact",
+        "0.5",
+        "--seed",
+        "8",
+    )
     campaign = Campaign.objects.get(name="Mail")
     target = tmp_path / "mail.csv"
 
@@ -98,3 +110,93 @@ def test_import_outcomes_with_a_bad_row_fails_and_names_it(trained, tmp_path):
 
     assert "row 2, column 'converted'" in out.getvalue()
     assert campaign.last_import is None
+
+
+def test_campaign_create_takes_a_range_and_a_category_filter(trained):
+    first, _second = two_segments(trained)
+
+    run(
+        "campaign",
+        "create",
+        "--name",
+        "F",
+        "--segments",
+        first.name,
+        "--filter",
+        "age=20:45",
+        "--filter",
+        "sex=female,other",
+    )
+
+    campaign = Campaign.objects.get(name="F")
+    assert campaign.filters == {"age": [20.0, 45.0]}
+    assert campaign.categories == {"sex": ["female", "other"]}
+    values = campaign.members.values_list("customer__age", "customer__sex")
+    assert values and all(20 <= age <= 45 and sex in ("female", "other") for age, sex in values)
+
+
+def test_demo_outcomes_with_a_planted_effect_show_it_in_the_report(trained, tmp_path):
+    first, second = two_segments(trained)
+    run(
+        "campaign",
+        "create",
+        "--name",
+        "Demo",
+        "--segments",
+        f"{first.name},{second.name}",
+        "--control",
+        "0.3",
+        "--seed",
+        "2",
+    )
+    campaign = Campaign.objects.get(name="Demo")
+    results = tmp_path / "results.csv"
+
+    run(
+        "generate_outcomes",
+        str(campaign.id),
+        "-o",
+        str(results),
+        "--effect",
+        f"{first.name}=0.8:0.1",
+        "--default",
+        "0.1:0.1",
+    )
+    run("import_outcomes", str(campaign.id), str(results))
+    report = json.loads(run("campaign", "report", str(campaign.id), "--json"))
+
+    rows = list(csv.DictReader(results.open()))
+    assert len(rows) == campaign.audience
+    by_segment = {row["segment"]: row for row in report["segments"]}
+    assert by_segment[first.name]["conversion_difference"]["significant"]
+    assert by_segment[first.name]["revenue_per_customer_difference"]["estimate"] > 0
+
+
+def test_demo_outcomes_refuse_a_segment_outside_the_campaign(trained, tmp_path):
+    first, _second = two_segments(trained)
+    run("campaign", "create", "--name", "Demo", "--segments", first.name)
+    campaign = Campaign.objects.get(name="Demo")
+
+    with pytest.raises(CommandError, match="name one of the campaign's segments"):
+        run(
+            "generate_outcomes",
+            str(campaign.id),
+            "-o",
+            str(tmp_path / "x.csv"),
+            "--effect",
+            "Nobody=0.5:0.1",
+        )
+
+
+def test_campaign_verify_redoes_the_draw_and_notices_a_changed_group(trained):
+    first, _second = two_segments(trained)
+    run("campaign", "create", "--name", "V", "--segments", first.name, "--seed", "5")
+    campaign = Campaign.objects.get(name="V")
+
+    assert "gives the stored groups" in run("campaign", "verify", str(campaign.id))
+
+    member = campaign.members.filter(group="treatment").first()
+    member.group = "control"
+    member.save()
+    with pytest.raises(CommandError, match="gives other groups"):
+        run("campaign", "verify", str(campaign.id))

@@ -49,7 +49,8 @@ def test_the_form_says_what_is_wrong_and_creates_nothing(trained, marketer_clien
             "control_percent": "80",
             "cost_per_contact": "-1",
             "min_age": "abc",
-        },  # fmt: skip
+            "in_sex": "robot",
+        },
     )
 
     page = response.content.decode()
@@ -57,6 +58,7 @@ def test_the_form_says_what_is_wrong_and_creates_nothing(trained, marketer_clien
     assert "Choose at least one." in page
     assert "at most 50.0 %" in page
     assert "Age from must be a number." in page
+    assert "Not a sex: robot." in page
     assert not Campaign.objects.exists()
 
 
@@ -72,11 +74,14 @@ def test_a_feature_range_on_the_form_narrows_the_audience(trained, marketer_clie
             "control_percent": "10",
             "cost_per_contact": "0",
             "max_age": "30",
-        },  # fmt: skip
+            "in_sex": "Female",
+        },
     )
 
     campaign = Campaign.objects.get(name="Young")
     assert campaign.filters == {"age": [None, 30.0]}
+    assert campaign.categories == {"sex": ["female"]}
+    assert all(s == "female" for s in campaign.members.values_list("customer__sex", flat=True))
     assert all(a <= 30 for a in campaign.members.values_list("customer__age", flat=True))
 
 
@@ -157,7 +162,7 @@ def test_the_segment_card_summarises_the_last_campaigns(trained, marketer_client
 def test_the_planning_calculator_starts_with_the_playbook_example(trained, marketer_client):
     page = marketer_client.get(reverse("campaigns:plan")).content.decode()
 
-    assert "<strong>83 % less</strong>" in page
+    assert "High-Value Customers costs 83 % less (4,150.00 saved), for 2 more sales" in page
     assert "50,000" in page and "51,000" in page
 
 
@@ -174,7 +179,7 @@ def test_the_planning_calculator_answers_htmx_with_the_result_only(trained, mark
             "segment_conversion": "10",
             "order_value": "100",
             "cost_per_contact": "2",
-        },  # fmt: skip
+        },
         headers={"HX-Request": "true"},
     )
 
@@ -182,3 +187,37 @@ def test_the_planning_calculator_answers_htmx_with_the_result_only(trained, mark
     assert "<html" not in page and 'id="plan-result"' in page
     assert f"<td>{cluster.size}</td>" in page  # the segment's size from the active model
     assert first.name in page
+    # ... and the size box shows it (an out-of-band swap).
+    assert f'name="segment_customers" value="{cluster.size}"' in page
+    assert 'hx-swap-oob="true"' in page
+
+
+def test_a_size_typed_for_the_chosen_segment_is_kept(trained, marketer_client):
+    first, _second = two_segments(trained)
+    response = marketer_client.get(
+        reverse("campaigns:plan"),
+        {
+            "everyone_customers": "400",
+            "everyone_conversion": "2",
+            "segment": first.id,
+            "shown_segment": first.id,
+            "segment_customers": "77",
+            "segment_conversion": "10",
+            "order_value": "100",
+            "cost_per_contact": "2",
+        },
+        headers={"HX-Request": "true"},
+    )
+
+    page = response.content.decode()
+    assert "<td>77</td>" in page and "hx-swap-oob" not in page
+
+
+def test_the_campaign_page_redoes_the_draw_on_request(trained, marketer_client):
+    campaign = make_campaign(trained)
+
+    page = marketer_client.get(
+        reverse("campaigns:campaign_detail", args=[campaign.id]), {"check": "draw"}
+    ).content.decode()
+
+    assert "the draw, redone from the seed, gives the same groups" in page

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import date
 
 import pytest
 
@@ -13,12 +14,16 @@ from campaigns.outcomes import outcomes_import_stream
 from campaigns.selectors import campaign_report, segment_campaign_summary, summary_text
 from campaigns.services import (
     CampaignInvalid,
+    CampaignSpec,
+    campaign_create,
     campaign_draw_check,
     campaign_export_lines,
     campaign_strategy_lines,
 )
 from clustering.models import ClusterAssignment
 from customers.csv_format import CsvFormatError
+from customers.models import Customer
+from purchases.models import CustomerRfm
 from tests.campaigns.helpers import as_file, make_campaign, planted_outcomes, two_segments
 
 pytestmark = pytest.mark.django_db
@@ -252,3 +257,73 @@ def test_segment_card_summary_pools_the_last_campaigns(trained):
 
     assert summary_text(summary).startswith("last campaign: +")
     assert "95 % CI" in summary_text(summary)
+
+
+def _rfm(customers, group: str, scores=(5, 4, 3)) -> None:
+    CustomerRfm.objects.bulk_create(
+        CustomerRfm(
+            customer=c,
+            as_of=date(2026, 11, 1),
+            recency_days=3,
+            frequency=9,
+            monetary_total=900.0,
+            monetary_mean=100.0,
+            tenure_days=400,
+            r_score=scores[0],
+            f_score=scores[1],
+            m_score=scores[2],
+            group=group,
+        )
+        for c in customers
+    )
+
+
+def test_the_export_carries_rfm_scores_and_group_when_there_is_a_purchase_history(trained):
+    campaign = make_campaign(trained)
+    with_history = Customer.objects.filter(
+        pk__in=campaign.members.filter(group="treatment").values("customer_id")[:5]
+    )
+    _rfm(with_history, "champions")
+
+    rows = list(csv.DictReader(io.StringIO("".join(campaign_export_lines(campaign=campaign)))))
+
+    scored = [r for r in rows if r["rfm_group"]]
+    assert {r["customer_id"] for r in scored} == {c.customer_id for c in with_history}
+    assert {(r["rfm_group"], r["r_score"], r["f_score"], r["m_score"]) for r in scored} == {
+        ("Champions", "5", "4", "3")
+    }
+    assert all(r["r_score"] == "" for r in rows if not r["rfm_group"])
+
+
+def test_a_campaign_on_rfm_groups_draws_a_control_group_in_each(trained):
+    from customers.models import Customer
+
+    customers = list(Customer.objects.order_by("pk")[:200])
+    _rfm(customers[:120], "champions")
+    _rfm(customers[120:], "at_risk", (1, 4, 4))
+
+    campaign = campaign_create(
+        spec=CampaignSpec(name="Win back", target="rfm", targets=("champions", "at_risk"), seed=4)
+    )
+
+    assert [(s["label"], s["control"]) for s in campaign.strata] == [
+        ("Champions", 12),
+        ("At Risk", 8),
+    ]
+    assert campaign.audience == 200 and campaign.run is None
+
+
+def test_a_category_and_a_purchase_history_feature_narrow_the_audience(trained):
+    members = Customer.objects.filter(pk__in=ClusterAssignment.objects.values("customer_id"))
+    _rfm(list(members.order_by("pk")[:150]), "champions")
+    CustomerRfm.objects.filter(pk__in=members.order_by("pk").values("pk")[:50]).update(
+        recency_days=200
+    )
+
+    campaign = make_campaign(
+        trained, categories={"sex": ("female",)}, filters={"rfm_recency": (None, 30.0)}
+    )
+
+    chosen = campaign.members.values_list("customer__sex", "customer__rfm__recency_days")
+    assert chosen and all(sex == "female" and recency <= 30 for sex, recency in chosen)
+    assert campaign.categories == {"sex": ["female"]}

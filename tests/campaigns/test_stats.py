@@ -113,6 +113,9 @@ def test_lift_gives_incremental_revenue_cost_and_roi():
     assert result.cost == pytest.approx(500.0)
     assert result.roi == pytest.approx((15_000 - 500) / 500)
     assert result.incremental_revenue_low == pytest.approx(result.revenue.low * 1000)
+    low, high = result.roi_interval
+    assert low == pytest.approx((result.revenue.low * 1000 - 500) / 500)
+    assert low < result.roi < high
 
 
 def test_planning_calculator_reproduces_the_playbook_example():
@@ -132,3 +135,4 @@ def test_planning_calculator_reproduces_the_playbook_example():
     assert result.segment.revenue == pytest.approx(51_000)
     assert round(result.cost_saved_share * 100) == 83
     assert result.better == "segment"
+    assert result.verdict.startswith("Contacting only High-Value Customers costs 83 % less")

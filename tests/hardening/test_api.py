@@ -14,10 +14,12 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import URLPattern
 
+from campaigns import api_urls as campaign_api_urls
 from clustering import api_urls
 from clustering.models import ApiToken
 from clustering.tokens import api_token_create
 from customers.models import Customer
+from tests.campaigns.helpers import make_campaign
 from tests.clustering.helpers import running_run
 from tests.hardening.conftest import bearer
 
@@ -37,11 +39,11 @@ ENDPOINT_IDS = [f"{m.upper()} {p}" for m, p in ENDPOINTS]
 CUSTOMER = {"age": 38, "annual_income": 95, "spending_score": 60, "purchase_frequency": 28}
 
 
-def call(client, method: str, path: str, secret: str | None = None, **extra):
+def call(client, method: str, path: str, secret: str | None = None, body=CUSTOMER, **extra):
     headers = bearer(secret) if secret is not None else {}
     if method == "post":
         return client.post(
-            path, json.dumps(CUSTOMER), content_type="application/json", headers=headers, **extra
+            path, json.dumps(body), content_type="application/json", headers=headers, **extra
         )
     return client.get(path, headers=headers, **extra)
 
@@ -207,7 +209,7 @@ def test_the_description_is_an_openapi_3_1_document(document):
 
 def _urlconf_paths() -> dict[str, object]:
     paths = {}
-    for pattern in api_urls.urlpatterns:
+    for pattern in api_urls.urlpatterns + campaign_api_urls.urlpatterns:
         assert isinstance(pattern, URLPattern)
         route = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", str(pattern.pattern))
         paths["/" + route] = pattern
@@ -223,13 +225,21 @@ def test_the_documented_paths_are_the_urlconf_s_routes(document):
 def test_each_documented_operation_answers_its_method_and_refuses_others(
     client, token, trained, document
 ):
+    campaign = make_campaign(trained)
+    member = campaign.members.values_list("customer__customer_id", flat=True).first()
+    outcomes = {"outcomes": [{"customer_id": member, "converted": True, "revenue": 10}]}
     for path, item in document["paths"].items():
         customer = Customer.objects.order_by("pk").first()
         url = "/api" + path.replace("{run_id}", str(trained.id)).replace(
             "{customer_id}", customer.customer_id
         )
+        url = url.replace("{campaign_id}", str(campaign.id))
+        url = url.replace("{segment_id}", str(campaign.strata[0]["segment_id"]))
+        if "{segment_id}/changes/" in path:
+            url += f"?from={trained.id}&to={trained.id}"
         for method in item:
-            response = call(client, method, url, token)
+            body = outcomes if path.endswith("/outcomes/") else CUSTOMER
+            response = call(client, method, url, token, body=body)
             assert response.status_code == 200, (method, url, response.content[:200])
             other = "get" if method == "post" else "post"
             assert call(client, other, url, token).status_code == 405, (other, url)

@@ -18,6 +18,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from audit.models import StrategyVersion
 from clustering.model_store import (
     ModelFileError,
     file_sha256,
@@ -28,6 +29,7 @@ from clustering.model_store import (
 from clustering.models import Segment, TrainingRun
 from clustering.tokens import api_token_create
 from customers.models import Customer, ImportRecord
+from tests.campaigns.helpers import make_campaign
 from tests.hardening.conftest import PASSWORD, bearer
 
 pytestmark = pytest.mark.django_db
@@ -60,8 +62,14 @@ def named_urls(namespace: str) -> list[tuple[str, list[str]]]:
     ]
 
 
-PAGES = named_urls("clustering") + named_urls("customers") + named_urls("operations")
-API = named_urls("api")
+PAGES = (
+    named_urls("clustering")
+    + named_urls("customers")
+    + named_urls("operations")
+    + named_urls("campaigns")
+    + named_urls("audit")
+)
+API = named_urls("api") + named_urls("campaigns_api")
 
 
 def url_of(name: str, arguments: list[str], run: TrainingRun) -> str:
@@ -78,6 +86,10 @@ def url_of(name: str, arguments: list[str], run: TrainingRun) -> str:
         values["schedule_id"] = schedule_save(schedule=Schedule(name="Monthly")).id
     if "record_id" in arguments:  # an import that could be undone
         values["record_id"] = ImportRecord.objects.create(file_name="customers.csv").id
+    if "campaign_id" in arguments:
+        values["campaign_id"] = make_campaign(run).id
+    if "version_id" in arguments:
+        values["version_id"] = StrategyVersion.objects.get(segment_id=values["segment_id"]).id
     return reverse(name, kwargs={a: values[a] for a in arguments})
 
 
@@ -88,7 +100,7 @@ def request_any(client: Client, url: str, **extra):
 
 
 def test_the_urlconf_has_the_pages_this_file_checks():
-    assert len(PAGES) >= 12 and len(API) == 6
+    assert len(PAGES) >= 12 and len(API) == 9
 
 
 @pytest.mark.parametrize("name, arguments", PAGES, ids=[n for n, _ in PAGES])

@@ -15,6 +15,7 @@ from campaigns.services import (
     CampaignInvalid,
     CampaignSpec,
     campaign_create,
+    campaign_draw_check,
     campaign_export_lines,
     campaign_strategy_lines,
     parse_control_share,
@@ -27,12 +28,25 @@ def _names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
+def _filters(texts: list[str]) -> tuple[dict, dict]:
+    """(ranges, categories) from ``--filter`` options: ``age=30:50`` (either end may be
+    empty) is a range, ``region=north,south`` the values a category may take."""
+    ranges, categories = {}, {}
+    for text in texts:
+        key, sep, value = text.partition("=")
+        if not sep:
+            raise CommandError(f"--filter {text!r}: write FEATURE=FROM:TO or FEATURE=A,B")
+        if ":" in value:
+            ranges.update([_range(text)])
+        else:
+            categories[key.strip()] = tuple(v.strip() for v in value.split(",") if v.strip())
+    return ranges, categories
+
+
 def _range(text: str) -> tuple[str, tuple[float | None, float | None]]:
     """``age=30:50``, ``annual_income=60:`` or ``age=:40``."""
     key, sep, bounds = text.partition("=")
     low, colon, high = bounds.partition(":")
-    if not sep or not colon:
-        raise CommandError(f"--filter {text!r}: write FEATURE=FROM:TO (either may be empty)")
     try:
         return key.strip(), (
             float(low) if low.strip() else None,
@@ -55,7 +69,13 @@ class Command(BaseCommand):
         create.add_argument("--cost-per-contact", default="0")
         create.add_argument("--channel", default="email", choices=Campaign.Channel.values)
         create.add_argument("--min-confidence", type=float, help="0.7 = 70 %%")
-        create.add_argument("--filter", action="append", default=[], metavar="FEATURE=FROM:TO")
+        create.add_argument(
+            "--filter",
+            action="append",
+            default=[],
+            metavar="FEATURE=FROM:TO or FEATURE=A,B",
+            help="a range of a numeric feature, or the values of a category (repeatable)",
+        )
         create.add_argument("--seed", type=int, help="the draw's seed (random by default)")
         create.add_argument("--json", action="store_true")
         export = sub.add_parser("export", help="write the audience for the campaign tool")
@@ -65,6 +85,8 @@ class Command(BaseCommand):
         report = sub.add_parser("report", help="lift and ROI per segment and in total")
         report.add_argument("campaign_id", type=int)
         report.add_argument("--json", action="store_true")
+        verify = sub.add_parser("verify", help="redo the draw from the stored seed and compare")
+        verify.add_argument("campaign_id", type=int)
 
     def handle(self, *args, **options):
         return getattr(self, f"_{options['action']}")(options)
@@ -86,6 +108,7 @@ class Command(BaseCommand):
             target, targets = Campaign.Target.SEGMENTS, self._segment_ids(options["segments"])
         else:
             target, targets = Campaign.Target.RFM, self._rfm_keys(options["rfm_groups"])
+        ranges, categories = _filters(options["filter"])
         spec = CampaignSpec(
             name=options["name"],
             target=target,
@@ -94,7 +117,8 @@ class Command(BaseCommand):
             cost_per_contact=cost,
             channel=options["channel"],
             min_confidence=options["min_confidence"],
-            filters=dict(_range(text) for text in options["filter"]),
+            filters=ranges,
+            categories=categories,
             seed=options["seed"],
         )
         try:
@@ -140,6 +164,18 @@ class Command(BaseCommand):
         except OSError as problem:
             raise CommandError(f"{problem.filename}: {problem.strerror}") from None
         self.stdout.write(f"Wrote {path} ({options['group']}) and the strategies to {strategies}.")
+
+    def _verify(self, options) -> None:
+        campaign = self._campaign(options["campaign_id"])
+        if not campaign_draw_check(campaign=campaign):
+            raise CommandError(
+                f"Redoing the draw of campaign {campaign.id} from seed {campaign.seed} gives "
+                "other groups than the stored ones."
+            )
+        self.stdout.write(
+            f"Redoing the draw from seed {campaign.seed} gives the stored groups: "
+            f"{campaign.treatment_size:,} to contact, {campaign.control_size:,} held back."
+        )
 
     def _report(self, options) -> None:
         campaign = self._campaign(options["campaign_id"])

@@ -106,8 +106,8 @@ def customers_read(*, features: list[str], catalogue: Catalogue) -> tuple[np.nda
     return data[:, 0].astype(np.int64), data[:, 1:]
 
 
-def _apply_missing_rule(run: TrainingRun, X: np.ndarray) -> np.ndarray:
-    """Rows usable by the run's model, its missing-value rule applied: median-filled
+def _apply_missing_rule(run: TrainingRun, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(usable rows, values) under the run's missing-value rule: median-filled
     features get the run's medians; other rows with a gap are left out."""
     X = X.copy()
     for column, feature in enumerate(run.features):

@@ -155,7 +155,8 @@ def report_drift(url: str, count: int) -> None:
     verdict = "OK" if result["seconds"] <= DRIFT_TARGET_SECONDS else "MISSED"
     print(f"\n## drift over {count:,} customers")
     print(
-        f"  {result['seconds']:.2f} s for {result['customers']:,} customers (target <= "
+        f"  {result['seconds']:.2f} s ({result['cpu_seconds']:.2f} s of CPU here) for "
+        f"{result['customers']:,} customers (target <= "
         f"{DRIFT_TARGET_SECONDS:.0f} s) {verdict}; level {result['level']}, largest PSI "
         f"{result['max_psi']:.3f}, peak {result['peak_mb']:.0f} MB"
     )

@@ -12,7 +12,6 @@ import logging
 import time
 
 import numpy as np
-import pandas as pd
 from django.db import connection, transaction
 from django.db.models import Max
 
@@ -77,37 +76,46 @@ def baseline_store(
 
 def customers_read(*, features: list[str], catalogue: Catalogue) -> tuple[np.ndarray, np.ndarray]:
     """(customer keys ascending, their values of ``features``; NaN where unknown)."""
-    columns = ", ".join(["c.id", *(feature_sql(f, catalogue) for f in features)])
-    sql = f"SELECT {columns} FROM {customers_from(catalogue)} ORDER BY c.id"
+    values = [feature_sql(f, catalogue) for f in features]
     if connection.vendor == "postgresql":
-        with (
-            connection.cursor() as cursor,
-            cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT CSV)") as copy,
-        ):
-            text = b"".join(bytes(block) for block in copy)
-        data = (
-            pd.read_csv(
-                io.BytesIO(text),
-                header=None,
-                dtype="float64",
-                keep_default_na=False,
-                na_values=[""],
-            ).to_numpy()
-            if text
-            else np.empty((0, len(features) + 1))
-        )
-    else:
-        parts = []
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
-            while rows := cursor.fetchmany(FETCH_ROWS):
-                parts.append(np.array(rows, dtype=np.float64))
-        data = np.concatenate(parts) if parts else np.empty((0, len(features) + 1))
+        return _read_binary_copy(values, catalogue)
+    sql = f"SELECT c.id, {', '.join(values)} FROM {customers_from(catalogue)} ORDER BY c.id"
+    parts = []
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        while rows := cursor.fetchmany(FETCH_ROWS):
+            parts.append(np.array(rows, dtype=np.float64))
+    data = np.concatenate(parts) if parts else np.empty((0, len(features) + 1))
     return data[:, 0].astype(np.int64), data[:, 1:]
 
 
-def _apply_missing_rule(run: TrainingRun, X: np.ndarray) -> np.ndarray:
-    """Rows usable by the run's model, its missing-value rule applied: median-filled
+_COPY_HEADER_BYTES = 19  # PGCOPY signature, flags, header extension length
+
+
+def _read_binary_copy(values: list[str], catalogue: Catalogue) -> tuple[np.ndarray, np.ndarray]:
+    """Binary COPY with every value a float8 (unknown as NaN): rows of fixed width, which
+    numpy reads in one go (a tenth of the time of parsing text)."""
+    columns = ", ".join(f"COALESCE(({v})::float8, 'NaN'::float8)" for v in values)
+    sql = f"SELECT c.id, {columns} FROM {customers_from(catalogue)} ORDER BY c.id"
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)") as copy,
+    ):
+        data = b"".join(bytes(block) for block in copy)
+    row = np.dtype(
+        [("count", ">i2"), ("id_len", ">i4"), ("id", ">i8")]
+        + [item for i in range(len(values)) for item in ((f"l{i}", ">i4"), (f"v{i}", ">f8"))]
+    )
+    body = data[_COPY_HEADER_BYTES : len(data) - 2]  # the trailer is a -1 field count
+    rows = np.frombuffer(body, dtype=row)
+    X = np.empty((len(rows), len(values)))
+    for i in range(len(values)):
+        X[:, i] = rows[f"v{i}"]
+    return rows["id"].astype(np.int64), X
+
+
+def _apply_missing_rule(run: TrainingRun, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(usable rows, values) under the run's missing-value rule: median-filled
     features get the run's medians; other rows with a gap are left out."""
     X = X.copy()
     for column, feature in enumerate(run.features):

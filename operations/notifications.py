@@ -80,7 +80,7 @@ def _email(notification_id: int) -> None:
 
 
 def _run_url(run: TrainingRun) -> str:
-    return reverse("clustering:run_detail", args=[run.id])
+    return settings.SITE_URL + reverse("clustering:run_detail", args=[run.id])
 
 
 def _origin(run: TrainingRun) -> str:

@@ -59,14 +59,13 @@ def drift_thresholds() -> dict:
 def drift_words(item: dict) -> str:
     """'higher than at training (median 41 then, 58 now)' for one feature of a report."""
     then, now = item.get("median_then"), item.get("median_now")
-    if then is None or now is None:
-        return "its spread changed"
-    if now > then:
-        way = "higher"
-    elif now < then:
-        way = "lower"
-    else:
-        return f"spread differently around the same median ({then:g})"
+    if item.get("level") == drift.STABLE:
+        return "about as at training" + (f" (median {now:.4g})" if now is not None else "")
+    if then is None or now is None or now == then:
+        return "spread differently than at training" + (
+            f" around the same median ({now:.4g})" if now is not None else ""
+        )
+    way = "higher" if now > then else "lower"
     return f"{way} than at training (median {then:.4g} then, {now:.4g} now)"
 
 

@@ -108,7 +108,9 @@ def main() -> int:
                 "--concurrency",
                 "1",
                 # Celery beat inside the worker: it fails runs whose worker went silent and
-                # re-sends runs whose queue message was lost.
+                # re-sends runs whose queue message was lost; it starts scheduled retrains,
+                # measures drift and prunes (its schedule is in the database:
+                # CELERY_BEAT_SCHEDULER, so schedules edited on the site apply at once).
                 "--beat",
             ]
         ),

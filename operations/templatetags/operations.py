@@ -35,3 +35,16 @@ def operations_notices(context):
 @register.filter
 def drift_words(item: dict) -> str:
     return selectors.drift_words(item)
+
+
+@register.filter
+def started_by(run) -> str:
+    """Who started a run: a person, a schedule (operations.ScheduledRun), or the command line."""
+    if run.created_by_id:
+        return run.created_by.get_username()
+    from operations.models import ScheduledRun
+
+    link = ScheduledRun.objects.filter(run_id=run.id).select_related("schedule").first()
+    if link is not None:
+        return f"the schedule “{link.schedule.name}”"
+    return "command line"

@@ -14,7 +14,8 @@ from clustering.models import ClusterAssignment, TrainingRun
 from customers.models import Attribute, Customer
 from tests.clustering.helpers import CAMPAIGN_HEADER, segment_of
 
-CUSTOMER_ID = re.compile(r"<tr><td>(DEMO-\d+)</td>")
+# The ID cell links to the customer's page.
+CUSTOMER_ID = re.compile(r"<tr><td><a href=\"/customers/\d+/\">(DEMO-\d+)</a></td>")
 ARBITRARY_CUTS = "no clear segments: these segments are arbitrary cuts, not personas"
 
 

@@ -43,7 +43,8 @@ RETRAIN = {
     "missing": "exclude",
     "log_mode": "auto",
 }
-CUSTOMER_ID = re.compile(r"<tr><td>(DEMO-\d+)</td>")
+# The ID cell links to the customer's page.
+CUSTOMER_ID = re.compile(r"<tr><td><a href=\"/customers/\d+/\">(DEMO-\d+)</a></td>")
 
 
 def text(response) -> str:
@@ -357,7 +358,9 @@ def test_zero_purchases_a_year_reads_as_zero_not_unknown(loyal, marketer_client)
         marketer_client.get(f"/segments/{loyal.segment_id}/", {"q": member.customer.customer_id})
     )
 
-    row = re.search(rf"<tr><td>{member.customer.customer_id}</td>.*?</tr>", page, re.S).group()
+    row = re.search(
+        rf"<tr><td><a [^>]*>{member.customer.customer_id}</a></td>.*?</tr>", page, re.S
+    ).group()
     assert "<td>0</td>" in row and "–" not in row
 
 
@@ -369,8 +372,11 @@ def test_the_members_table_shows_every_feature_of_a_customer_and_sex_in_words(
 
     page = text(marketer_client.get(f"/segments/{loyal.segment_id}/", {"q": customer.customer_id}))
 
-    row = re.search(rf"<tr><td>{customer.customer_id}</td>.*?</tr>", page, re.S).group()
-    cells = re.findall(r"<td>([^<]*)</td>", row)[1:]  # the confidence cell holds a badge
+    row = re.search(
+        rf"<tr><td><a [^>]*>{customer.customer_id}</a></td>.*?</tr>", page, re.S
+    ).group()
+    # The ID cell holds a link and the confidence cell a badge: neither is plain text.
+    cells = re.findall(r"<td>([^<]*)</td>", row)
     assert cells == [
         str(customer.age),
         f"{customer.annual_income}",

@@ -122,3 +122,23 @@ def test_a_schedule_retrains_when_drift_passes_its_threshold(trained_on_1500):
     )
     drift_check()
     assert ScheduledRun.objects.count() == 1
+
+
+def test_customers_missing_a_feature_are_left_out_as_in_training(trained_on_1500):
+    Customer.objects.filter(customer_id__in=["OLD-1", "OLD-2"]).update(annual_income=None)
+    report = drift_measure()
+    assert (report.customers_now, report.compared, report.gone_customers) == (1498, 1498, 2)
+
+
+def test_imported_attributes_are_read_for_drift(trained_on_1500):
+    from customers.models import Attribute
+
+    Attribute.objects.create(key="basket", label="Basket")
+    for number, customer in enumerate(Customer.objects.order_by("id")):
+        customer.attributes = {"basket": float(number % 50)}
+        customer.save(update_fields=["attributes"])
+    run = train(features=("annual_income", "basket"), k=3)
+    assert drift_measure(run=run).level == drift.STABLE
+    Customer.objects.filter(customer_id="OLD-3").update(attributes={"basket": "n/a"})
+    report = drift_measure(run=run)
+    assert report.customers_now == 1499

@@ -21,7 +21,8 @@ class Command(BaseCommand):
             self.stdout.write("An admin account exists already; password unchanged.")
             return
         password = secrets.token_urlsafe(12)
-        User.objects.create_superuser(username=username, email="", password=password)
+        # An address, so that `make run` prints the managers' notifications (console email).
+        User.objects.create_superuser(username=username, email="admin@localhost", password=password)
         self.stdout.write(
             self.style.SUCCESS(
                 "\n  Admin account created (shown once, write it down):\n"

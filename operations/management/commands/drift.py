@@ -39,7 +39,7 @@ class Command(BaseCommand):
                 "changed_large": drift.CHANGED_LARGE,
                 "bins": f"deciles of the training customers ({drift.BINS} bins)",
             },
-            "features": report.features,
+            "features": [{**item, "words": drift_words(item)} for item in report.features],
         }
         if options["json"]:
             self.stdout.write(json.dumps(data, indent=2))

@@ -105,6 +105,13 @@ class ClvRun(models.Model):
     customers = models.PositiveIntegerField(default=0)
     repeat_customers = models.PositiveIntegerField(default=0)
     holdout = models.JSONField(default=dict, blank=True)  # the later-period check
+    progress = models.PositiveSmallIntegerField(default=0)
+    # Cumulative repeat purchases by week, actual and as the fitted model expects them.
+    tracking = models.JSONField(default=dict, blank=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    activated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -121,6 +128,10 @@ class ClvRun(models.Model):
 
     def __str__(self) -> str:
         return f"CLV run {self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
 
 
 class CustomerValue(models.Model):

@@ -8,7 +8,8 @@ from django.db.models import Avg, Case, Count, Sum, When
 
 from clustering.models import Cluster, ClusterAssignment
 from customers.catalogue import SOURCE_PURCHASES, Feature
-from purchases.models import CustomerRfm, CustomerValue, RfmStrategy
+from purchases.charts import tracking_chart
+from purchases.models import ClvRun, CustomerRfm, CustomerValue, RfmStrategy
 from purchases.rfm import GROUP_BY_KEY, GROUPS, RfmGroup
 
 # The RFM values as catalogue features: keys, labels and the column that holds each.
@@ -258,3 +259,23 @@ def rfm_export_columns() -> list[tuple[str, str]]:
         return []
     values = [(f.key, f.column) for f in RFM_FEATURES]
     return values + [(key, field) for key, _label, field in RFM_MEMBER_COLUMNS]
+
+
+def clv_run_context(*, run: ClvRun) -> dict:
+    """A CLV run's page: the run, the active one, and its cumulative chart (the check on
+    the later period when there is one, else the fit against the whole history)."""
+    points = run.holdout if run.holdout.get("weeks") else run.tracking
+    chart = None
+    if points.get("weeks"):
+        chart = tracking_chart(
+            points["weeks"],
+            points["cumulative_actual"],
+            points["cumulative_predicted"],
+            run.holdout.get("calibration_weeks"),
+        )
+    return {
+        "run": run,
+        "active_run": ClvRun.objects.filter(is_active=True).first(),
+        "chart": chart,
+        "chart_is_check": bool(run.holdout.get("weeks")),
+    }

@@ -6,9 +6,10 @@ from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.db.models import Q
 
 from purchases.clv_services import clv_run_execute, clv_run_start
-from purchases.models import ClvRun
+from purchases.models import ClvRun, Purchase
 
 
 class Command(BaseCommand):
@@ -26,8 +27,16 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true")
         parser.add_argument("--sync", action="store_true", help="fit in this process")
         parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait")
+        parser.add_argument(
+            "--if-no-model",
+            action="store_true",
+            help="queue a fit (and do not wait) only when there are purchases and no CLV run "
+            "is active or in flight (what `make run` does)",
+        )
 
     def handle(self, *args, **options):
+        if options["if_no_model"]:
+            return self.first_model()
         sync = options["sync"]
         with transaction.atomic():  # the task is queued when the run is committed
             run = clv_run_start(
@@ -42,6 +51,15 @@ class Command(BaseCommand):
             self.report(run)
         if run.status == ClvRun.Status.FAILED:
             raise CommandError(run.error)
+
+    def first_model(self) -> None:
+        in_flight = (ClvRun.Status.PENDING, ClvRun.Status.RUNNING)
+        busy = ClvRun.objects.filter(Q(is_active=True) | Q(status__in=in_flight)).exists()
+        if busy or not Purchase.objects.exists():
+            return
+        with transaction.atomic():
+            run = clv_run_start()
+        self.stdout.write(f"Fitting the lifetime-value model in the background (CLV run {run.id}).")
 
     def wait(self, run: ClvRun, timeout: float) -> ClvRun:
         deadline = time.monotonic() + timeout

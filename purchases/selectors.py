@@ -137,6 +137,8 @@ class GroupRow:
     share: float
     expected_value: float | None  # total expected value of the next year (active CLV run)
     likely_lost: float | None  # share with P(alive) below one half
+    mean_value: float | None = None  # expected value per customer
+    p_alive: float | None = None  # mean probability of still buying
 
 
 def rfm_overview(*, run=None) -> dict | None:
@@ -154,24 +156,62 @@ def rfm_overview(*, run=None) -> dict | None:
             strategies[g.key],
             counts.get(g.key, 0),
             counts.get(g.key, 0) / total,
-            *values.get(g.key, (None, None)),
+            *values.get(g.key, (None, None, None, None)),
         )
         for g in GROUPS
     ]
-    return {"groups": rows, "customers": total, "as_of": CustomerRfm.objects.first().as_of,
-            "cross": _cross_table(run) if run else None}  # fmt: skip
+    return {
+        "groups": rows,
+        "customers": total,
+        "as_of": CustomerRfm.objects.first().as_of,
+        "cross": _cross_table(run) if run else None,
+    }
 
 
-def _value_by_group() -> dict[str, tuple[float, float]]:
+LIKELY_LOST_BELOW = 0.5  # P(alive) under which a customer counts as likely lost
+
+
+def _value_columns() -> dict:
+    return {
+        "total": Sum("expected_value"),
+        "lost": Avg(Case(When(p_alive__lt=LIKELY_LOST_BELOW, then=1.0), default=0.0)),
+        "mean": Avg("expected_value"),
+        "alive": Avg("p_alive"),
+    }
+
+
+def _value_by_group() -> dict[str, tuple[float, float, float, float]]:
     rows = (
         CustomerValue.objects.values("customer__rfm__group")
-        .annotate(
-            total=Sum("expected_value"),
-            lost=Avg(Case(When(p_alive__lt=0.5, then=1.0), default=0.0)),
-        )
-        .values_list("customer__rfm__group", "total", "lost")
+        .annotate(**_value_columns())
+        .values_list("customer__rfm__group", "total", "lost", "mean", "alive")
     )
-    return {group: (total, lost) for group, total, lost in rows if group}
+    return {group: tuple(values) for group, *values in rows if group}
+
+
+@dataclass(frozen=True)
+class SegmentValue:
+    """Lifetime value of a segment's customers under the active CLV run."""
+
+    customers: int
+    total: float
+    mean: float
+    p_alive: float
+    likely_lost: float
+
+
+def cluster_value(*, cluster_id: int) -> SegmentValue | None:
+    """The segment's expected value (total and per customer), mean P(alive) and share
+    likely lost; None without an active CLV run or without valued customers."""
+    members = ClusterAssignment.objects.filter(cluster_id=cluster_id).values("customer_id")
+    row = CustomerValue.objects.filter(customer_id__in=members).aggregate(
+        n=Count("pk"), **_value_columns()
+    )
+    if not row["n"]:
+        return None
+    return SegmentValue(
+        row["n"], row["total"] or 0.0, row["mean"] or 0.0, row["alive"], row["lost"]
+    )
 
 
 def _cross_table(run) -> dict:

@@ -42,6 +42,7 @@ from clustering.selectors import run_in_flight
 from customers.catalogue import Catalogue
 from customers.models import Customer
 from customers.selectors import catalogue_current
+from purchases.services import rfm_refresh
 
 logger = logging.getLogger(__name__)
 
@@ -273,10 +274,13 @@ def min_segment_share(n_rows: int) -> float:
 
 
 def training_compute(*, run: TrainingRun, report: ProgressReporter) -> Outcome:
-    """Read the customers and fit the model; writes nothing but progress."""
+    """Bring the RFM values up to date, read the customers and fit the model; writes
+    nothing else but progress."""
     timings: dict[str, float] = {}
     random_state = settings.CLUSTERING_RANDOM_STATE
     k_values = TrainingParams((), run.k_requested, run.k_min, run.k_max).k_values()
+    report(1, "Bringing RFM values up to date", force=True)
+    _timed(timings, "rfm", rfm_refresh)
     report(2, "Reading customers", force=True)
     catalogue = catalogue_current()
     prepared = _timed(timings, "read", _prepare, run, catalogue)

@@ -238,7 +238,10 @@ def customer_purchase_summary(*, customer_pk: int) -> dict | None:
     rfm = CustomerRfm.objects.filter(customer_id=customer_pk).first()
     if rfm is None:
         return None
-    value = CustomerValue.objects.filter(customer_id=customer_pk).first()
+    return _summary(rfm, CustomerValue.objects.filter(customer_id=customer_pk).first())
+
+
+def _summary(rfm: CustomerRfm, value: CustomerValue | None) -> dict:
     group = GROUP_BY_KEY.get(rfm.group)
     return {
         "as_of": rfm.as_of.isoformat(),
@@ -318,4 +321,63 @@ def clv_run_context(*, run: ClvRun) -> dict:
         "active_run": ClvRun.objects.filter(is_active=True).first(),
         "chart": chart,
         "chart_is_check": bool(run.holdout.get("weeks")),
+    }
+
+
+def purchase_summaries(*, customer_ids: list[str]) -> dict[str, dict]:
+    """customer_purchase_summary for many customers by their IDs, in two queries (the
+    prediction API's batch); customers without purchases are left out."""
+    rfms = CustomerRfm.objects.filter(customer__customer_id__in=set(customer_ids)).select_related(
+        "customer"
+    )
+    found = {rfm.customer_id: rfm for rfm in rfms}
+    values = {v.customer_id: v for v in CustomerValue.objects.filter(customer_id__in=found)}
+    return {rfm.customer.customer_id: _summary(rfm, values.get(pk)) for pk, rfm in found.items()}
+
+
+def segment_purchase_summaries(*, run) -> dict[int, dict]:
+    """Per segment of ``run`` (by segment id): its customers by RFM group and its lifetime
+    value under the active CLV run; empty before any purchase history."""
+    if not rfm_exists():
+        return {}
+    members = ClusterAssignment.objects.filter(run=run)
+    groups: dict[int, dict[str, int]] = {}
+    for segment_id, group, n in (
+        members.values("cluster__segment_id", "customer__rfm__group")
+        .annotate(n=Count("pk"))
+        .values_list("cluster__segment_id", "customer__rfm__group", "n")
+    ):
+        groups.setdefault(segment_id, {})[group or "no_purchases"] = n
+    values = {
+        row["cluster__segment_id"]: row
+        for row in members.filter(customer__value__isnull=False)
+        .values("cluster__segment_id")
+        .annotate(
+            customers=Count("pk"),
+            total=Sum("customer__value__expected_value"),
+            mean=Avg("customer__value__expected_value"),
+            alive=Avg("customer__value__p_alive"),
+            lost=Avg(
+                Case(When(customer__value__p_alive__lt=LIKELY_LOST_BELOW, then=1.0), default=0.0)
+            ),
+        )
+    }
+    return {
+        segment_id: {
+            "rfm_groups": counts,
+            "lifetime_value": _value_json(values.get(segment_id)),
+        }
+        for segment_id, counts in groups.items()
+    }
+
+
+def _value_json(row: dict | None) -> dict | None:
+    if row is None:
+        return None
+    return {
+        "customers": row["customers"],
+        "expected_value_total": round(row["total"] or 0.0, 2),
+        "expected_value_mean": round(row["mean"] or 0.0, 2),
+        "p_alive_mean": round(row["alive"], 4),
+        "likely_lost_share": round(row["lost"], 4),
     }

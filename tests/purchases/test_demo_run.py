@@ -66,3 +66,17 @@ def test_make_run_queues_one_first_clv_fit_once_there_are_purchases(
 
     assert ClvRun.objects.filter(status=ClvRun.Status.PENDING).count() == 1
     assert len(queued) == 1
+
+
+def test_a_retrain_brings_rfm_values_up_to_date_first_and_records_how_long_it_took():
+    from purchases.models import CustomerRfm
+
+    call_command("generate_customers", count=300, seed=4, stdout=io.StringIO())
+    call_command("generate_transactions", stdout=io.StringIO())
+    CustomerRfm.objects.all().delete()  # as if purchases arrived without a refresh
+
+    call_command("train", sync=True, stdout=io.StringIO())
+
+    run = TrainingRun.objects.get(is_active=True)
+    assert CustomerRfm.objects.count() == 300
+    assert run.timings["rfm"] >= 0 and run.timings["rfm"] < run.timings["total"]

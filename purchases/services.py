@@ -215,18 +215,10 @@ def transactions_import(
         date_format=layout.date_format.label,
         dry_run=options.dry_run,
     )
-    for _line, _row, errors in iter_purchases(stream, layout, report, progress):
-        report.rows_read += 1
-        if errors:
-            report.invalid_rows += 1
-        for error in errors:
-            report.add_error(error)
-    report.valid_rows = report.rows_read - report.invalid_rows
-    if report.rows_read == 0:
-        raise CsvFormatError("the file has no purchase rows; nothing to import")
-    if options.dry_run or (report.error_count and not options.skip_invalid):
-        return report
-    if report.valid_rows == 0:
+    if options.dry_run:
+        for _line, _row, errors in iter_purchases(stream, layout, report, progress):
+            _count(report, errors)
+        _check_has_rows(report)
         return report
     sha256 = _content_hash(stream)
     earlier = PurchaseFile.objects.filter(sha256=sha256).first()
@@ -235,34 +227,62 @@ def transactions_import(
             f"this file was already imported on {timezone.localtime(earlier.created_at):%d %b %Y}"
             f" ({earlier.file_name}, {earlier.rows:,} purchases); nothing was added"
         )
-    with transaction.atomic():
-        source = PurchaseFile.objects.create(
-            file_name=options.file_name[:255],
-            sha256=sha256,
-            date_format=layout.date_format.key,
-            created_by=options.user if getattr(options.user, "is_authenticated", False) else None,
-        )
-        _write(stream, layout, report, source, options, progress)
-        source.rows = report.purchases_added
-        source.customers_created = report.customers_created
-        source.skipped_orders = report.skipped_orders
-        source.save(update_fields=["rows", "customers_created", "skipped_orders"])
-        if progress:
-            progress("rfm", 1, 1)
-        started = time.perf_counter()
-        report.rfm_customers = rfm_refresh()
-        report.rfm_seconds = round(time.perf_counter() - started, 3)
+    # One pass: rows are checked as they are written, and a file with an invalid row (unless
+    # skip_invalid) rolls the whole transaction back, so nothing of it stays.
+    try:
+        with transaction.atomic():
+            source = PurchaseFile.objects.create(
+                file_name=options.file_name[:255],
+                sha256=sha256,
+                date_format=layout.date_format.key,
+                created_by=options.user
+                if getattr(options.user, "is_authenticated", False)
+                else None,
+            )
+            _write(stream, layout, report, source, options, progress)
+            _check_has_rows(report)
+            if (report.error_count and not options.skip_invalid) or report.valid_rows == 0:
+                raise _NothingWritten
+            source.rows = report.purchases_added
+            source.customers_created = report.customers_created
+            source.skipped_orders = report.skipped_orders
+            source.save(update_fields=["rows", "customers_created", "skipped_orders"])
+            if progress:
+                progress("rfm", 1, 1)
+            started = time.perf_counter()
+            report.rfm_customers = rfm_refresh()
+            report.rfm_seconds = round(time.perf_counter() - started, 3)
+    except _NothingWritten:
+        report.purchases_added = report.customers_created = report.skipped_orders = 0
+        return report
     report.written = True
     report.file_id = source.id
     return report
 
 
+class _NothingWritten(Exception):
+    """Roll the import back: the report says why."""
+
+
+def _count(report: TransactionReport, errors: list[RowError]) -> None:
+    report.rows_read += 1
+    if errors:
+        report.invalid_rows += 1
+    for error in errors:
+        report.add_error(error)
+    report.valid_rows = report.rows_read - report.invalid_rows
+
+
+def _check_has_rows(report: TransactionReport) -> None:
+    if report.rows_read == 0:
+        raise CsvFormatError("the file has no purchase rows; nothing to import")
+
+
 def _write(stream, layout, report, source, options, progress) -> None:
     chunk: list[PurchaseRow] = []
-    for _line, row, _errors in iter_purchases(
-        stream, layout, TransactionReport(), progress, "writing"
-    ):
-        if row is None:
+    for _line, row, errors in iter_purchases(stream, layout, report, progress, "writing"):
+        _count(report, errors)
+        if row is None or (errors and not options.skip_invalid):
             continue
         chunk.append(row)
         if len(chunk) >= CHUNK_ROWS:
@@ -295,7 +315,8 @@ def _write_chunk(rows: list[PurchaseRow], report, source: PurchaseFile, options)
         report.customers_created += max(cursor.rowcount, 0)
         earlier_order = (
             f"s.order_id <> '' AND EXISTS (SELECT 1 FROM {purchases} p "
-            "WHERE p.order_id = s.order_id AND p.source_id <> %s)"
+            # p.order_id <> '' lets the database use the partial index of order IDs.
+            "WHERE p.order_id <> '' AND p.order_id = s.order_id AND p.source_id <> %s)"
         )
         cursor.execute(f"SELECT COUNT(*) FROM {_STAGE} s WHERE {earlier_order}", [source.id])
         report.skipped_orders += cursor.fetchone()[0]

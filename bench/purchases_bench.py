@@ -15,6 +15,7 @@ one space between (so that COPY reads the very same file), 2 % returns.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -228,3 +229,64 @@ if __name__ == "__main__":
         "clv": lambda: clv_fit(int(args[0])),
         "clv-scipy": lambda: clv_scipy(int(args[0])),
     }[command]()
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def compare(rows: int, clv_customers: int, child, database_url, work: Path) -> None:
+    """Run the children (bench/run.py's ``child``) and print the figures against targets."""
+    url = database_url("purchases")
+    log = str(work / f"orders-{rows}.txt")
+    run = [sys.executable, str(Path(__file__))]
+    print(
+        f"\n## {rows:,} transactions, {rows // CUSTOMERS_PER_ROW:,} customers "
+        f"({url.split('://')[0]})",
+        flush=True,
+    )
+    made = child(["generate", str(rows), log], url, run)
+    print(f"  order log: {made['bytes'] / 2**20:,.0f} MB, written in {made['seconds']:.1f} s")
+    ours = child(["import", log], url, run)
+    bare = child(["copy", log], url, run) if url.startswith("postgres") else None
+    rate = ours["rows"] / ours["seconds"]
+    print(
+        f"  import_transactions: {ours['seconds']:.1f} s, {rate:,.0f} rows/s, "
+        f"peak {ours['peak_mb']:.0f} MB (RFM brought up to date inside: "
+        f"{ours['rfm_seconds']:.1f} s)"
+    )
+    if bare:
+        print(
+            f"  bare COPY of the same file: {bare['seconds']:.1f} s, "
+            f"{bare['rows'] / bare['seconds']:,.0f} rows/s; "
+            f"ratio {ours['seconds'] / bare['seconds']:.1f}"
+        )
+    rfm = child(["rfm"], url, run)
+    pandas = child(["rfm-pandas", log], url, run)
+    ratio = rfm["seconds"] / pandas["seconds"]
+    print(
+        f"  RFM refresh in the database: {rfm['seconds']:.1f} s for {rfm['customers']:,} "
+        f"customers, peak {rfm['peak_mb']:.0f} MB"
+    )
+    print(
+        f"  pandas groupby on the rows in memory: {pandas['seconds']:.1f} s, "
+        f"peak {pandas['peak_mb']:.0f} MB"
+    )
+    verdict = "OK" if ratio <= 2 and rfm["peak_mb"] < 2048 else "MISSED"
+    print(f"  ratio {ratio:.2f} (target <= 2, peak < 2 GB) {verdict}")
+    ours = child(["clv", str(clv_customers)], url, run)
+    scipy = child(["clv-scipy", str(clv_customers)], url, run)
+    print(f"\n## CLV fit on {clv_customers:,} customers")
+    print(
+        f"  purchases.clv BG/NBD: {ours['seconds']:.2f} s (Gamma-Gamma "
+        f"{ours['gamma_gamma_seconds']:.2f} s), log-likelihood {ours['log_likelihood']:,.1f}"
+    )
+    print(
+        f"  bare scipy (L-BFGS-B, numerical gradient): {scipy['seconds']:.2f} s, "
+        f"log-likelihood {scipy['log_likelihood']:,.1f}; "
+        f"ratio {ours['seconds'] / scipy['seconds']:.2f}"
+    )
+    worst = max(abs(ours["params"][k] / scipy["params"][k] - 1) for k in CLV_TRUE)
+    print(
+        f"  parameters {json.dumps({k: round(v, 3) for k, v in ours['params'].items()})}, "
+        f"largest relative difference from scipy's {worst:.1e}"
+    )

@@ -23,15 +23,15 @@ from django.utils import timezone
 
 from customers.catalogue import CUSTOMER_ID_MAX_LENGTH, TEXT_MAX_LENGTH
 from customers.csv_format import CsvFormatError, RowError
-from customers.models import Customer
-from customers.services import (
-    _check_text,
-    _first_rows,
-    _open_text,
-    _records,
-    _stream_size,
+from customers.files import (
+    check_text,
+    first_rows,
+    open_text,
+    records,
     sniff_delimiter,
+    stream_size,
 )
+from customers.models import Customer
 from purchases.dates import DateFormat, detect_format, format_by_key
 from purchases.models import CustomerRfm, Purchase, PurchaseFile
 from purchases.rfm import group_case_sql
@@ -120,14 +120,14 @@ DEFAULT_OPTIONS = TransactionOptions()
 def read_log_layout(stream: BinaryIO, options: TransactionOptions = DEFAULT_OPTIONS) -> LogLayout:
     """Delimiter, header, columns and date format from the top of the file."""
     stream.seek(0)
-    _check_text(stream.read(SNIFF_BYTES))
-    text = _open_text(stream)
+    check_text(stream.read(SNIFF_BYTES))
+    text = open_text(stream)
     try:
         first_line = text.readline()
     finally:
         text.detach()
     delimiter = sniff_delimiter(first_line)
-    rows = _first_rows(stream, delimiter, SAMPLE_ROWS + 1)
+    rows = first_rows(stream, delimiter, SAMPLE_ROWS + 1)
     if not rows:
         raise CsvFormatError("the file is empty")
     if options.column_names:
@@ -161,10 +161,10 @@ def iter_purchases(
     progress: ProgressCallback | None = None,
     phase: str = "checking",
 ) -> Iterator[tuple[int, PurchaseRow | None, list[RowError]]]:
-    total = _stream_size(stream)
+    total = stream_size(stream)
     header_pending = layout.header_row
     count = 0
-    for line, cells in _records(stream, layout.delimiter):
+    for line, cells in records(stream, layout.delimiter):
         if not any(cell.strip() for cell in cells):
             report.blank_lines += 1
             continue
@@ -487,14 +487,14 @@ class LogPreview:
 def read_log_preview(stream: BinaryIO, rows: int = 50) -> LogPreview:
     """Delimiter and first rows, for a file whose columns the user must name."""
     stream.seek(0)
-    _check_text(stream.read(SNIFF_BYTES))
-    text = _open_text(stream)
+    check_text(stream.read(SNIFF_BYTES))
+    text = open_text(stream)
     try:
         first_line = text.readline()
     finally:
         text.detach()
     delimiter = sniff_delimiter(first_line)
-    top = _first_rows(stream, delimiter, rows)
+    top = first_rows(stream, delimiter, rows)
     if not top:
         raise CsvFormatError("the file is empty")
     return LogPreview(delimiter, top, any(recognise(cell) for cell in top[0]))

@@ -28,6 +28,7 @@ from clustering.model_store import (
 from clustering.models import Segment, TrainingRun
 from clustering.tokens import api_token_create
 from customers.models import Customer, ImportRecord
+from purchases.models import PurchaseImport
 from tests.hardening.conftest import PASSWORD, bearer
 
 pytestmark = pytest.mark.django_db
@@ -60,7 +61,7 @@ def named_urls(namespace: str) -> list[tuple[str, list[str]]]:
     ]
 
 
-PAGES = named_urls("clustering") + named_urls("customers")
+PAGES = named_urls("clustering") + named_urls("customers") + named_urls("purchases")
 API = named_urls("api")
 
 
@@ -69,7 +70,10 @@ def url_of(name: str, arguments: list[str], run: TrainingRun) -> str:
         "run_id": run.id,
         "segment_id": run.clusters.first().segment_id,
         "customer_id": Customer.objects.order_by("pk").first().customer_id,
+        "group_key": "champions",
     }
+    if "job_id" in arguments:  # an order-log import
+        values["job_id"] = PurchaseImport.objects.create(file_name="orders.txt").id
     if "record_id" in arguments:  # an import that could be undone
         values["record_id"] = ImportRecord.objects.create(file_name="customers.csv").id
     return reverse(name, kwargs={a: values[a] for a in arguments})
@@ -114,6 +118,12 @@ MANAGER_ONLY = [
     "customers:import_confirm",
     "customers:import_history",
     "customers:import_undo",
+    "purchases:import",
+    "purchases:import_check",
+    "purchases:import_confirm",
+    "purchases:import_status",
+    "purchases:clv_start",
+    "purchases:clv_activate",
 ]
 
 

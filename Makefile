@@ -26,8 +26,10 @@ install-dev: $(VENV)/.installed-dev
 run: $(VENV)/.installed
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py generate_customers --if-empty
+	$(PY) manage.py generate_transactions --if-demo
 	$(PY) manage.py ensure_admin
 	$(PY) manage.py train --if-no-model
+	$(PY) manage.py clv --if-no-model
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} exec $(PY) scripts/run_dev.py --host $(HOST) --port $(PORT)
 
 ## Lint, format check and the whole test suite.

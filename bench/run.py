@@ -13,6 +13,8 @@ Every measurement runs in a fresh process on the same generated customers:
   an in-memory array, with the same sample sizes.
 - Drift of the trained run over every customer (operations), at both sizes: target a few
   seconds at a million.
+- 10,000,000 transactions (bench/purchases_bench.py): the import against a bare COPY of the
+  same file, the RFM refresh against a pandas groupby, the CLV fit against bare scipy.
 
 The database is BENCH_DATABASE_URL (PostgreSQL recommended: the production path,
 COPY included) or, when unset, SQLite files under var/bench/.
@@ -31,6 +33,9 @@ from urllib.parse import urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "var" / "bench"
+sys.path.insert(0, str(ROOT))
+from bench.purchases_bench import compare as purchases_compare  # noqa: E402
+
 CHILD = [sys.executable, str(ROOT / "bench" / "children.py")]
 
 
@@ -55,14 +60,14 @@ def _create_postgres_database(base: str, database: str) -> None:
             connection.execute(f'CREATE DATABASE "{database}"')
 
 
-def child(args: list[str], url: str) -> dict:
+def child(args: list[str], url: str, program: list[str] = CHILD) -> dict:
     env = {
         **os.environ,
         "DATABASE_URL": url,
         "MODEL_STORAGE_DIR": str(WORK / "models"),
         "DJANGO_LOG_LEVEL": "WARNING",
     }
-    result = subprocess.run(CHILD + args, env=env, cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(program + args, env=env, cwd=ROOT, capture_output=True, text=True)
     if result.returncode:
         sys.exit(f"bench step {args[0]} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -117,6 +122,9 @@ def main() -> None:
         help="the other algorithms to measure at 5,000 and 100,000 customers ('' for none)",
     )
     parser.add_argument("--skip-medium", action="store_true", help="no 100,000 case")
+    parser.add_argument("--transactions", type=int, default=10_000_000)
+    parser.add_argument("--clv-customers", type=int, default=100_000)
+    parser.add_argument("--only-purchases", action="store_true")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     import numpy
@@ -127,6 +135,8 @@ def main() -> None:
         f"{platform.python_version()}, numpy {numpy.__version__}, scikit-learn "
         f"{sklearn.__version__}"
     )
+    if args.only_purchases:
+        return purchases_compare(args.transactions, args.clv_customers, child, database_url, WORK)
     small_url = compare("small", 5_000, "baseline-small", 0.5, None)
     prediction = child(["predict"], small_url)
     print("\n## one prediction")
@@ -145,6 +155,8 @@ def main() -> None:
         report_drift(large_url, args.large)
         for algorithm in filter(None, args.algorithms.split(",")):
             compare("large", args.large, "baseline-algorithm", 1.0, 2048, algorithm)
+
+    purchases_compare(args.transactions, args.clv_customers, child, database_url, WORK)
 
 
 DRIFT_TARGET_SECONDS = 5.0

@@ -35,7 +35,11 @@ from customers.csv_format import Invalid, has_hidden_characters, parse_category
 from customers.models import Customer
 from customers.selectors import catalogue_current
 from operations.history import predictions_record
-from purchases.selectors import customer_purchase_summary
+from purchases.selectors import (
+    customer_purchase_summary,
+    purchase_summaries,
+    segment_purchase_summaries,
+)
 
 MAX_BATCH = 1_000
 
@@ -287,9 +291,13 @@ def predict(request: HttpRequest) -> JsonResponse:
         customer_refs=[customer.get("customer_id") for customer in customers],
     )
     predictions = [_prediction_json(p) for p in answers]
+    ids = [c["customer_id"] for c in customers if c.get("customer_id") is not None]
+    # A known customer's purchase history: RFM values, scores, group and lifetime value.
+    histories = purchase_summaries(customer_ids=ids) if ids else {}
     for customer, prediction in zip(customers, predictions):
         if customer.get("customer_id") is not None:
             prediction["customer_id"] = customer["customer_id"]
+            prediction["purchases"] = histories.get(customer["customer_id"])
     if is_batch:
         return JsonResponse({"run_id": model.run_id, "predictions": predictions})
     return JsonResponse({"run_id": model.run_id, **predictions[0]})
@@ -305,9 +313,18 @@ def segments(request: HttpRequest) -> JsonResponse:
             "run_id": run.id,
             "features": run.features,
             "population_means": run.population_means,
-            "segments": selectors.run_summary(run=run)["clusters"],
+            "segments": _with_purchases(selectors.run_summary(run=run)["clusters"], run),
         }
     )
+
+
+def _with_purchases(segments: list[dict], run) -> list[dict]:
+    """Each segment's customers by RFM group and lifetime value, with a purchase history."""
+    summaries = segment_purchase_summaries(run=run)
+    for segment in segments:
+        if summaries:
+            segment["purchases"] = summaries.get(segment["segment_id"])
+    return segments
 
 
 @api_view("GET", "clustering.view_trainingrun")

@@ -148,7 +148,8 @@ class RetrainForm(forms.Form):
     features = forms.MultipleChoiceField(
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="None ticked: every number that nearly all customers have. Sex is never used.",
+        help_text="None ticked: every number that nearly all customers have, except the "
+        "purchase-history values (tick those to use them). Sex is never used.",
     )
     missing = forms.ChoiceField(
         label="Customers missing a chosen feature",

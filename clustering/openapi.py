@@ -66,6 +66,12 @@ PREDICTION = {
     ],
     "properties": {
         "customer_id": {"type": "string", "description": "Echoed when the request had one."},
+        "purchases": {
+            "type": ["object", "null"],
+            "description": "With a customer_id: that customer's RFM values, scores, group "
+            "and lifetime value, as GET /customers/{customer_id}/ gives them (null without a "
+            "purchase history).",
+        },
         "segment": SEGMENT_REF,
         "confidence": {
             "type": "number",

@@ -15,7 +15,7 @@ from django.conf import settings
 
 from clustering import engine
 from clustering.reading import FeatureMatrix, customers_feature_matrix, feature_coverage
-from customers.catalogue import Catalogue
+from customers.catalogue import SOURCE_PURCHASES, Catalogue
 
 
 class NotEnoughData(Exception):
@@ -39,10 +39,19 @@ class PreparedData:
 
 
 def features_default(*, catalogue: Catalogue) -> tuple[str, ...]:
-    """The numeric features that enough customers have, in catalogue order."""
+    """The numeric features that enough customers have, in catalogue order.
+
+    Values computed from the purchase history (RFM) are left out: the RFM groups already
+    segment by them, and mixed into every default retrain they would pull the clusters
+    towards recency and frequency and blur the profiles' segments. Tick them on the
+    retrain form (or --features) to cluster on purchase behaviour."""
     total, known = feature_coverage(catalogue=catalogue)
     needed = settings.CLUSTERING_MIN_FEATURE_COVERAGE * total
-    chosen = tuple(key for key, count in known.items() if total and count >= needed)
+    chosen = tuple(
+        key
+        for key, count in known.items()
+        if total and count >= needed and catalogue[key].source != SOURCE_PURCHASES
+    )
     if len(chosen) < 2:
         shares = ", ".join(
             f"{catalogue[key].label} {count / total:.0%}" for key, count in known.items() if total

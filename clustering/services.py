@@ -44,6 +44,7 @@ from clustering.signals import run_activated
 from customers.catalogue import Catalogue
 from customers.models import Customer
 from customers.selectors import catalogue_current
+from purchases.services import rfm_refresh
 
 logger = logging.getLogger(__name__)
 
@@ -305,11 +306,13 @@ def min_segment_share(n_rows: int) -> float:
 
 
 def training_compute(*, run: TrainingRun, report: ProgressReporter) -> Outcome:
-    """Read the customers and fit the model (every candidate of a "compare" retrain, the
-    recommended one returned with the others in ``candidates``); writes nothing but
-    progress."""
+    """Bring the RFM values up to date, read the customers and fit the model (every
+    candidate of a "compare" retrain, the recommended one returned with the others in
+    ``candidates``); writes nothing else but progress."""
     timings: dict[str, float] = {}
     k_values = TrainingParams((), run.k_requested, run.k_min, run.k_max).k_values()
+    report(1, "Bringing RFM values up to date", force=True)
+    _timed(timings, "rfm", rfm_refresh)
     report(2, "Reading customers", force=True)
     catalogue = catalogue_current()
     prepared = _timed(timings, "read", _prepare, run, catalogue)

@@ -28,6 +28,7 @@ ARCHETYPES = (
     Archetype("Loyal Customers", 0.27, (35, 60, 62, 42), (6, 8, 7, 4), 0.58),
 )
 NOISE_SHARE = 0.04
+DEMO_PREFIX = "DEMO-"  # demo customers' IDs: DEMO-0000001 onwards
 LOWER = np.array([18, 15, 1, 1])
 UPPER = np.array([75, 150, 100, 60])
 

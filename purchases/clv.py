@@ -801,3 +801,24 @@ def simulate_transactions(
         }
     )
     return frame.sort_values(["customer_id", "date"], kind="stable", ignore_index=True)
+
+
+def cumulative_tracking(
+    transactions: pd.DataFrame,
+    model: BGNBD,
+    observation_end: object,
+    *,
+    customer: str = "customer_id",
+    date: str = "date",
+    amount: str | None = "amount",
+) -> pd.DataFrame:
+    """Cumulative repeat purchases by period over the whole history, actual and as the
+    fitted ``model`` expects them (the tracking figure for a model fitted on everything)."""
+    days_per_unit = unit_days(model.unit)
+    end = _timestamp(observation_end)
+    columns = [customer, date] + ([amount] if amount is not None else [])
+    per_day = _purchase_days(transactions[columns], customer, date, amount)
+    per_day = per_day[per_day["day"] <= end]
+    summary = _summary_from_days(per_day, end, days_per_unit)
+    cumulative, _periods = _cumulative_tracking(model, per_day, summary, end, end, days_per_unit)
+    return cumulative

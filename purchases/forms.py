@@ -122,3 +122,16 @@ class RfmStrategyForm(forms.ModelForm):
 
 def _lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+class ClvStartForm(forms.Form):
+    calibration_end = forms.DateField(
+        required=False,
+        label="Check against a later period: fit up to (optional)",
+        help_text="A day inside the history, e.g. 2026-04-30: a model fitted on the purchases "
+        "up to it is compared with the purchases after it.",
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    horizon_days = forms.IntegerField(
+        label="Expected value over the next (days)", min_value=1, max_value=3650, initial=365
+    )

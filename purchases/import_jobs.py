@@ -30,8 +30,7 @@ from purchases.services import TransactionOptions, transactions_import_file
 logger = logging.getLogger(__name__)
 # Where each phase of the import sits on the progress bar (start, end in percent).
 PHASES = {
-    "checking": (2, 45, "Checking the rows"),
-    "writing": (45, 92, "Adding the purchases"),
+    "writing": (2, 92, "Checking and adding the purchases"),
     "rfm": (93, 99, "Bringing RFM values up to date"),
 }
 QUEUE_UNAVAILABLE = (

@@ -17,22 +17,37 @@ from purchases.transaction_format import ORDER_ID_MAX_LENGTH
 class Purchase(models.Model):
     """A purchase; a negative amount is a return."""
 
-    # No database constraint: ten million rows go in with COPY, checked by the import.
+    # No database constraint: ten million rows go in with COPY, checked by the import. Only
+    # the indexes the reads need (each one more slowed every insert): the customer's days,
+    # and the order IDs a later file may repeat (most logs have none, so a partial index).
     customer = models.ForeignKey(
-        "customers.Customer", on_delete=models.CASCADE, related_name="+", db_constraint=False
+        "customers.Customer",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     date = models.DateField()
     time = models.TimeField(null=True, blank=True)
     amount = models.FloatField(help_text="Negative for a return.")
     quantity = models.IntegerField(null=True, blank=True)
-    order_id = models.CharField(max_length=ORDER_ID_MAX_LENGTH, blank=True, db_index=True)
+    order_id = models.CharField(max_length=ORDER_ID_MAX_LENGTH, blank=True)
     product = models.CharField(max_length=TEXT_MAX_LENGTH, blank=True)
     source = models.ForeignKey(
-        "PurchaseFile", on_delete=models.CASCADE, related_name="purchases", db_constraint=False
+        "PurchaseFile",
+        on_delete=models.CASCADE,
+        related_name="purchases",
+        db_constraint=False,
+        db_index=False,
     )
 
     class Meta:
-        indexes = [models.Index(fields=["customer", "date"], name="purchase_customer_date_idx")]
+        indexes = [
+            models.Index(fields=["customer", "date"], name="purchase_customer_date_idx"),
+            models.Index(
+                fields=["order_id"], condition=~models.Q(order_id=""), name="purchase_order_id_idx"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.amount:g} on {self.date} (customer {self.customer_id})"
@@ -105,6 +120,13 @@ class ClvRun(models.Model):
     customers = models.PositiveIntegerField(default=0)
     repeat_customers = models.PositiveIntegerField(default=0)
     holdout = models.JSONField(default=dict, blank=True)  # the later-period check
+    progress = models.PositiveSmallIntegerField(default=0)
+    # Cumulative repeat purchases by week, actual and as the fitted model expects them.
+    tracking = models.JSONField(default=dict, blank=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    activated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -121,6 +143,10 @@ class ClvRun(models.Model):
 
     def __str__(self) -> str:
         return f"CLV run {self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
 
 
 class CustomerValue(models.Model):

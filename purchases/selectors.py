@@ -8,7 +8,8 @@ from django.db.models import Avg, Case, Count, Sum, When
 
 from clustering.models import Cluster, ClusterAssignment
 from customers.catalogue import SOURCE_PURCHASES, Feature
-from purchases.models import CustomerRfm, CustomerValue, RfmStrategy
+from purchases.charts import tracking_chart
+from purchases.models import ClvRun, CustomerRfm, CustomerValue, RfmStrategy
 from purchases.rfm import GROUP_BY_KEY, GROUPS, RfmGroup
 
 # The RFM values as catalogue features: keys, labels and the column that holds each.
@@ -136,6 +137,8 @@ class GroupRow:
     share: float
     expected_value: float | None  # total expected value of the next year (active CLV run)
     likely_lost: float | None  # share with P(alive) below one half
+    mean_value: float | None = None  # expected value per customer
+    p_alive: float | None = None  # mean probability of still buying
 
 
 def rfm_overview(*, run=None) -> dict | None:
@@ -153,24 +156,62 @@ def rfm_overview(*, run=None) -> dict | None:
             strategies[g.key],
             counts.get(g.key, 0),
             counts.get(g.key, 0) / total,
-            *values.get(g.key, (None, None)),
+            *values.get(g.key, (None, None, None, None)),
         )
         for g in GROUPS
     ]
-    return {"groups": rows, "customers": total, "as_of": CustomerRfm.objects.first().as_of,
-            "cross": _cross_table(run) if run else None}  # fmt: skip
+    return {
+        "groups": rows,
+        "customers": total,
+        "as_of": CustomerRfm.objects.first().as_of,
+        "cross": _cross_table(run) if run else None,
+    }
 
 
-def _value_by_group() -> dict[str, tuple[float, float]]:
+LIKELY_LOST_BELOW = 0.5  # P(alive) under which a customer counts as likely lost
+
+
+def _value_columns() -> dict:
+    return {
+        "total": Sum("expected_value"),
+        "lost": Avg(Case(When(p_alive__lt=LIKELY_LOST_BELOW, then=1.0), default=0.0)),
+        "mean": Avg("expected_value"),
+        "alive": Avg("p_alive"),
+    }
+
+
+def _value_by_group() -> dict[str, tuple[float, float, float, float]]:
     rows = (
         CustomerValue.objects.values("customer__rfm__group")
-        .annotate(
-            total=Sum("expected_value"),
-            lost=Avg(Case(When(p_alive__lt=0.5, then=1.0), default=0.0)),
-        )
-        .values_list("customer__rfm__group", "total", "lost")
+        .annotate(**_value_columns())
+        .values_list("customer__rfm__group", "total", "lost", "mean", "alive")
     )
-    return {group: (total, lost) for group, total, lost in rows if group}
+    return {group: tuple(values) for group, *values in rows if group}
+
+
+@dataclass(frozen=True)
+class SegmentValue:
+    """Lifetime value of a segment's customers under the active CLV run."""
+
+    customers: int
+    total: float
+    mean: float
+    p_alive: float
+    likely_lost: float
+
+
+def cluster_value(*, cluster_id: int) -> SegmentValue | None:
+    """The segment's expected value (total and per customer), mean P(alive) and share
+    likely lost; None without an active CLV run or without valued customers."""
+    members = ClusterAssignment.objects.filter(cluster_id=cluster_id).values("customer_id")
+    row = CustomerValue.objects.filter(customer_id__in=members).aggregate(
+        n=Count("pk"), **_value_columns()
+    )
+    if not row["n"]:
+        return None
+    return SegmentValue(
+        row["n"], row["total"] or 0.0, row["mean"] or 0.0, row["alive"], row["lost"]
+    )
 
 
 def _cross_table(run) -> dict:
@@ -197,7 +238,10 @@ def customer_purchase_summary(*, customer_pk: int) -> dict | None:
     rfm = CustomerRfm.objects.filter(customer_id=customer_pk).first()
     if rfm is None:
         return None
-    value = CustomerValue.objects.filter(customer_id=customer_pk).first()
+    return _summary(rfm, CustomerValue.objects.filter(customer_id=customer_pk).first())
+
+
+def _summary(rfm: CustomerRfm, value: CustomerValue | None) -> dict:
     group = GROUP_BY_KEY.get(rfm.group)
     return {
         "as_of": rfm.as_of.isoformat(),
@@ -258,3 +302,82 @@ def rfm_export_columns() -> list[tuple[str, str]]:
         return []
     values = [(f.key, f.column) for f in RFM_FEATURES]
     return values + [(key, field) for key, _label, field in RFM_MEMBER_COLUMNS]
+
+
+def clv_run_context(*, run: ClvRun) -> dict:
+    """A CLV run's page: the run, the active one, and its cumulative chart (the check on
+    the later period when there is one, else the fit against the whole history)."""
+    points = run.holdout if run.holdout.get("weeks") else run.tracking
+    chart = None
+    if points.get("weeks"):
+        chart = tracking_chart(
+            points["weeks"],
+            points["cumulative_actual"],
+            points["cumulative_predicted"],
+            run.holdout.get("calibration_weeks"),
+        )
+    return {
+        "run": run,
+        "active_run": ClvRun.objects.filter(is_active=True).first(),
+        "chart": chart,
+        "chart_is_check": bool(run.holdout.get("weeks")),
+    }
+
+
+def purchase_summaries(*, customer_ids: list[str]) -> dict[str, dict]:
+    """customer_purchase_summary for many customers by their IDs, in two queries (the
+    prediction API's batch); customers without purchases are left out."""
+    rfms = CustomerRfm.objects.filter(customer__customer_id__in=set(customer_ids)).select_related(
+        "customer"
+    )
+    found = {rfm.customer_id: rfm for rfm in rfms}
+    values = {v.customer_id: v for v in CustomerValue.objects.filter(customer_id__in=found)}
+    return {rfm.customer.customer_id: _summary(rfm, values.get(pk)) for pk, rfm in found.items()}
+
+
+def segment_purchase_summaries(*, run) -> dict[int, dict]:
+    """Per segment of ``run`` (by segment id): its customers by RFM group and its lifetime
+    value under the active CLV run; empty before any purchase history."""
+    if not rfm_exists():
+        return {}
+    members = ClusterAssignment.objects.filter(run=run)
+    groups: dict[int, dict[str, int]] = {}
+    for segment_id, group, n in (
+        members.values("cluster__segment_id", "customer__rfm__group")
+        .annotate(n=Count("pk"))
+        .values_list("cluster__segment_id", "customer__rfm__group", "n")
+    ):
+        groups.setdefault(segment_id, {})[group or "no_purchases"] = n
+    values = {
+        row["cluster__segment_id"]: row
+        for row in members.filter(customer__value__isnull=False)
+        .values("cluster__segment_id")
+        .annotate(
+            customers=Count("pk"),
+            total=Sum("customer__value__expected_value"),
+            mean=Avg("customer__value__expected_value"),
+            alive=Avg("customer__value__p_alive"),
+            lost=Avg(
+                Case(When(customer__value__p_alive__lt=LIKELY_LOST_BELOW, then=1.0), default=0.0)
+            ),
+        )
+    }
+    return {
+        segment_id: {
+            "rfm_groups": counts,
+            "lifetime_value": _value_json(values.get(segment_id)),
+        }
+        for segment_id, counts in groups.items()
+    }
+
+
+def _value_json(row: dict | None) -> dict | None:
+    if row is None:
+        return None
+    return {
+        "customers": row["customers"],
+        "expected_value_total": round(row["total"] or 0.0, 2),
+        "expected_value_mean": round(row["mean"] or 0.0, 2),
+        "p_alive_mean": round(row["alive"], 4),
+        "likely_lost_share": round(row["lost"], 4),
+    }

@@ -15,6 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django_htmx.http import HttpResponseClientRefresh
 
 from customers.csv_format import CsvFormatError
 from customers.services import MAX_COLUMNS
@@ -27,12 +28,19 @@ from customers.uploads import (
     upload_store,
 )
 from customers.views import ALREADY_IMPORTED, EXPIRED, FILE_NAME_MAX_LENGTH
+from purchases.clv_services import ClvError, clv_run_activate, clv_run_start
 from purchases.dates import BY_KEY, AmbiguousDates
-from purchases.forms import DateFormatForm, OrderColumnsForm, OrderLogUploadForm, RfmStrategyForm
+from purchases.forms import (
+    ClvStartForm,
+    DateFormatForm,
+    OrderColumnsForm,
+    OrderLogUploadForm,
+    RfmStrategyForm,
+)
 from purchases.import_jobs import purchase_import_start
-from purchases.models import PurchaseImport, RfmStrategy
+from purchases.models import ClvRun, PurchaseImport, RfmStrategy
 from purchases.rfm import GROUP_BY_KEY
-from purchases.selectors import rfm_strategy_instance
+from purchases.selectors import clv_run_context, rfm_strategy_instance
 from purchases.services import (
     NoHeaderRow,
     TransactionOptions,
@@ -266,3 +274,62 @@ def rfm_strategy_edit(request: HttpRequest, group_key: str) -> HttpResponse:
         messages.success(request, f"Saved the strategy of “{group.name}”.")
         return redirect(f"{reverse('clustering:dashboard')}#rfm-groups")
     return render(request, "purchases/rfm_strategy_edit.html", {"form": form, "group": group})
+
+
+# --------------------------------------------------------------------------- CLV runs
+
+VIEW_RUNS = "clustering.view_trainingrun"
+
+
+@require_safe
+@login_required
+@permission_required(VIEW_RUNS, raise_exception=True)
+def clv_runs(request: HttpRequest) -> HttpResponse:
+    """The CLV fits, newest first, and the form that starts one."""
+    runs = ClvRun.objects.select_related("created_by")[:50]
+    return render(request, "purchases/clv_runs.html", {"runs": runs, "form": ClvStartForm()})
+
+
+@require_POST
+@login_required
+@permission_required("clustering.start_training", raise_exception=True)
+def clv_run_start_view(request: HttpRequest) -> HttpResponse:
+    form = ClvStartForm(request.POST)
+    if not form.is_valid():
+        runs = ClvRun.objects.select_related("created_by")[:50]
+        return render(request, "purchases/clv_runs.html", {"runs": runs, "form": form})
+    run = clv_run_start(
+        calibration_end=form.cleaned_data["calibration_end"],
+        horizon_days=form.cleaned_data["horizon_days"],
+        user=request.user,
+    )
+    return redirect("purchases:clv_run", run_id=run.id)
+
+
+@require_safe
+@login_required
+@permission_required(VIEW_RUNS, raise_exception=True)
+def clv_run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    """A CLV fit: its progress (htmx polls until it has finished), parameters, the check on
+    a later period and the cumulative chart."""
+    run = get_object_or_404(ClvRun, id=run_id)
+    if request.htmx and not run.is_finished:
+        return render(request, "purchases/clv_run.html#clv-status", {"run": run})
+    if request.htmx:
+        # Finished: the whole page, so the parameters and the chart appear.
+        return HttpResponseClientRefresh()
+    return render(request, "purchases/clv_run.html", clv_run_context(run=run))
+
+
+@require_POST
+@login_required
+@permission_required("clustering.activate_run", raise_exception=True)
+def clv_run_activate_view(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(ClvRun, id=run_id)
+    try:
+        clv_run_activate(run_id=run.id, user=request.user)
+    except ClvError as problem:
+        messages.error(request, str(problem))
+    else:
+        messages.success(request, f"CLV run {run.id} is now the active lifetime-value model.")
+    return redirect("purchases:clv_run", run_id=run.id)

@@ -30,6 +30,7 @@ from clustering.models import Segment, TrainingRun
 from clustering.tokens import api_token_create
 from customers.models import Customer, ImportRecord
 from tests.campaigns.helpers import make_campaign
+from purchases.models import PurchaseImport
 from tests.hardening.conftest import PASSWORD, bearer
 
 pytestmark = pytest.mark.django_db
@@ -63,7 +64,8 @@ def named_urls(namespace: str) -> list[tuple[str, list[str]]]:
 
 
 PAGES = (
-    named_urls("clustering")
+    named_urls("purchases")
+    + named_urls("clustering")
     + named_urls("customers")
     + named_urls("operations")
     + named_urls("campaigns")
@@ -77,6 +79,7 @@ def url_of(name: str, arguments: list[str], run: TrainingRun) -> str:
         "run_id": run.id,
         "segment_id": run.clusters.first().segment_id,
         "customer_id": Customer.objects.order_by("pk").first().customer_id,
+        "group_key": "champions",
         "customer_pk": Customer.objects.order_by("pk").first().pk,
     }
     if "schedule_id" in arguments:
@@ -84,6 +87,8 @@ def url_of(name: str, arguments: list[str], run: TrainingRun) -> str:
         from operations.schedules import schedule_save
 
         values["schedule_id"] = schedule_save(schedule=Schedule(name="Monthly")).id
+    if "job_id" in arguments:  # an order-log import
+        values["job_id"] = PurchaseImport.objects.create(file_name="orders.txt").id
     if "record_id" in arguments:  # an import that could be undone
         values["record_id"] = ImportRecord.objects.create(file_name="customers.csv").id
     if "campaign_id" in arguments:
@@ -139,6 +144,12 @@ MANAGER_ONLY = [
     "operations:schedule_run_now",
     "operations:prune",
     "operations:predictions_export",
+    "purchases:import",
+    "purchases:import_check",
+    "purchases:import_confirm",
+    "purchases:import_status",
+    "purchases:clv_start",
+    "purchases:clv_activate",
 ]
 
 

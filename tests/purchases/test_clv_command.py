@@ -32,7 +32,7 @@ def cdnow(tmp_path):
 
 def test_clv_reports_the_published_parameters_on_the_calibration_period(cdnow):
     out = io.StringIO()
-    call_command("clv", "--calibration-end", "1997-09-30", "--json", stdout=out)
+    call_command("clv", "--sync", "--calibration-end", "1997-09-30", "--json", stdout=out)
     summary = json.loads(out.getvalue())
 
     published = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
@@ -46,7 +46,7 @@ def test_clv_reports_the_published_parameters_on_the_calibration_period(cdnow):
 
 
 def test_clv_activates_a_run_with_a_value_for_every_customer(cdnow):
-    call_command("clv", stdout=io.StringIO())
+    call_command("clv", "--sync", stdout=io.StringIO())
 
     run = ClvRun.objects.get(is_active=True)
     assert run.status == ClvRun.Status.SUCCEEDED
@@ -57,5 +57,5 @@ def test_clv_activates_a_run_with_a_value_for_every_customer(cdnow):
 
 def test_clv_without_purchases_fails_with_a_reason():
     with pytest.raises(CommandError, match="no purchases yet"):
-        call_command("clv", stdout=io.StringIO())
+        call_command("clv", "--sync", stdout=io.StringIO())
     assert ClvRun.objects.get().status == ClvRun.Status.FAILED

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from customers.csv_format import CustomerRow
-from customers.demo_data import extra_attribute_keys, extra_attributes, generate
+from customers.demo_data import DEMO_PREFIX, extra_attribute_keys, extra_attributes, generate
 from customers.models import Attribute
 from customers.services import CHUNK_ROWS, customers_upsert
 
@@ -64,7 +64,7 @@ class Command(BaseCommand):
     def row(columns, extra, i: int) -> CustomerRow:
         frequency = int(columns["purchase_frequency"][i])
         return CustomerRow(
-            customer_id=f"DEMO-{i + 1:07d}",
+            customer_id=f"{DEMO_PREFIX}{i + 1:07d}",
             values={
                 "age": int(columns["age"][i]),
                 "annual_income": float(columns["annual_income"][i]),

@@ -4,6 +4,7 @@ import io
 
 from django.core.management.base import BaseCommand
 
+from customers.demo_data import DEMO_PREFIX
 from customers.models import Customer
 from purchases.demo_data import purchase_lines
 from purchases.models import Purchase
@@ -21,10 +22,19 @@ class Command(BaseCommand):
         parser.add_argument(
             "--if-empty", action="store_true", help="do nothing when there are purchases"
         )
+        parser.add_argument(
+            "--if-demo",
+            action="store_true",
+            help="only for a demo database: no purchases yet and only demo customers "
+            "(what `make run` does; a shop's own customers never get invented purchases)",
+        )
 
-    def handle(self, *args, seed: int, if_empty: bool, **options):
-        if if_empty and Purchase.objects.exists():
+    def handle(self, *args, seed: int, if_empty: bool, if_demo: bool, **options):
+        if (if_empty or if_demo) and Purchase.objects.exists():
             self.stdout.write("Purchases already present; no demo history generated.")
+            return
+        if if_demo and Customer.objects.exclude(customer_id__startswith=DEMO_PREFIX).exists():
+            self.stdout.write("Not only demo customers; no demo history generated.")
             return
         ids = list(Customer.objects.order_by("id").values_list("customer_id", flat=True))
         if not ids:

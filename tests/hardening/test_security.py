@@ -29,8 +29,8 @@ from clustering.model_store import (
 from clustering.models import Segment, TrainingRun
 from clustering.tokens import api_token_create
 from customers.models import Customer, ImportRecord
-from tests.campaigns.helpers import make_campaign
 from purchases.models import PurchaseImport
+from tests.campaigns.helpers import make_campaign
 from tests.hardening.conftest import PASSWORD, bearer
 
 pytestmark = pytest.mark.django_db

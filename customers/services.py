@@ -46,6 +46,7 @@ from customers.csv_format import (
     unit_questions,
 )
 from customers.files import (  # the readers both importers share
+    MAX_COLUMNS,  # noqa: F401 (the import views read it here)
     SNIFF_BYTES,
     UTF8,
     sniff_delimiter,

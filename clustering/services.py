@@ -331,7 +331,7 @@ def training_compute(*, run: TrainingRun, report: ProgressReporter) -> Outcome:
                 raise TrainingError(f"{label} found no segments: {problem}.") from None
             logger.info("compare run %s: %s found no segments (%s)", run.id, label, problem)
             continue
-        outcome.timings = {"read": timings["read"], **outcome.timings}
+        outcome.timings = {**timings, **outcome.timings}
         outcomes.append(outcome)
     discarded = []
     if requested == algorithms.COMPARE:

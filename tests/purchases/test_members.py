@@ -40,7 +40,7 @@ def test_the_members_table_shows_scores_and_group_and_sorts_by_them(cluster, mar
         .select_related("customer")
         .first()
     )
-    row = page[page.index(f"<td>{top.customer.customer_id}</td>") :].split("</tr>")[0]
+    row = page[page.index(f">{top.customer.customer_id}</a></td>") :].split("</tr>")[0]
     cells = f"<td>{top.r_score}</td><td>{top.f_score}</td><td>{top.m_score}</td>"
     assert cells + f"<td>{GROUP_BY_KEY[top.group].name}</td>" in row.replace("'", "&#x27;")
 

@@ -148,3 +148,22 @@ def test_marketers_do_not_see_operations(marketer_client):
     assert marketer_client.get("/operations/").status_code == 403
     assert marketer_client.post("/operations/prune/").status_code == 403
     assert "Operations</a>" not in marketer_client.get("/").content.decode()
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"k_min": 8, "k_max": 3}, "The upper end must not be below the lower end."),
+        ({"k_min": 2, "k_max": 30}, "The K range must satisfy 2 &lt;= minimum &lt;= maximum"),
+        ({"kind": "interval"}, "Say how many hours between runs."),
+        ({"drift_psi_threshold": "-1"}, "The threshold must be above 0."),
+        ({"features": ["age"]}, "Choose at least two features, or none for the default."),
+    ],
+)
+def test_bad_schedule_options_are_refused_by_field(manager_client, fields, message):
+    data = {"name": "x", "kind": "monthly", "activation": "never", "k_min": 2, "k_max": 8,
+            "missing": "exclude", **fields}  # fmt: skip
+    response = manager_client.post("/operations/schedules/new/", data)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not Schedule.objects.exists()

@@ -34,6 +34,7 @@ def test_a_manager_schedules_sees_drift_and_runs_the_schedule_now(
     row = page.locator("table.schedules tbody tr").filter(has_text="Every month")
     expect(row).to_contain_text("Activate only if it is not worse")
     expect(row.locator("time")).to_have_text(re.compile(r"\d"))  # the next run's date
+    screenshot(page, "operations")
 
     # Half the customers now earn 40 thousand more; drift is measured (the worker would).
     every_other = list(Customer.objects.order_by("id").values_list("id", flat=True))[::2]
@@ -57,7 +58,9 @@ def test_a_manager_schedules_sees_drift_and_runs_the_schedule_now(
     assert page.js_errors == []
 
 
-def test_a_marketer_opens_a_customers_page_from_the_member_table(page, trained, make_user):
+def test_a_marketer_opens_a_customers_page_from_the_member_table(
+    page, trained, make_user, screenshot
+):
     marketer = make_user("mia", "Marketing")
     assignment = (
         ClusterAssignment.objects.filter(run=trained)
@@ -72,4 +75,5 @@ def test_a_marketer_opens_a_customers_page_from_the_member_table(page, trained, 
     )
     expect(page.locator(".current-segment")).to_contain_text(assignment.cluster.segment.name)
     expect(page.locator("table.segment-history tbody tr")).to_have_count(1)
+    screenshot(page, "customer")
     assert page.js_errors == []

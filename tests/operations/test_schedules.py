@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from clustering.models import TrainingRun
@@ -167,3 +168,11 @@ def test_bad_schedule_options_are_refused_by_field(manager_client, fields, messa
     assert response.status_code == 400
     assert message in response.content.decode()
     assert not Schedule.objects.exists()
+
+
+def test_the_next_run_of_a_monthly_schedule_is_the_first_at_three():
+    from operations.schedules import schedule_next_run
+
+    due = timezone.localtime(schedule_next_run(make_schedule()))
+    assert (due.day, due.hour, due.minute, due.second) == (1, 3, 0, 0)
+    assert due > timezone.now()

@@ -176,3 +176,20 @@ def test_the_next_run_of_a_monthly_schedule_is_the_first_at_three():
     due = timezone.localtime(schedule_next_run(make_schedule()))
     assert (due.day, due.hour, due.minute, due.second) == (1, 3, 0, 0)
     assert due > timezone.now()
+
+
+def test_the_admin_saves_a_schedule_with_its_beat_entry_and_refuses_a_bad_cron(
+    admin_client,
+):
+    form = {"name": "Weekly", "enabled": "on", "kind": "cron", "cron": "0 4 * * 1",
+            "activation": "always", "features": "[]", "k_min": 2, "k_max": 10,
+            "missing": "exclude"}  # fmt: skip
+    response = admin_client.post("/admin/operations/schedule/add/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    schedule = Schedule.objects.get(name="Weekly")
+    assert schedule.periodic_task.crontab.day_of_week == "1"
+    response = admin_client.post(
+        "/admin/operations/schedule/add/", {**form, "name": "Bad", "cron": "0 4 * *"}
+    )
+    assert "A cron expression has five fields" in response.content.decode()
+    assert not Schedule.objects.filter(name="Bad").exists()

@@ -42,7 +42,12 @@ def _pack(customer_pks: np.ndarray, labels: np.ndarray) -> bytes:
 
 
 def _unpack(data: bytes) -> tuple[np.ndarray, np.ndarray]:
-    with np.load(io.BytesIO(zlib.decompress(bytes(data))), allow_pickle=False) as arrays:
+    try:
+        raw = zlib.decompress(bytes(data))
+    except zlib.error:  # a baseline of the first version: savez_compressed of the keys
+        with np.load(io.BytesIO(bytes(data)), allow_pickle=False) as arrays:
+            return arrays["customer_pks"], arrays["labels"]
+    with np.load(io.BytesIO(raw), allow_pickle=False) as arrays:
         return np.cumsum(arrays["customer_pks_delta"]), arrays["labels"]
 
 

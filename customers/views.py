@@ -329,8 +329,11 @@ def customer_detail(request: HttpRequest, customer_pk: int) -> HttpResponse:
     values = customer_values(customer=customer)
     context = {
         "customer": customer,
+        # A category with fixed codes (sex) in words.
         "values": [
-            (feature.label, values[feature.key]) for feature in catalogue if feature.key in values
+            (feature.label, dict(feature.choices).get(values[feature.key], values[feature.key]))
+            for feature in catalogue
+            if feature.key in values
         ],
         "segment": customer_segment(customer=customer),
         "purchases": customer_purchase_summary(customer_pk=customer.pk),

@@ -11,7 +11,13 @@ from operations.models import (
     Schedule,
     ScheduledRun,
 )
-from operations.schedules import ScheduleError, schedule_delete, schedule_save
+from operations.schedules import (
+    ScheduleError,
+    cron_fields,
+    schedule_delete,
+    schedule_params,
+    schedule_save,
+)
 
 
 class ScheduleAdminForm(forms.ModelForm):
@@ -33,18 +39,15 @@ class ScheduleAdminForm(forms.ModelForm):
         )
 
     def clean(self):
+        """The same checks as schedule_save, as form errors instead of a server error."""
         data = super().clean()
-        candidate = Schedule(
-            **{k: v for k, v in data.items() if k in {f.name for f in Schedule._meta.fields}}
-        )
+        names = {f.name for f in Schedule._meta.fields}
+        candidate = Schedule(**{k: v for k, v in data.items() if k in names})
         try:
-            from operations.schedules import cron_fields, schedule_params
-
             schedule_params(candidate)
-            if candidate.kind == Schedule.Kind.INTERVAL:
-                if not candidate.interval_seconds:
-                    raise ScheduleError("Give the interval in seconds.")
-            else:
+            if candidate.kind == Schedule.Kind.INTERVAL and not candidate.interval_seconds:
+                raise ScheduleError("Give the interval in seconds.")
+            if candidate.kind != Schedule.Kind.INTERVAL:
                 cron_fields(candidate)
         except ValueError as problem:
             raise forms.ValidationError(str(problem)) from None

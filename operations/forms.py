@@ -49,7 +49,6 @@ class ScheduleForm(forms.ModelForm):
     def __init__(self, *args, catalogue: Catalogue, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["features"].choices = [(f.key, f.label) for f in catalogue.clusterable()]
-        self.fields["drift_psi_threshold"].min_value = 0.01
         if self.instance.interval_seconds:
             self.initial["interval_hours"] = self.instance.interval_seconds // 3600
 
@@ -66,6 +65,8 @@ class ScheduleForm(forms.ModelForm):
         data = super().clean()
         if data.get("kind") == Schedule.Kind.INTERVAL and not data.get("interval_hours"):
             self.add_error("interval_hours", "Say how many hours between runs.")
+        if data.get("k_min") and data.get("k_max") and data["k_min"] > data["k_max"]:
+            self.add_error("k_max", "The upper end must not be below the lower end.")
         if len(data.get("features") or ()) == 1:
             self.add_error("features", "Choose at least two features, or none for the default.")
         if data.get("drift_psi_threshold") is not None and data["drift_psi_threshold"] <= 0:
@@ -81,7 +82,8 @@ class ScheduleForm(forms.ModelForm):
             try:
                 schedule_params(candidate)
             except ValueError as problem:
-                self.add_error(None, str(problem).capitalize() + ".")
+                message = str(problem)
+                self.add_error(None, f"{message[:1].upper()}{message[1:]}.")
         return data
 
     def save(self, commit: bool = True) -> Schedule:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import DatabaseError
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from customers.services import SafeCsvWriter
@@ -103,8 +104,6 @@ def predictions_filtered(*, user, params) -> tuple[QuerySet, dict]:
 
 
 def _query(filters: dict) -> str:
-    from urllib.parse import urlencode
-
     return urlencode({k: v for k, v in filters.items() if v and k not in ("errors", "query")})
 
 
@@ -144,5 +143,5 @@ def predictions_csv_lines(records: QuerySet) -> Iterator[str]:
 
 def customer_predictions(*, customer_id: str, limit: int = 50) -> list[PredictionRecord]:
     return list(
-        PredictionRecord.objects.filter(Q(customer_ref=customer_id)).select_related("user")[:limit]
+        PredictionRecord.objects.filter(customer_ref=customer_id).select_related("user")[:limit]
     )

@@ -122,7 +122,7 @@ class DriftBaseline(models.Model):
     shares = models.JSONField(help_text="{feature: share of customers in each bin}")
     medians = models.JSONField(default=dict)
     customers = models.PositiveIntegerField()
-    labels = models.BinaryField(help_text="npz: customer_pks, labels")
+    labels = models.BinaryField(help_text="zlib of npz: customer key differences, labels")
     # False: the run was trained before baselines were kept; the customers as they were at
     # taken_at stand in for its training population.
     from_training = models.BooleanField(default=True)

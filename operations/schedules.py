@@ -10,7 +10,7 @@ schedule started it and what its activation rule decided.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from celery.schedules import crontab
 from django.conf import settings
@@ -130,7 +130,10 @@ def schedule_next_run(schedule: Schedule) -> datetime | None:
         return None
     now = timezone.now()
     remaining = task.schedule.remaining_estimate(task.last_run_at or task.date_changed or now)
-    return max(now, now + remaining)
+    due = max(now, now + remaining)
+    if task.crontab_id:  # a crontab fires on the minute; the estimate is off by a moment
+        due = (due + timedelta(seconds=30)).replace(second=0, microsecond=0)
+    return due
 
 
 def schedule_fire(

@@ -53,4 +53,7 @@ def heartbeat_task() -> None:
     notify_finished_runs()
     # Customers imported or changed since drift was last measured: measure it now, so the
     # dashboard warns within a heartbeat of an import.
-    drift_check(only_if_changed=True)
+    try:
+        drift_check(only_if_changed=True)
+    except Exception:  # a missing model file, say: the heartbeat itself has been noted
+        logger.exception("drift could not be measured")

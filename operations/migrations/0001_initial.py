@@ -36,7 +36,7 @@ class Migration(migrations.Migration):
                 ('shares', models.JSONField(help_text='{feature: share of customers in each bin}')),
                 ('medians', models.JSONField(default=dict)),
                 ('customers', models.PositiveIntegerField()),
-                ('labels', models.BinaryField(help_text='npz: customer_pks, labels')),
+                ('labels', models.BinaryField(help_text='zlib of npz: customer key differences, labels')),
                 ('from_training', models.BooleanField(default=True)),
                 ('taken_at', models.DateTimeField(auto_now_add=True)),
                 ('run', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='clustering.trainingrun')),

@@ -11,8 +11,8 @@ from operations.notifications import notifications_for
 register = template.Library()
 
 
-@register.inclusion_tag("operations/_drift_warning.html")
-def drift_warning():
+@register.inclusion_tag("operations/_drift_warning.html", takes_context=True)
+def drift_warning(context):
     report = selectors.drift_latest()
     if report is None or report.level == "stable":
         return {"report": None}
@@ -21,7 +21,12 @@ def drift_warning():
         for item in report.features
         if item["level"] != "stable"
     ][:3]
-    return {"report": report, "moved": moved, "thresholds": selectors.drift_thresholds()}
+    return {
+        "report": report,
+        "moved": moved,
+        "thresholds": selectors.drift_thresholds(),
+        "perms": context.get("perms"),
+    }
 
 
 @register.inclusion_tag("operations/_notices.html", takes_context=True)

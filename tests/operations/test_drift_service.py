@@ -142,3 +142,19 @@ def test_imported_attributes_are_read_for_drift(trained_on_1500):
     Customer.objects.filter(customer_id="OLD-3").update(attributes={"basket": "n/a"})
     report = drift_measure(run=run)
     assert report.customers_now == 1499
+
+
+def test_a_baseline_kept_in_the_first_format_is_still_read(trained_on_1500):
+    import io as bytes_io
+
+    import numpy as np
+
+    baseline = DriftBaseline.objects.get(run=trained_on_1500)
+    from operations.monitoring import _unpack
+
+    pks, labels = _unpack(baseline.labels)
+    first_format = bytes_io.BytesIO()
+    np.savez_compressed(first_format, customer_pks=pks, labels=labels)
+    DriftBaseline.objects.filter(id=baseline.id).update(labels=first_format.getvalue())
+    report = drift_measure()
+    assert (report.compared, report.changed) == (1500, 0)

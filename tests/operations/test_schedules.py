@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from clustering.models import TrainingRun
@@ -148,3 +149,47 @@ def test_marketers_do_not_see_operations(marketer_client):
     assert marketer_client.get("/operations/").status_code == 403
     assert marketer_client.post("/operations/prune/").status_code == 403
     assert "Operations</a>" not in marketer_client.get("/").content.decode()
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"k_min": 8, "k_max": 3}, "The upper end must not be below the lower end."),
+        ({"k_min": 2, "k_max": 30}, "The K range must satisfy 2 &lt;= minimum &lt;= maximum"),
+        ({"kind": "interval"}, "Say how many hours between runs."),
+        ({"drift_psi_threshold": "-1"}, "The threshold must be above 0."),
+        ({"features": ["age"]}, "Choose at least two features, or none for the default."),
+    ],
+)
+def test_bad_schedule_options_are_refused_by_field(manager_client, fields, message):
+    data = {"name": "x", "kind": "monthly", "activation": "never", "k_min": 2, "k_max": 8,
+            "missing": "exclude", **fields}  # fmt: skip
+    response = manager_client.post("/operations/schedules/new/", data)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not Schedule.objects.exists()
+
+
+def test_the_next_run_of_a_monthly_schedule_is_the_first_at_three():
+    from operations.schedules import schedule_next_run
+
+    due = timezone.localtime(schedule_next_run(make_schedule()))
+    assert (due.day, due.hour, due.minute, due.second) == (1, 3, 0, 0)
+    assert due > timezone.now()
+
+
+def test_the_admin_saves_a_schedule_with_its_beat_entry_and_refuses_a_bad_cron(
+    admin_client,
+):
+    form = {"name": "Weekly", "enabled": "on", "kind": "cron", "cron": "0 4 * * 1",
+            "activation": "always", "features": "[]", "k_min": 2, "k_max": 10,
+            "missing": "exclude"}  # fmt: skip
+    response = admin_client.post("/admin/operations/schedule/add/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    schedule = Schedule.objects.get(name="Weekly")
+    assert schedule.periodic_task.crontab.day_of_week == "1"
+    response = admin_client.post(
+        "/admin/operations/schedule/add/", {**form, "name": "Bad", "cron": "0 4 * *"}
+    )
+    assert "A cron expression has five fields" in response.content.decode()
+    assert not Schedule.objects.filter(name="Bad").exists()

@@ -230,3 +230,24 @@ def test_train_json_gives_the_algorithm_stability_spread_and_comparison(customer
     assert len(summary["comparison"]["candidates"]) == len(algorithms.LABELS)
     segments = [cluster for cluster in summary["clusters"] if not cluster["unsegmented"]]
     assert segments and all(cluster["stability"] is not None for cluster in segments)
+
+
+def test_compare_on_the_business_file_names_every_candidates_segments_from_their_numbers(
+    db, tmp_path
+):
+    from tests.clustering.test_real_files_train import assert_names_agree_with_numbers, import_file
+    from tests.customers.real_files import wholesale_file
+
+    import_file(wholesale_file(tmp_path / "wholesale.csv"), "--attributes", "all",
+                "--categorical", "Channel,Region")  # fmt: skip
+    call_command("train", "--algorithm", "compare", sync=True, stdout=io.StringIO())
+
+    run = TrainingRun.objects.get(is_active=True)
+    assert run.comparison["recommended"] == run.algorithm_requested
+    for candidate in [run, *TrainingRun.objects.filter(comparison_of=run)]:
+        assert candidate.status == TrainingRun.Status.SUCCEEDED
+        assert_names_agree_with_numbers(candidate)
+        assert candidate.log_features  # the spend columns are read on a log scale
+    # The planted retailers (high grocery, milk, detergents) are found by the recommended run.
+    names = " ".join(run.clusters.values_list("segment__name", flat=True)).lower()
+    assert "grocery" in names or "detergents" in names

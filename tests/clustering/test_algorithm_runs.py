@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 from django.core.management import call_command
+from django.db.models import Q
 from sklearn.metrics import silhouette_score
 
 from clustering import algorithms, engine
@@ -251,3 +252,21 @@ def test_compare_on_the_business_file_names_every_candidates_segments_from_their
     # The planted retailers (high grocery, milk, detergents) are found by the recommended run.
     names = " ".join(run.clusters.values_list("segment__name", flat=True)).lower()
     assert "grocery" in names or "detergents" in names
+
+
+def test_a_compare_retrain_counts_once_when_old_assignments_are_pruned(customers, settings):
+    settings.CLUSTERING_KEEP_ASSIGNMENT_RUNS = 2
+    first = train(features=FEATURES, log_features=())
+    compare = train(algorithm="compare", features=FEATURES, log_features=())
+
+    first.refresh_from_db()
+    assert not first.assignments_pruned  # still a rollback target
+    assert ClusterAssignment.objects.filter(run=first).exists()
+    run_activate(run_id=first.id)
+    train(features=FEATURES, log_features=(), k=3)
+    train(features=FEATURES, log_features=(), k=5)
+
+    # Beyond the two newest retrains: the compare run and its candidates go together.
+    group = TrainingRun.objects.filter(Q(id=compare.id) | Q(comparison_of=compare))
+    assert group.count() >= 4 and all(run.assignments_pruned for run in group)
+    assert not ClusterAssignment.objects.filter(run__in=group).exists()

@@ -518,6 +518,14 @@ def consensus_fit(
 
 # Every algorithm's name as shown, the consensus included (it is only made by a compare).
 LABELS: dict[str, str] = {**ALGORITHMS, ENSEMBLE: ENSEMBLE_LABEL}
+# How each algorithm chooses its number of segments, as the run page says it.
+K_RULES: dict[str, str] = {
+    KMEANS: engine.K_RULE,
+    GMM: GMM_RULE,
+    HDBSCAN_KEY: HDBSCAN_RULE,
+    WARD: WARD_RULE,
+    ENSEMBLE: ENSEMBLE_RULE,
+}
 
 
 def consensus_kept(parts: Sequence[CandidateScore], consensus: CandidateScore) -> bool:

@@ -270,3 +270,14 @@ def test_a_compare_retrain_counts_once_when_old_assignments_are_pruned(customers
     group = TrainingRun.objects.filter(Q(id=compare.id) | Q(comparison_of=compare))
     assert group.count() >= 4 and all(run.assignments_pruned for run in group)
     assert not ClusterAssignment.objects.filter(run__in=group).exists()
+
+
+def test_a_mixture_run_page_says_the_number_was_chosen_by_bic_and_shows_it_per_k(
+    customers, marketer_client
+):
+    run = train(algorithm="gmm", features=FEATURES, log_features=())
+
+    page = marketer_client.get(f"/runs/{run.id}/").content.decode()
+
+    assert algorithms.GMM_RULE in page and "BIC (lowest chosen)" in page
+    assert page.count("<td>", page.index('id="per-k"')) >= 3 * len(run.k_values)

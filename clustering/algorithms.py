@@ -52,6 +52,8 @@ ALGORITHMS: dict[str, str] = {
 COMPARE = "compare"
 # The label of a customer in no dense group (HDBSCAN's own convention).
 NOISE = -1
+# The archetype of their group: shown as "Unsegmented", never named as a persona.
+UNSEGMENTED = "unsegmented"
 
 GMM_COVARIANCE = "full"
 GMM_N_INIT = 2

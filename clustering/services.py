@@ -969,7 +969,7 @@ def _segment_stability(outcome: Outcome, index: int) -> float | None:
     return _finite(outcome.stab.by_segment[index], 4)
 
 
-UNSEGMENTED = "unsegmented"
+UNSEGMENTED = algorithms.UNSEGMENTED
 
 
 def _unsegmented_cluster(*, run: TrainingRun, outcome: Outcome) -> Cluster:

@@ -281,3 +281,15 @@ def test_a_mixture_run_page_says_the_number_was_chosen_by_bic_and_shows_it_per_k
 
     assert algorithms.GMM_RULE in page and "BIC (lowest chosen)" in page
     assert page.count("<td>", page.index('id="per-k"')) >= 3 * len(run.k_values)
+
+
+def test_the_unsegmented_group_cannot_be_renamed_into_a_persona(db, manager_client):
+    segment = Segment.objects.create(name="Unsegmented", archetype=algorithms.UNSEGMENTED)
+
+    response = manager_client.post(
+        f"/segments/{segment.id}/edit/", {"name": "Loyal Customers", "description": "x"}
+    )
+
+    assert response.status_code == 400
+    segment.refresh_from_db()
+    assert segment.name == "Unsegmented"

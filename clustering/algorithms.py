@@ -52,6 +52,8 @@ ALGORITHMS: dict[str, str] = {
 COMPARE = "compare"
 # The label of a customer in no dense group (HDBSCAN's own convention).
 NOISE = -1
+# The archetype of their group: shown as "Unsegmented", never named as a persona.
+UNSEGMENTED = "unsegmented"
 
 GMM_COVARIANCE = "full"
 GMM_N_INIT = 2
@@ -518,6 +520,14 @@ def consensus_fit(
 
 # Every algorithm's name as shown, the consensus included (it is only made by a compare).
 LABELS: dict[str, str] = {**ALGORITHMS, ENSEMBLE: ENSEMBLE_LABEL}
+# How each algorithm chooses its number of segments, as the run page says it.
+K_RULES: dict[str, str] = {
+    KMEANS: engine.K_RULE,
+    GMM: GMM_RULE,
+    HDBSCAN_KEY: HDBSCAN_RULE,
+    WARD: WARD_RULE,
+    ENSEMBLE: ENSEMBLE_RULE,
+}
 
 
 def consensus_kept(parts: Sequence[CandidateScore], consensus: CandidateScore) -> bool:

@@ -439,6 +439,7 @@ def run_detail_context(*, run: TrainingRun) -> dict:
         "comparison": run_algorithm_comparison(run=run),
         "segment_tree": segment_tree_drawing(clusters),
         "algorithm_label": algorithms.LABELS.get(run.algorithm_requested, ""),
+        "k_rule": algorithms.K_RULES.get(run.algorithm_requested, engine.K_RULE),
     }
 
 

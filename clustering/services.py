@@ -993,7 +993,7 @@ def _segment_stability(outcome: Outcome, index: int) -> float | None:
     return _finite(outcome.stab.by_segment[index], 4)
 
 
-UNSEGMENTED = "unsegmented"
+UNSEGMENTED = algorithms.UNSEGMENTED
 
 
 def _unsegmented_cluster(*, run: TrainingRun, outcome: Outcome) -> Cluster:
@@ -1210,10 +1210,16 @@ def run_activate(*, run_id: int, user=None, yield_to_others: bool = False) -> Tr
 def assignments_prune() -> int:
     """Delete assignments of all but the newest N succeeded runs (and the active one)."""
     keep = settings.CLUSTERING_KEEP_ASSIGNMENT_RUNS
+    # A compare retrain counts once: its other algorithms' runs go with it.
     succeeded = TrainingRun.objects.filter(
-        status=TrainingRun.Status.SUCCEEDED, assignments_pruned=False
+        status=TrainingRun.Status.SUCCEEDED, assignments_pruned=False, comparison_of=None
     ).order_by("-finished_at", "-id")
-    candidates = [run.id for run in succeeded[keep:] if not run.is_active]
+    old_heads = [run.id for run in succeeded[keep:]]
+    candidates = list(
+        TrainingRun.objects.filter(Q(id__in=old_heads) | Q(comparison_of_id__in=old_heads))
+        .filter(assignments_pruned=False, is_active=False)
+        .values_list("id", flat=True)
+    )
     if not candidates:
         return 0
     with transaction.atomic():

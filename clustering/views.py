@@ -15,6 +15,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from clustering import selectors
+from clustering.algorithms import UNSEGMENTED
 from clustering.forms import PredictForm, RetrainForm, SegmentForm
 from clustering.model_store import ModelFileError
 from clustering.models import Segment, TrainingRun
@@ -110,6 +111,9 @@ def segment_edit(request: HttpRequest, segment_id: int) -> HttpResponse:
         return _card_after_edit(request, segment)
     if not request.user.has_perm("clustering.change_segment"):
         return HttpResponse("You may not edit segments.", status=403)
+    if segment.archetype == UNSEGMENTED:
+        # HDBSCAN's customers in no dense group: never a persona, never a strategy.
+        return HttpResponse("Unsegmented customers are not a segment to name.", status=400)
     form = SegmentForm(request.POST or None, instance=segment)
     if request.method == "POST" and form.is_valid():
         segment = form.save(commit=False)

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 from django.core.management import call_command
+from django.db.models import Q
 from sklearn.metrics import silhouette_score
 
 from clustering import algorithms, engine
@@ -230,3 +231,65 @@ def test_train_json_gives_the_algorithm_stability_spread_and_comparison(customer
     assert len(summary["comparison"]["candidates"]) == len(algorithms.LABELS)
     segments = [cluster for cluster in summary["clusters"] if not cluster["unsegmented"]]
     assert segments and all(cluster["stability"] is not None for cluster in segments)
+
+
+def test_compare_on_the_business_file_names_every_candidates_segments_from_their_numbers(
+    db, tmp_path
+):
+    from tests.clustering.test_real_files_train import assert_names_agree_with_numbers, import_file
+    from tests.customers.real_files import wholesale_file
+
+    import_file(wholesale_file(tmp_path / "wholesale.csv"), "--attributes", "all",
+                "--categorical", "Channel,Region")  # fmt: skip
+    call_command("train", "--algorithm", "compare", sync=True, stdout=io.StringIO())
+
+    run = TrainingRun.objects.get(is_active=True)
+    assert run.comparison["recommended"] == run.algorithm_requested
+    for candidate in [run, *TrainingRun.objects.filter(comparison_of=run)]:
+        assert candidate.status == TrainingRun.Status.SUCCEEDED
+        assert_names_agree_with_numbers(candidate)
+        assert candidate.log_features  # the spend columns are read on a log scale
+    # The planted retailers (high grocery, milk, detergents) are found by the recommended run.
+    names = " ".join(run.clusters.values_list("segment__name", flat=True)).lower()
+    assert "grocery" in names or "detergents" in names
+
+
+def test_a_compare_retrain_counts_once_when_old_assignments_are_pruned(customers, settings):
+    settings.CLUSTERING_KEEP_ASSIGNMENT_RUNS = 2
+    first = train(features=FEATURES, log_features=())
+    compare = train(algorithm="compare", features=FEATURES, log_features=())
+
+    first.refresh_from_db()
+    assert not first.assignments_pruned  # still a rollback target
+    assert ClusterAssignment.objects.filter(run=first).exists()
+    run_activate(run_id=first.id)
+    train(features=FEATURES, log_features=(), k=3)
+    train(features=FEATURES, log_features=(), k=5)
+
+    # Beyond the two newest retrains: the compare run and its candidates go together.
+    group = TrainingRun.objects.filter(Q(id=compare.id) | Q(comparison_of=compare))
+    assert group.count() >= 4 and all(run.assignments_pruned for run in group)
+    assert not ClusterAssignment.objects.filter(run__in=group).exists()
+
+
+def test_a_mixture_run_page_says_the_number_was_chosen_by_bic_and_shows_it_per_k(
+    customers, marketer_client
+):
+    run = train(algorithm="gmm", features=FEATURES, log_features=())
+
+    page = marketer_client.get(f"/runs/{run.id}/").content.decode()
+
+    assert algorithms.GMM_RULE in page and "BIC (lowest chosen)" in page
+    assert page.count("<td>", page.index('id="per-k"')) >= 3 * len(run.k_values)
+
+
+def test_the_unsegmented_group_cannot_be_renamed_into_a_persona(db, manager_client):
+    segment = Segment.objects.create(name="Unsegmented", archetype=algorithms.UNSEGMENTED)
+
+    response = manager_client.post(
+        f"/segments/{segment.id}/edit/", {"name": "Loyal Customers", "description": "x"}
+    )
+
+    assert response.status_code == 400
+    segment.refresh_from_db()
+    assert segment.name == "Unsegmented"

@@ -37,7 +37,7 @@ def train_with_default_options() -> TrainingRun:
 def assert_names_agree_with_numbers(run: TrainingRun) -> None:
     """Every persona's conditions hold by 0.5 sd; every described segment is high or low
     on the features its name says, by at least 0.5 sd."""
-    for cluster in Cluster.objects.filter(run=run):
+    for cluster in Cluster.objects.filter(run=run, is_noise=False):  # Unsegmented: no name
         z = cluster.centroid_sd
         if cluster.archetype.startswith(naming.PROFILE_PREFIX):
             signature = cluster.archetype.removeprefix(naming.PROFILE_PREFIX)

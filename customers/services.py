@@ -45,6 +45,8 @@ from customers.csv_format import (
     profile_columns,
     unit_questions,
 )
+from customers.files import MAX_COLUMNS as MAX_COLUMNS  # the pages bound their choices by it
+from customers.files import MAX_FIELD_CHARS as MAX_FIELD_CHARS
 from customers.files import (  # the readers both importers share
     MAX_COLUMNS,  # noqa: F401 (the import views read it here)
     SNIFF_BYTES,

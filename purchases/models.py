@@ -78,8 +78,15 @@ class CustomerRfm(models.Model):
     """A customer's recency, frequency and monetary values as of ``as_of``, with the
     1-5 scores and the named RFM group."""
 
+    # No database constraint: the refresh rewrites a million rows of customers it has just
+    # read from the purchases, and the key check locked each customer row (200 s of a
+    # 10-million-purchase refresh); deleting a customer still deletes its row (the ORM).
     customer = models.OneToOneField(
-        "customers.Customer", on_delete=models.CASCADE, primary_key=True, related_name="rfm"
+        "customers.Customer",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="rfm",
+        db_constraint=False,
     )
     as_of = models.DateField()
     recency_days = models.IntegerField()
@@ -152,8 +159,12 @@ class ClvRun(models.Model):
 class CustomerValue(models.Model):
     """A customer's expected future under the active CLV run."""
 
-    customer = models.OneToOneField(
-        "customers.Customer", on_delete=models.CASCADE, primary_key=True, related_name="value"
+    customer = models.OneToOneField(  # no database constraint: see CustomerRfm
+        "customers.Customer",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="value",
+        db_constraint=False,
     )
     run = models.ForeignKey(ClvRun, on_delete=models.CASCADE, related_name="+")
     p_alive = models.FloatField()

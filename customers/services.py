@@ -48,7 +48,6 @@ from customers.csv_format import (
 from customers.files import MAX_COLUMNS as MAX_COLUMNS  # the pages bound their choices by it
 from customers.files import MAX_FIELD_CHARS as MAX_FIELD_CHARS
 from customers.files import (  # the readers both importers share
-    MAX_COLUMNS,  # noqa: F401 (the import views read it here)
     SNIFF_BYTES,
     UTF8,
     sniff_delimiter,

@@ -69,6 +69,7 @@ def schedule_params(schedule: Schedule) -> TrainingParams:
         k_min=schedule.k_min,
         k_max=schedule.k_max,
         missing=schedule.missing,
+        algorithm=schedule.algorithm,
     )
 
 

@@ -148,3 +148,40 @@ def test_marketers_do_not_see_operations(marketer_client):
     assert marketer_client.get("/operations/").status_code == 403
     assert marketer_client.post("/operations/prune/").status_code == 403
     assert "Operations</a>" not in marketer_client.get("/").content.decode()
+
+
+def test_a_schedule_keeps_its_algorithm_and_its_runs_use_it(trained, manager_client):
+    """Issue 12: a schedule stores the retrain's options, the algorithm among them."""
+    response = manager_client.post(
+        "/operations/schedules/new/",
+        {
+            "name": "Mixture monthly",
+            "enabled": "on",
+            "kind": "monthly",
+            "activation": "always",
+            "k_min": 2,
+            "k_max": 6,
+            "missing": "exclude",
+            "algorithm": "gmm",
+        },
+    )
+    assert response.status_code == 302
+    schedule = Schedule.objects.get(name="Mixture monthly")
+    assert schedule.algorithm == "gmm"
+    assert 'value="gmm" selected' in manager_client.get(
+        f"/operations/schedules/{schedule.id}/"
+    ).content.decode().replace('selected="selected"', "selected")
+
+    run = fire_and_train(schedule)
+
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.error
+    assert run.algorithm_requested == "gmm" and run.algorithm == "gmm"
+
+
+def test_a_schedule_without_an_algorithm_uses_k_means(manager_client):
+    manager_client.post(
+        "/operations/schedules/new/",
+        {"name": "Plain", "kind": "monthly", "activation": "never", "k_min": 2, "k_max": 8,
+         "missing": "exclude"},
+    )  # fmt: skip
+    assert Schedule.objects.get(name="Plain").algorithm == "kmeans"

@@ -122,6 +122,12 @@ def test_compare_trains_every_algorithm_recommends_by_the_rule_and_any_can_be_ac
     assert run.is_active
     others = TrainingRun.objects.filter(comparison_of=run)
     assert others.count() == (4 if kept else 3) and not others.filter(is_active=True).exists()
+    # The table and the runs list show the same silhouette (rounded once, to 3 places).
+    for row in rows:
+        if row["run_id"] is not None:
+            stored = TrainingRun.objects.get(id=row["run_id"]).silhouette
+            assert f"{row['silhouette']:.3f}" == f"{stored:.3f}", row["algorithm"]
+            assert row["silhouette"] == pytest.approx(stored, abs=1e-6)
 
     ward = TrainingRun.objects.get(comparison_of=run, algorithm_requested="ward")
     if ward.id == run.id:  # pragma: no cover - the recommendation is K-Means or mixture here

@@ -185,3 +185,21 @@ def test_a_schedule_without_an_algorithm_uses_k_means(manager_client):
          "missing": "exclude"},
     )  # fmt: skip
     assert Schedule.objects.get(name="Plain").algorithm == "kmeans"
+
+
+def test_not_worse_counts_unsegmented_customers_as_a_comparison_does():
+    """An HDBSCAN run's silhouette leaves its Unsegmented customers out; 'not worse' must
+    count them as 0, as a compare retrain's recommendation does, or leaving a fifth of the
+    customers out would pass for better segments."""
+    from operations.schedules import activation_allowed
+
+    active = TrainingRun(id=1, silhouette=0.55, stability=0.95, noise_share=None)
+    density = TrainingRun(id=2, silhouette=0.65, stability=0.97, noise_share=0.2)  # 0.52 all
+
+    allowed, words = activation_allowed(Schedule.Activation.NOT_WORSE, density, active)
+
+    assert not allowed
+    assert "silhouette 0.520 (0.650 without its 20.0% Unsegmented, who count 0)" in words
+    assert "below the active run's 0.550" in words
+    back, _ = activation_allowed(Schedule.Activation.NOT_WORSE, active, density)
+    assert back

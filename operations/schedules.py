@@ -10,7 +10,7 @@ schedule started it and what its activation rule decided.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from celery.schedules import crontab
 from django.conf import settings
@@ -131,7 +131,9 @@ def schedule_next_run(schedule: Schedule) -> datetime | None:
         return None
     now = timezone.now()
     remaining = task.schedule.remaining_estimate(task.last_run_at or task.date_changed or now)
-    return max(now, now + remaining)
+    # Celery measures from its own "now", a moment after ours: 02:59:59.99 is beat's 03:00.
+    due = now + remaining + timedelta(microseconds=500_000)
+    return max(now, due.replace(microsecond=0))
 
 
 def schedule_fire(

@@ -168,6 +168,7 @@ def test_a_schedule_keeps_its_algorithm_and_its_runs_use_it(trained, manager_cli
     assert response.status_code == 302
     schedule = Schedule.objects.get(name="Mixture monthly")
     assert schedule.algorithm == "gmm"
+    assert "Gaussian mixture" in manager_client.get("/operations/").content.decode()
     assert 'value="gmm" selected' in manager_client.get(
         f"/operations/schedules/{schedule.id}/"
     ).content.decode().replace('selected="selected"', "selected")
@@ -203,3 +204,13 @@ def test_not_worse_counts_unsegmented_customers_as_a_comparison_does():
     assert "below the active run's 0.550" in words
     back, _ = activation_allowed(Schedule.Activation.NOT_WORSE, active, density)
     assert back
+
+
+def test_the_next_run_of_a_monthly_schedule_is_said_at_three_not_two_fifty_nine(manager_client):
+    schedule = make_schedule(kind=Schedule.Kind.MONTHLY)
+    from operations.schedules import schedule_next_run
+
+    due = schedule_next_run(schedule)
+
+    assert (due.day, due.minute, due.second, due.microsecond) == (1, 0, 0, 0)
+    assert ", 03:00" in manager_client.get("/operations/").content.decode()

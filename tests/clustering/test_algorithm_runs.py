@@ -236,3 +236,16 @@ def test_train_json_gives_the_algorithm_stability_spread_and_comparison(customer
     assert len(summary["comparison"]["candidates"]) == len(algorithms.LABELS)
     segments = [cluster for cluster in summary["clusters"] if not cluster["unsegmented"]]
     assert segments and all(cluster["stability"] is not None for cluster in segments)
+
+
+def test_the_runs_list_and_the_compare_page_name_the_algorithm_in_words(customers, marketer_client):
+    """'Gaussian mixture' as on the run page and the retrain form, not the code 'gmm'."""
+    first = train(features=FEATURES, log_features=())
+    mixture = train(algorithm="gmm", features=FEATURES, log_features=())
+
+    runs = marketer_client.get("/runs/").content.decode()
+    compare = marketer_client.get(f"/runs/compare/?a={first.id}&b={mixture.id}").content.decode()
+
+    for page in (runs, compare):
+        assert "<td>Gaussian mixture</td>" in page and "<td>K-Means</td>" in page
+        assert "<td>gmm</td>" not in page and "<td>kmeans</td>" not in page

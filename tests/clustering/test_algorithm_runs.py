@@ -209,6 +209,10 @@ def test_hdbscan_dashboard_card_says_unsegmented_customers_are_not_a_segment(db,
     card = card[: card.index("</article>")]
     assert "<h4>Strategy</h4>" not in card and "Edit name and strategy" not in card
     assert "Unsegmented)" in page  # the share on the model line
+    # HDBSCAN finds its own number of groups: the run page says so, not a K range it ignored.
+    run_page = marketer_client.get(f"/runs/{run.id}/").content.decode()
+    assert "chosen from 2" not in run_page
+    assert f"{run.chosen_k} dense groups, found by HDBSCAN itself (plus Unsegmented)" in run_page
 
 
 def test_a_segment_that_falls_apart_on_resampling_is_flagged_on_its_card(trained, marketer_client):

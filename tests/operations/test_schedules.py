@@ -214,3 +214,19 @@ def test_the_next_run_of_a_monthly_schedule_is_said_at_three_not_two_fifty_nine(
 
     assert (due.day, due.minute, due.second, due.microsecond) == (1, 0, 0, 0)
     assert ", 03:00" in manager_client.get("/operations/").content.decode()
+
+
+def test_the_admin_edits_a_schedules_algorithm(admin_client):
+    schedule = make_schedule(algorithm="ward")
+    url = f"/admin/operations/schedule/{schedule.id}/change/"
+    assert 'name="algorithm"' in admin_client.get(url).content.decode()
+
+    response = admin_client.post(
+        url,
+        {"name": "Monthly", "enabled": "on", "kind": "monthly", "cron": "",
+         "activation": "never", "features": "[]", "k": 4, "k_min": 2, "k_max": 10,
+         "missing": "exclude", "algorithm": "compare"},
+    )  # fmt: skip
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Schedule.objects.get(id=schedule.id).algorithm == "compare"

@@ -596,7 +596,9 @@ class MemberColumn:
         if self.feature is None:
             return getattr(customer, self.key)
         if self.feature.source == SOURCE_PURCHASES:
-            return rfm_value(customer, self.feature.column)
+            value = rfm_value(customer, self.feature.column)
+            # Sums and means of amounts: cents, not 336.34000000000003.
+            return round(value, 2) if isinstance(value, float) else value
         if self.feature.source == SOURCE_FIELD:
             value = getattr(customer, self.key)
         else:

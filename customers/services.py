@@ -694,10 +694,13 @@ class ChunkWriter:
 
     def _previous(self, column: str) -> str:
         """A stored value as undo keeps it. SQLite's JSON writes a real number with 15
-        digits (0.30000000000000004 becomes 0.3); 17 read back as the same float."""
+        digits (0.30000000000000004 becomes 0.3); 17 read back as the same float. '%%':
+        the query has parameters, so a bare '%' breaks Django's query logging (DEBUG)."""
         if self.postgres or Customer._meta.get_field(column).get_internal_type() != "FloatField":
             return f"c.{column}"
-        return f"CASE WHEN c.{column} IS NULL THEN NULL ELSE json(printf('%!.17g', c.{column})) END"
+        return (
+            f"CASE WHEN c.{column} IS NULL THEN NULL ELSE json(printf('%%!.17g', c.{column})) END"
+        )
 
     def _note_created(self, cursor) -> None:
         cursor.execute(

@@ -35,6 +35,7 @@ class ScheduleAdminForm(forms.ModelForm):
             "k_min",
             "k_max",
             "missing",
+            "algorithm",
             "drift_psi_threshold",
         )
 
@@ -59,7 +60,7 @@ class ScheduleAdmin(admin.ModelAdmin):
     """Saved through the same service as the operations page, so the beat entry follows."""
 
     form = ScheduleAdminForm
-    list_display = ("name", "enabled", "kind", "cron", "activation", "updated_at")
+    list_display = ("name", "enabled", "kind", "cron", "activation", "algorithm", "updated_at")
 
     def save_model(self, request, obj, form, change):
         schedule_save(schedule=obj, user=request.user)

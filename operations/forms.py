@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
+from clustering.algorithms import KMEANS
 from customers.catalogue import Catalogue
 from operations.models import NotificationPreference, Schedule
 from operations.schedules import ScheduleError, cron_parse, schedule_params
@@ -33,6 +34,7 @@ class ScheduleForm(forms.ModelForm):
             "k_min",
             "k_max",
             "missing",
+            "algorithm",
             "drift_psi_threshold",
         )
         labels = {
@@ -49,8 +51,12 @@ class ScheduleForm(forms.ModelForm):
     def __init__(self, *args, catalogue: Catalogue, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["features"].choices = [(f.key, f.label) for f in catalogue.clusterable()]
+        self.fields["algorithm"].required = False  # empty: K-Means, as the retrain form
         if self.instance.interval_seconds:
             self.initial["interval_hours"] = self.instance.interval_seconds // 3600
+
+    def clean_algorithm(self) -> str:
+        return self.cleaned_data.get("algorithm") or KMEANS
 
     def clean_cron(self) -> str:
         text = " ".join(self.cleaned_data.get("cron", "").split())
@@ -78,6 +84,7 @@ class ScheduleForm(forms.ModelForm):
                 k_max=data.get("k_max") or 10,
                 missing=data.get("missing"),
                 features=list(data.get("features") or ()),
+                algorithm=data.get("algorithm"),
             )
             try:
                 schedule_params(candidate)

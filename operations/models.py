@@ -11,6 +11,8 @@ from django.conf import settings
 from django.db import models
 from django_celery_beat.models import PeriodicTask
 
+from clustering.algorithms import KMEANS
+from clustering.forms import ALGORITHM_CHOICES
 from clustering.models import Segment, TrainingRun
 
 # "Only if not worse": a scheduled run activates itself when its silhouette is at least the
@@ -53,6 +55,8 @@ class Schedule(models.Model):
     missing = models.CharField(
         max_length=10, choices=TrainingRun.Missing.choices, default=TrainingRun.Missing.EXCLUDE
     )
+    # One algorithm, or "compare" (the retrain form's choices: clustering.forms).
+    algorithm = models.CharField(max_length=12, choices=ALGORITHM_CHOICES, default=KMEANS)
     # Between its dates, retrain as soon as drift is measured above this PSI (None: never).
     drift_psi_threshold = models.FloatField(null=True, blank=True)
     # related_name: PeriodicTask has a ``schedule`` property of its own that beat reads.

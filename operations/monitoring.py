@@ -16,6 +16,7 @@ import numpy as np
 from django.db import connection, transaction
 from django.db.models import Max
 
+from clustering.algorithms import NOISE
 from clustering.model_store import model_load
 from clustering.models import TrainingRun
 from clustering.reading import customers_from, feature_sql
@@ -142,7 +143,7 @@ def baseline_for(run: TrainingRun) -> DriftBaseline:
         return baseline
     pks, X = customers_read(features=list(run.features), catalogue=catalogue_current())
     keep, X = _apply_missing_rule(run, X)
-    labels = _model(run).predict(X[keep])
+    labels = _clusters_now(run, X[keep])
     return baseline_store(
         run_id=run.id,
         features=run.features,
@@ -155,6 +156,17 @@ def baseline_for(run: TrainingRun) -> DriftBaseline:
 
 def _model(run: TrainingRun):
     return model_load(file_name=run.model_file, sha256=run.model_sha256)
+
+
+def _clusters_now(run: TrainingRun, X: np.ndarray) -> np.ndarray:
+    """Each customer's cluster index as training stores it: the model answers NOISE for
+    HDBSCAN's Unsegmented customers, training gives them the index of the Unsegmented
+    cluster, and the two must agree or every Unsegmented customer counts as moved."""
+    labels = _model(run).predict(X)
+    noise_index = run.clusters.filter(is_noise=True).values_list("index", flat=True).first()
+    if noise_index is not None:
+        labels = np.where(labels == NOISE, noise_index, labels)
+    return labels
 
 
 def drift_measure(*, run: TrainingRun | None = None) -> DriftReport | None:
@@ -177,7 +189,7 @@ def drift_measure(*, run: TrainingRun | None = None) -> DriftReport | None:
         for column, feature in enumerate(features)
     ]
     pks_then, labels_then = _unpack(baseline.labels)
-    labels_now = _model(run).predict(X[keep]) if keep.any() else np.empty(0, dtype=np.int16)
+    labels_now = _clusters_now(run, X[keep]) if keep.any() else np.empty(0, dtype=np.int16)
     changes = drift.segment_changes(pks_then, labels_then, pks[keep], labels_now)
     per_feature.sort(key=lambda f: -f.psi)
     with transaction.atomic():

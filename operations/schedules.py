@@ -69,6 +69,7 @@ def schedule_params(schedule: Schedule) -> TrainingParams:
         k_min=schedule.k_min,
         k_max=schedule.k_max,
         missing=schedule.missing,
+        algorithm=schedule.algorithm,
     )
 
 
@@ -180,10 +181,11 @@ def activation_allowed(
     if active is None:
         return True, "There was no active model to compare with."
     worse = []
-    if _below(candidate.silhouette, active.silhouette, SILHOUETTE_TOLERANCE):
+    silhouette, reference = _silhouette_all(candidate), _silhouette_all(active)
+    if _below(silhouette, reference, SILHOUETTE_TOLERANCE):
         worse.append(
-            f"silhouette {_num(candidate.silhouette)} is below the active run's "
-            f"{_num(active.silhouette)} minus {SILHOUETTE_TOLERANCE}"
+            f"silhouette {_silhouette_words(candidate)} is below the active run's "
+            f"{_silhouette_words(active)} minus {SILHOUETTE_TOLERANCE}"
         )
     if _below(candidate.stability, active.stability, STABILITY_TOLERANCE):
         worse.append(
@@ -193,9 +195,27 @@ def activation_allowed(
     if worse:
         return False, f"Not activated: its {' and its '.join(worse)}."
     return True, (
-        f"Activated: silhouette {_num(candidate.silhouette)} and stability "
+        f"Activated: silhouette {_silhouette_words(candidate)} and stability "
         f"{_num(candidate.stability)} are not worse than run {active.id}'s "
-        f"({_num(active.silhouette)}, {_num(active.stability)})."
+        f"({_silhouette_words(active)}, {_num(active.stability)})."
+    )
+
+
+def _silhouette_all(run: TrainingRun) -> float | None:
+    """The silhouette with HDBSCAN's Unsegmented customers counting 0, as a comparison
+    recommends (clustering.algorithms.CandidateScore): a run that leaves more customers
+    out must not look better for it."""
+    if run.silhouette is None:
+        return None
+    return run.silhouette * (1.0 - (run.noise_share or 0.0))
+
+
+def _silhouette_words(run: TrainingRun) -> str:
+    if not run.noise_share or run.silhouette is None:
+        return _num(run.silhouette)
+    return (
+        f"{_num(_silhouette_all(run))} ({_num(run.silhouette)} without its "
+        f"{run.noise_share:.1%} Unsegmented, who count 0)"
     )
 
 

@@ -89,7 +89,16 @@ def customer_segment_history(*, customer_pk: int) -> list[dict]:
                 "unusual": row.unusual,
             }
         )
-    # A move: the segment differs from the one in the run before (the next row).
-    for newer, older in zip(history, history[1:]):
-        newer["moved_from"] = older["segment"] if older["segment"] != newer["segment"] else None
+    # A move: the segment differs from the one in the run before: the next row of another
+    # retrain (a compare retrain's candidates are runs of one retrain, none before another).
+    for position, newer in enumerate(history):
+        retrain = _retrain_of(newer["run"])
+        older = next((o for o in history[position + 1 :] if _retrain_of(o["run"]) != retrain), None)
+        moved = older is not None and older["segment"] != newer["segment"]
+        newer["moved_from"] = older["segment"] if moved else None
     return history
+
+
+def _retrain_of(run) -> int:
+    """The retrain a run came from: a compare's candidates point at its recommended run."""
+    return run.comparison_of_id or run.id

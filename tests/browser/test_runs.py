@@ -26,7 +26,7 @@ def test_the_runs_page_lists_the_run_and_its_details(page, trained, marketer, sc
     expect(cells.nth(0)).to_have_text(f"Run {trained.id} active")
     expect(cells.nth(1)).to_have_text("Succeeded")
     expect(cells.nth(2)).to_have_text("Age, Annual income (k), Spending score, Purchases per year")
-    expect(cells.nth(3)).to_have_text("kmeans")
+    expect(cells.nth(3)).to_have_text("K-Means")
     expect(cells.nth(4)).to_have_text("4")
     expect(cells.nth(7)).to_have_text("600")
     expect(cells.nth(9)).to_contain_text("by command line")

@@ -221,3 +221,20 @@ def test_the_campaign_page_redoes_the_draw_on_request(trained, marketer_client):
     ).content.decode()
 
     assert "the draw, redone from the seed, gives the same groups" in page
+
+
+def test_before_any_outcome_the_page_shows_groups_and_cost_not_a_lift_of_zeros(
+    trained, marketer_client
+):
+    """Before results come back, a lift of +0.0 points and an ROI of -100 % per segment
+    read as a failed campaign; the page shows each group's size and the cost only."""
+    campaign = make_campaign(trained, control_share=0.2)
+
+    page = marketer_client.get(reverse("campaigns:campaign_detail", args=[campaign.id]))
+    html = page.content.decode()
+
+    assert "No outcomes yet" in html
+    assert "-100 %" not in html and "0 of " not in html
+    assert "not significant, the interval includes zero" not in html
+    treatment = sum(s["treatment"] for s in campaign.strata)
+    assert f"{treatment:,} customers" in html

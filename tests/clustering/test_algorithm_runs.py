@@ -123,6 +123,12 @@ def test_compare_trains_every_algorithm_recommends_by_the_rule_and_any_can_be_ac
     assert run.is_active
     others = TrainingRun.objects.filter(comparison_of=run)
     assert others.count() == (4 if kept else 3) and not others.filter(is_active=True).exists()
+    # The table and the runs list show the same silhouette (rounded once, to 3 places).
+    for row in rows:
+        if row["run_id"] is not None:
+            stored = TrainingRun.objects.get(id=row["run_id"]).silhouette
+            assert f"{row['silhouette']:.3f}" == f"{stored:.3f}", row["algorithm"]
+            assert row["silhouette"] == pytest.approx(stored, abs=1e-6)
 
     ward = TrainingRun.objects.get(comparison_of=run, algorithm_requested="ward")
     if ward.id == run.id:  # pragma: no cover - the recommendation is K-Means or mixture here
@@ -204,6 +210,10 @@ def test_hdbscan_dashboard_card_says_unsegmented_customers_are_not_a_segment(db,
     card = card[: card.index("</article>")]
     assert "<h4>Strategy</h4>" not in card and "Edit name and strategy" not in card
     assert "Unsegmented)" in page  # the share on the model line
+    # HDBSCAN finds its own number of groups: the run page says so, not a K range it ignored.
+    run_page = marketer_client.get(f"/runs/{run.id}/").content.decode()
+    assert "chosen from 2" not in run_page
+    assert f"{run.chosen_k} dense groups, found by HDBSCAN itself (plus Unsegmented)" in run_page
 
 
 def test_a_segment_that_falls_apart_on_resampling_is_flagged_on_its_card(trained, marketer_client):
@@ -293,3 +303,16 @@ def test_the_unsegmented_group_cannot_be_renamed_into_a_persona(db, manager_clie
     assert response.status_code == 400
     segment.refresh_from_db()
     assert segment.name == "Unsegmented"
+
+
+def test_the_runs_list_and_the_compare_page_name_the_algorithm_in_words(customers, marketer_client):
+    """'Gaussian mixture' as on the run page and the retrain form, not the code 'gmm'."""
+    first = train(features=FEATURES, log_features=())
+    mixture = train(algorithm="gmm", features=FEATURES, log_features=())
+
+    runs = marketer_client.get("/runs/").content.decode()
+    compare = marketer_client.get(f"/runs/compare/?a={first.id}&b={mixture.id}").content.decode()
+
+    for page in (runs, compare):
+        assert "<td>Gaussian mixture</td>" in page and "<td>K-Means</td>" in page
+        assert "<td>gmm</td>" not in page and "<td>kmeans</td>" not in page

@@ -158,9 +158,9 @@ def test_the_runs_list_says_on_which_features_with_which_algorithm_and_customers
             r'<tr[^>]*>\s*<td><a href="/runs/(\d+)/">(.*?)</tr>', html, re.S
         )
     }
-    assert "Succeeded Annual income (k), Spending score kmeans" in rows[two.id]
+    assert "Succeeded Annual income (k), Spending score K-Means" in rows[two.id]
     assert "Age, Annual income (k), Spending score, Purchases per year" in rows[trained.id]
-    assert " kmeans " in rows[two.id].lower()
+    assert " k-means " in rows[two.id].lower()
     assert " 400 " in rows[trained.id]
     assert "same features" in squeeze(html)
 

@@ -198,3 +198,19 @@ def test_the_history_page_says_why_an_undo_is_refused(
         f"{first.id}; undo import {last_import().id} first."
     ]
     assert Customer.objects.filter(customer_id="NEW-1").exists()
+
+
+def test_an_import_works_when_sql_is_logged_as_under_make_run(
+    customers, write_csv, import_customers
+):
+    """`make run` serves with DEBUG on, where Django logs each query by formatting it with
+    its parameters: a bare '%' in the undo snapshot's SQL made every import a 500 there."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection):
+        import_customers(write_csv(CHANGES), "--attributes", "all")
+    record = last_import()
+    assert (record.created, record.updated) == (2, 2)
+    undo(record.id)
+    assert values("A")[2] == pytest.approx(0.1 + 0.2)

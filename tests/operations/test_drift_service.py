@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+import numpy as np
 import pytest
 from django.core.management import call_command
 
@@ -158,3 +159,37 @@ def test_a_baseline_kept_in_the_first_format_is_still_read(trained_on_1500):
     DriftBaseline.objects.filter(id=baseline.id).update(labels=first_format.getvalue())
     report = drift_measure()
     assert (report.compared, report.changed) == (1500, 0)
+
+
+def _add_strays(count: int) -> None:
+    """Customers far from every persona: an HDBSCAN run leaves them Unsegmented."""
+    rng = np.random.default_rng(5)
+    for i in range(count):
+        Customer.objects.create(
+            customer_id=f"STRAY-{i}",
+            age=int(rng.uniform(18, 110)),
+            annual_income=float(rng.uniform(200, 2000)),
+            spending_score=int(rng.uniform(1, 100)),
+            purchase_frequency=int(rng.uniform(60, 600)),
+        )
+
+
+@pytest.mark.parametrize("without_baseline", [False, True])
+def test_unsegmented_customers_of_an_hdbscan_run_have_not_moved(without_baseline):
+    """Right after an HDBSCAN run, its Unsegmented customers are still Unsegmented: drift
+    must not count them as customers whose nearest segment changed."""
+    add_customers(600, seed=1, prefix="OLD")
+    _add_strays(30)
+    run = train(
+        algorithm="hdbscan",
+        features=("age", "annual_income", "spending_score", "purchase_frequency"),
+        log_features=(),
+    )
+    assert run.clusters.get(is_noise=True).size > 0
+    if without_baseline:
+        DriftBaseline.objects.all().delete()
+
+    report = drift_measure()
+
+    assert (report.changed, report.compared) == (0, run.customers_used)
+    assert report.level == drift.STABLE

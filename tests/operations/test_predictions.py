@@ -118,3 +118,38 @@ def test_the_customer_page_shows_segment_history_and_predictions(
     assert "Predictions for this customer" in page and "API" in page
     members = marketer_client.get(f"/segments/{assignment.cluster.segment_id}/").content.decode()
     assert f'href="/customers/{customer.pk}/"' in members
+
+
+def test_a_customers_moves_skip_the_candidates_of_the_same_compare_retrain(marketer_client):
+    """A compare retrain stores each algorithm as a run; the customer page must not say the
+    customer "moved" between two candidates of one retrain (none of them came before the
+    other), only from the run before that retrain."""
+    from clustering.models import Cluster, ClusterAssignment, Segment, TrainingRun
+    from customers.models import Customer
+
+    customer = Customer.objects.create(customer_id="C-1", age=30, annual_income=50)
+    names = ("Budget Shoppers", "Loyal Customers", "High age and frequency")
+    segments = {name: Segment.objects.create(name=name) for name in names}
+    now = timezone.now()
+
+    def run_with(name, minutes, **fields):
+        run = TrainingRun.objects.create(
+            status=TrainingRun.Status.SUCCEEDED, in_flight=None,
+            finished_at=now + timedelta(minutes=minutes),
+            **fields,
+        )  # fmt: skip
+        cluster = Cluster.objects.create(
+            run=run, index=0, segment=segments[name], archetype="a", reason="r",
+            centroid={}, centroid_sd={}, size=1, share=1.0,
+        )  # fmt: skip
+        ClusterAssignment.objects.create(run=run, customer=customer, cluster=cluster, confidence=1)
+        return run
+
+    run_with("Budget Shoppers", 0)
+    recommended = run_with("Loyal Customers", 10, is_active=True)
+    run_with("High age and frequency", 5, comparison_of=recommended)  # a candidate
+
+    page = marketer_client.get(f"/customers/{customer.pk}/").content.decode()
+
+    assert "moved from Budget Shoppers" in page
+    assert "moved from High age and frequency" not in page

@@ -193,3 +193,85 @@ def test_the_admin_saves_a_schedule_with_its_beat_entry_and_refuses_a_bad_cron(
     )
     assert "A cron expression has five fields" in response.content.decode()
     assert not Schedule.objects.filter(name="Bad").exists()
+
+
+def test_a_schedule_keeps_its_algorithm_and_its_runs_use_it(trained, manager_client):
+    """Issue 12: a schedule stores the retrain's options, the algorithm among them."""
+    response = manager_client.post(
+        "/operations/schedules/new/",
+        {
+            "name": "Mixture monthly",
+            "enabled": "on",
+            "kind": "monthly",
+            "activation": "always",
+            "k_min": 2,
+            "k_max": 6,
+            "missing": "exclude",
+            "algorithm": "gmm",
+        },
+    )
+    assert response.status_code == 302
+    schedule = Schedule.objects.get(name="Mixture monthly")
+    assert schedule.algorithm == "gmm"
+    assert "Gaussian mixture" in manager_client.get("/operations/").content.decode()
+    assert 'value="gmm" selected' in manager_client.get(
+        f"/operations/schedules/{schedule.id}/"
+    ).content.decode().replace('selected="selected"', "selected")
+
+    run = fire_and_train(schedule)
+
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.error
+    assert run.algorithm_requested == "gmm" and run.algorithm == "gmm"
+
+
+def test_a_schedule_without_an_algorithm_uses_k_means(manager_client):
+    manager_client.post(
+        "/operations/schedules/new/",
+        {"name": "Plain", "kind": "monthly", "activation": "never", "k_min": 2, "k_max": 8,
+         "missing": "exclude"},
+    )  # fmt: skip
+    assert Schedule.objects.get(name="Plain").algorithm == "kmeans"
+
+
+def test_not_worse_counts_unsegmented_customers_as_a_comparison_does():
+    """An HDBSCAN run's silhouette leaves its Unsegmented customers out; 'not worse' must
+    count them as 0, as a compare retrain's recommendation does, or leaving a fifth of the
+    customers out would pass for better segments."""
+    from operations.schedules import activation_allowed
+
+    active = TrainingRun(id=1, silhouette=0.55, stability=0.95, noise_share=None)
+    density = TrainingRun(id=2, silhouette=0.65, stability=0.97, noise_share=0.2)  # 0.52 all
+
+    allowed, words = activation_allowed(Schedule.Activation.NOT_WORSE, density, active)
+
+    assert not allowed
+    assert "silhouette 0.520 (0.650 without its 20.0% Unsegmented, who count 0)" in words
+    assert "below the active run's 0.550" in words
+    back, _ = activation_allowed(Schedule.Activation.NOT_WORSE, active, density)
+    assert back
+
+
+def test_the_next_run_of_a_monthly_schedule_is_said_at_three_not_two_fifty_nine(manager_client):
+    schedule = make_schedule(kind=Schedule.Kind.MONTHLY)
+    from operations.schedules import schedule_next_run
+
+    due = schedule_next_run(schedule)
+
+    assert (due.day, due.minute, due.second, due.microsecond) == (1, 0, 0, 0)
+    assert ", 03:00" in manager_client.get("/operations/").content.decode()
+
+
+def test_the_admin_edits_a_schedules_algorithm(admin_client):
+    schedule = make_schedule(algorithm="ward")
+    url = f"/admin/operations/schedule/{schedule.id}/change/"
+    assert 'name="algorithm"' in admin_client.get(url).content.decode()
+
+    response = admin_client.post(
+        url,
+        {"name": "Monthly", "enabled": "on", "kind": "monthly", "cron": "",
+         "activation": "never", "features": "[]", "k": 4, "k_min": 2, "k_max": 10,
+         "missing": "exclude", "algorithm": "compare"},
+    )  # fmt: skip
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Schedule.objects.get(id=schedule.id).algorithm == "compare"

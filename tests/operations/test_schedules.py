@@ -183,7 +183,7 @@ def test_the_admin_saves_a_schedule_with_its_beat_entry_and_refuses_a_bad_cron(
 ):
     form = {"name": "Weekly", "enabled": "on", "kind": "cron", "cron": "0 4 * * 1",
             "activation": "always", "features": "[]", "k_min": 2, "k_max": 10,
-            "missing": "exclude"}  # fmt: skip
+            "missing": "exclude", "algorithm": "kmeans"}  # fmt: skip
     response = admin_client.post("/admin/operations/schedule/add/", form)
     assert response.status_code == 302, response.content.decode()[:2000]
     schedule = Schedule.objects.get(name="Weekly")

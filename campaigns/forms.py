@@ -67,7 +67,9 @@ class CampaignForm(forms.Form):
 
     def __init__(self, *args, run: TrainingRun | None, catalogue: Catalogue, **kwargs):
         super().__init__(*args, **kwargs)
-        clusters = Cluster.objects.filter(run=run).select_related("segment") if run else []
+        clusters = (
+            Cluster.objects.filter(run=run, is_noise=False).select_related("segment") if run else []
+        )
         self.fields["segments"].choices = [
             (str(c.segment_id), f"{c.segment.name} ({c.size:,} customers)")
             for c in sorted(clusters, key=lambda c: -c.size)

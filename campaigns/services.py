@@ -138,12 +138,21 @@ def _segment_audience(spec: CampaignSpec) -> _Audience:
     if run is None:
         raise CampaignInvalid({"targets": "There is no active model: train one first."})
     ids = [int(i) for i in spec.targets]
-    clusters = {c.segment_id: c for c in Cluster.objects.filter(run=run, segment_id__in=ids)}
+    clusters = {
+        c.segment_id: c
+        for c in Cluster.objects.filter(run=run, segment_id__in=ids).select_related("segment")
+    }
     missing = [i for i in ids if i not in clusters]
     if missing:
         names = Segment.objects.filter(id__in=missing).values_list("name", flat=True)
         shown = ", ".join(names) or ", ".join(map(str, missing))
         raise CampaignInvalid({"targets": f"Not in the active model: {shown}."})
+    unsegmented = [c.segment.name for c in clusters.values() if c.is_noise]
+    if unsegmented:
+        # HDBSCAN's leftovers share no profile and have no strategy to test.
+        raise CampaignInvalid(
+            {"targets": f"{unsegmented[0]} is not a segment (no common profile, no strategy)."}
+        )
     queryset = ClusterAssignment.objects.filter(run=run, cluster__in=clusters.values())
     if spec.min_confidence is not None:
         queryset = queryset.filter(confidence__gte=spec.min_confidence)

@@ -139,7 +139,7 @@ def campaign_strategies(request: HttpRequest, campaign_id: int) -> HttpResponse:
 def plan(request: HttpRequest) -> HttpResponse:
     """The planning calculator: computed on the server as the inputs change (htmx)."""
     run = run_active(with_projection=False)
-    clusters = run_clusters(run=run) if run else []
+    clusters = [c for c in run_clusters(run=run) if not c.is_noise] if run else []
     form = PlanForm(request.GET or None, clusters=clusters)
     result = None
     if form.is_bound and form.is_valid():

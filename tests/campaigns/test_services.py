@@ -327,3 +327,35 @@ def test_a_category_and_a_purchase_history_feature_narrow_the_audience(trained):
     chosen = campaign.members.values_list("customer__sex", "customer__rfm__recency_days")
     assert chosen and all(sex == "female" and recency <= 30 for sex, recency in chosen)
     assert campaign.categories == {"sex": ["female"]}
+
+
+def test_hdbscans_unsegmented_group_cannot_be_a_campaign_target(marketer_client):
+    """Unsegmented customers share no profile and have no strategy to test: neither the
+    form nor the service offers them as a target."""
+    from tests.clustering.helpers import train
+    from tests.operations.helpers import add_customers
+
+    add_customers(600, seed=1, prefix="OLD")
+    for i in range(30):  # far from every persona: left Unsegmented
+        Customer.objects.create(
+            customer_id=f"STRAY-{i}",
+            age=18 + (i * 7) % 90,
+            annual_income=300.0 + 50 * i,
+            spending_score=1 + (i * 13) % 99,
+            purchase_frequency=80 + 15 * i,
+        )
+    run = train(
+        algorithm="hdbscan",
+        features=("age", "annual_income", "spending_score", "purchase_frequency"),
+        log_features=(),
+    )
+    noise = run.clusters.select_related("segment").get(is_noise=True)
+    page = marketer_client.get("/campaigns/new/").content.decode()
+
+    with pytest.raises(CampaignInvalid) as refused:
+        campaign_create(
+            spec=CampaignSpec(name="Leftovers", targets=(noise.segment_id,), control_share=0.1)
+        )
+
+    assert f'value="{noise.segment_id}"' not in page
+    assert "is not a segment" in refused.value.errors["targets"]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
-from clustering.algorithms import ALGORITHMS, COMPARE, KMEANS
+from clustering.algorithms import ALGORITHMS, COMPARE, COVARIANCE_AUTO, COVARIANCE_TYPES, KMEANS
 from clustering.models import (
     SEGMENT_ACTION_MAX_LENGTH,
     SEGMENT_ACTIONS_MAX,
@@ -179,6 +179,14 @@ class RetrainForm(forms.Form):
         "them can be activated from the run's page. HDBSCAN chooses its own number of "
         "segments.",
     )
+    covariance = forms.ChoiceField(
+        label="Gaussian mixture covariance",
+        choices=[(COVARIANCE_AUTO, "Chosen by BIC (automatic)"), *COVARIANCE_TYPES.items()],
+        initial=COVARIANCE_AUTO,
+        required=False,
+        help_text="The shape of each mixture segment; automatic keeps the type with the "
+        "lowest BIC. Other algorithms ignore it.",
+    )
 
     def __init__(self, *args, catalogue: Catalogue = BUILT_IN_CATALOGUE, **kwargs):
         super().__init__(*args, **kwargs)
@@ -223,6 +231,7 @@ class RetrainForm(forms.Form):
             "missing": data["missing"],
             "log_features": self._log_features(),
             "algorithm": data.get("algorithm") or KMEANS,
+            "covariance": data.get("covariance") or COVARIANCE_AUTO,
         }
         if data["mode"] == self.MODE_FIXED:
             return TrainingParams(k=data["k"], **options)  # the range is not used

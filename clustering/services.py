@@ -97,8 +97,11 @@ class TrainingParams:
     log_features: tuple[str, ...] | None = None
     # One of clustering.algorithms.ALGORITHMS, or "compare" (all of them, one recommended).
     algorithm: str = "kmeans"
+    # A mixture's covariance type: "auto" (chosen by BIC) or one of COVARIANCE_TYPES.
+    covariance: str = algorithms.COVARIANCE_AUTO
 
     def __post_init__(self) -> None:
+        algorithms.covariance_types(self.covariance)  # raises ValueError when unknown
         if self.algorithm not in (*algorithms.ALGORITHMS, algorithms.COMPARE):
             choices = ", ".join((*algorithms.ALGORITHMS, algorithms.COMPARE))
             raise ValueError(f"the algorithm must be one of {choices}")
@@ -140,6 +143,7 @@ def training_run_start(*, user=None, params: TrainingParams, enqueue: bool = Tru
                 k_min=params.k_min,
                 k_max=params.k_max,
                 algorithm_requested=params.algorithm,
+                covariance_requested=params.covariance,
                 created_by=user if user and user.is_authenticated else None,
                 step="Waiting for a worker",
             )
@@ -246,6 +250,7 @@ class Outcome:
     quality: algorithms.Quality | None = None
     silhouette: float | None = None
     bic_by_k: tuple[float, ...] = ()
+    covariance_type: str = ""
     # By customer: in no dense group (HDBSCAN), label k (the Unsegmented cluster).
     noise: np.ndarray | None = None
     # A "compare" retrain's other algorithms, each written as a run of its own.
@@ -420,6 +425,7 @@ def _compute_one(
             min_size=settings.CLUSTERING_MIN_SEGMENT_SIZE,
             random_state=random_state,
             progress=lambda fraction, step: progress(0.7 * fraction, step),
+            covariance=run.covariance_requested,
         )
     pipeline, k = fitted.pipeline, fitted.k
     sigma2 = engine.within_variance(pipeline, len(X_fit))
@@ -444,6 +450,7 @@ def _compute_one(
         k=k,
         min_size=min_size,
         random_state=random_state,
+        covariance_type=fitted.covariance_type or algorithms.GMM_COVARIANCE,
     )
     # K-Means' and HDBSCAN's sweep silhouette at K is on these very labels (same fit, same
     # membership rule); a mixture's or Ward's sweep may have run on a sample.
@@ -480,6 +487,7 @@ def _compute_one(
     )
     outcome.algorithm, outcome.stab, outcome.quality = algorithm, stab, quality
     outcome.silhouette, outcome.bic_by_k, outcome.noise = quality.silhouette, fitted.bic_by_k, noise
+    outcome.covariance_type = getattr(fitted, "covariance_type", "")
     return outcome
 
 
@@ -794,6 +802,7 @@ def _finish_run(*, run: TrainingRun, outcome: Outcome, stored) -> None:
         calinski_harabasz=_finite(quality.calinski_harabasz, 3) if quality else None,
         davies_bouldin=_finite(quality.davies_bouldin, 4) if quality else None,
         bic_by_k=[round(v, 2) for v in outcome.bic_by_k],
+        covariance_type=outcome.covariance_type,
         noise_share=round(float(outcome.noise.mean()), 5) if outcome.has_noise else None,
         status=TrainingRun.Status.SUCCEEDED,
         in_flight=None,

@@ -5,7 +5,14 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from clustering.algorithms import ALGORITHMS, COMPARE, KMEANS, LABELS
+from clustering.algorithms import (
+    ALGORITHMS,
+    COMPARE,
+    COVARIANCE_AUTO,
+    COVARIANCE_TYPES,
+    KMEANS,
+    LABELS,
+)
 from clustering.models import TrainingRun
 from clustering.selectors import run_summary
 from clustering.services import (
@@ -55,6 +62,13 @@ class Command(BaseCommand):
             help="kmeans (default), gmm (Gaussian mixture), hdbscan (density, with "
             "Unsegmented customers), ward (hierarchical), or compare: all of them in one run, "
             "side by side, the recommended one activated",
+        )
+        parser.add_argument(
+            "--covariance",
+            choices=[COVARIANCE_AUTO, *COVARIANCE_TYPES],
+            default=COVARIANCE_AUTO,
+            help="the Gaussian mixture's covariance type: auto (default: the lowest BIC among "
+            "full, diag, tied and spherical) or that type",
         )
         mode = parser.add_mutually_exclusive_group()
         mode.add_argument("--sync", action="store_true", help="train in this process")
@@ -124,6 +138,7 @@ class Command(BaseCommand):
                 missing=options["missing"],
                 log_features=log_features,
                 algorithm=options["algorithm"],
+                covariance=options["covariance"],
             )
         except ValueError as problem:
             raise CommandError(str(problem)) from None

@@ -37,10 +37,10 @@ from sklearn.metrics import (
 )
 from sklearn.mixture import GaussianMixture
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from clustering import engine
 from clustering.bands import SEGMENT_STABILITY_BANDS
+from clustering.encoding import OneHotColumns
 
 KMEANS, GMM, HDBSCAN_KEY, WARD = "kmeans", "gmm", "hdbscan", "ward"
 ALGORITHMS: dict[str, str] = {
@@ -332,6 +332,7 @@ def sweep_and_fit(
     random_state: int | None = 0,
     progress: engine.ProgressCallback | None = None,
     covariance: str = COVARIANCE_AUTO,
+    encoder: OneHotColumns | None = None,
 ) -> Fitted:
     """Sweep K (where the algorithm has one), choose it and fit the final pipeline.
 
@@ -345,22 +346,40 @@ def sweep_and_fit(
             random_state=random_state,
             progress=report,
             keep_labels=False,
+            encoder=encoder,
         )
         k = k_fixed or engine.choose_k(sweep, min_share=min_share)
-        pipeline = engine.fit(X_raw, k=k, random_state=random_state, log_columns=log_mask)
+        pipeline = engine.fit(
+            X_raw, k=k, random_state=random_state, log_columns=log_mask, encoder=encoder
+        )
         return Fitted(KMEANS, sweep, k, pipeline, engine.K_RULE)
-    Xs = StandardScaler().fit_transform(X_model)
+    Xs = engine.model_scaler(encoder).fit_transform(_encoded(X_model, encoder))
+    # Every segmenter's pipeline: the same transforms as K-Means' (engine.model_steps).
+    steps = (log_mask, encoder)
     if algorithm == GMM:
-        return _gmm(Xs, X_raw, k_values, k_fixed, log_mask, random_state, report, covariance)
+        return _gmm(Xs, X_raw, k_values, k_fixed, steps, random_state, report, covariance)
     if algorithm == WARD:
-        return _ward(Xs, X_raw, k_values, k_fixed, log_mask, min_share, random_state, report)
+        return _ward(Xs, X_raw, k_values, k_fixed, steps, min_share, random_state, report)
     if algorithm == HDBSCAN_KEY:
-        return _density(Xs, X_raw, log_mask, min_share, min_size, random_state, report)
+        return _density(Xs, X_raw, steps, min_share, min_size, random_state, report)
     raise ValueError(f"unknown algorithm {algorithm!r}; choose from {', '.join(ALGORITHMS)}")
 
 
-def _pipeline(log_mask: np.ndarray, segmenter: BaseEstimator, X_raw: np.ndarray) -> Pipeline:
-    return make_pipeline(engine.LogColumns(log_mask), StandardScaler(), segmenter).fit(X_raw)
+def _encoded(X: np.ndarray, encoder: OneHotColumns | None) -> np.ndarray:
+    return X if encoder is None else encoder.transform(X)
+
+
+def _pipeline(steps: tuple, segmenter: BaseEstimator, X_raw: np.ndarray) -> Pipeline:
+    """``steps``: (log mask, one-hot encoder or None), as engine.model_steps takes them."""
+    return make_pipeline(*engine.model_steps(*steps), segmenter).fit(X_raw)
+
+
+def _scaled_rows(steps: tuple, X_raw: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``rows`` of X_raw in the scaled space the pipeline will have (its scaler sees every
+    row of X_raw)."""
+    log_mask, encoder = steps
+    expanded = _encoded(engine.log_transform(X_raw, log_mask), encoder)
+    return engine.model_scaler(encoder).fit(expanded).transform(expanded[rows])
 
 
 def _sweep_result(ks, inertia, silhouette, labels, n_rows, sil_rows, algorithm):
@@ -410,7 +429,7 @@ def covariance_types(covariance: str) -> tuple[str, ...]:
     return (covariance,)
 
 
-def _gmm(Xs, X_raw, k_values, k_fixed, log_mask, random_state, report, covariance) -> Fitted:
+def _gmm(Xs, X_raw, k_values, k_fixed, steps, random_state, report, covariance) -> Fitted:
     ks = tuple(k_values)
     types = covariance_types(covariance)
     rows = _sample(len(Xs), GMM_SAMPLE_MAX, random_state)
@@ -434,11 +453,11 @@ def _gmm(Xs, X_raw, k_values, k_fixed, log_mask, random_state, report, covarianc
     k = k_fixed or ks[int(np.argmin(bic[kind]))]
     segmenter = MixtureSegments(k, kind, random_state)
     sweep = _sweep_result(ks, inertia, silhouette, labels, len(Xs), sil_rows, GMM)
-    pipeline = _pipeline(log_mask, segmenter, X_raw)
+    pipeline = _pipeline(steps, segmenter, X_raw)
     return Fitted(GMM, sweep, k, pipeline, GMM_RULE, tuple(bic[kind]), kind)
 
 
-def _ward(Xs, X_raw, k_values, k_fixed, log_mask, min_share, random_state, report) -> Fitted:
+def _ward(Xs, X_raw, k_values, k_fixed, steps, min_share, random_state, report) -> Fitted:
     ks = tuple(k_values)
     rows = _sample(len(Xs), WARD_SAMPLE_MAX, random_state)
     report(0.1, "Building the Ward tree")
@@ -451,17 +470,15 @@ def _ward(Xs, X_raw, k_values, k_fixed, log_mask, min_share, random_state, repor
     k = k_fixed or engine.choose_k(sweep, min_share=min_share)
     chosen = labels[ks.index(k)]
     # Centres in the pipeline's own scaled space (its scaler sees the same rows).
-    scaler = StandardScaler().fit(engine.log_transform(X_raw, log_mask))
-    sample_scaled = scaler.transform(engine.log_transform(X_raw[rows], log_mask))
-    segmenter = CentreSegments(_centres(sample_scaled, chosen, k))
-    return Fitted(WARD, sweep, k, _pipeline(log_mask, segmenter, X_raw), WARD_RULE)
+    segmenter = CentreSegments(_centres(_scaled_rows(steps, X_raw, rows), chosen, k))
+    return Fitted(WARD, sweep, k, _pipeline(steps, segmenter, X_raw), WARD_RULE)
 
 
-def _density(Xs, X_raw, log_mask, min_share, min_size, random_state, report) -> Fitted:
+def _density(Xs, X_raw, steps, min_share, min_size, random_state, report) -> Fitted:
     min_cluster = max(min_size, int(np.ceil(min_share * min(len(Xs), DENSITY_SAMPLE_MAX))))
     report(0.1, "Finding dense groups")
     segmenter = DensitySegments(min_cluster, random_state)
-    pipeline = _pipeline(log_mask, segmenter, X_raw)
+    pipeline = _pipeline(steps, segmenter, X_raw)
     labels = pipeline[-1].labels_
     k = int(labels.max()) + 1
     report(0.7, "Silhouette")
@@ -530,10 +547,12 @@ def consensus_fit(
     log_mask: np.ndarray,
     min_share: float,
     random_state: int | None = 0,
+    encoder: OneHotColumns | None = None,
 ) -> Fitted:
     """The consensus segmentation (ENSEMBLE_RULE); ``k_guess`` is the K the base refits
     use (the parts' usual choice)."""
-    Xs = StandardScaler().fit_transform(X_model)
+    Xs = engine.model_scaler(encoder).fit_transform(_encoded(X_model, encoder))
+    steps = (log_mask, encoder)
     rows = _sample(len(Xs), ENSEMBLE_SAMPLE_MAX, random_state)
     ks = tuple(kk for kk in k_values if kk < len(rows))
     cuts = _consensus_cuts(Xs[rows], k_guess, ks, random_state)
@@ -543,10 +562,8 @@ def consensus_fit(
     sweep = _sweep_result(ks, inertia, silhouette, cuts, len(Xs), sil_rows, ENSEMBLE)
     k = engine.choose_k(sweep, min_share=min_share)
     chosen = cuts[ks.index(k)]
-    scaler = StandardScaler().fit(engine.log_transform(X_raw, log_mask))
-    sample_scaled = scaler.transform(engine.log_transform(X_raw[rows], log_mask))
-    segmenter = CentreSegments(_centres(sample_scaled, chosen, k))
-    return Fitted(ENSEMBLE, sweep, k, _pipeline(log_mask, segmenter, X_raw), ENSEMBLE_RULE)
+    segmenter = CentreSegments(_centres(_scaled_rows(steps, X_raw, rows), chosen, k))
+    return Fitted(ENSEMBLE, sweep, k, _pipeline(steps, segmenter, X_raw), ENSEMBLE_RULE)
 
 
 # Every algorithm's name as shown, the consensus included (it is only made by a compare).

@@ -14,8 +14,24 @@ from customers.catalogue import BUILT_IN_CATALOGUE, Catalogue, Feature
 from customers.forms import PlainFloatField, PlainIntegerField
 
 
+def category_field(feature: Feature) -> forms.Field:
+    """A categorical feature of a run: a select of the categories the run knows."""
+    return forms.ChoiceField(
+        label=feature.label,
+        choices=[("", "—"), *feature.choices],
+        help_text=feature.help,
+        error_messages={
+            "required": f"Choose the customer's {feature.label.lower()}.",
+            "invalid_choice": f"{feature.label}: %(value)s is not a category this model knows; "
+            f"use one of: {', '.join(code for code, _ in feature.choices)}.",
+        },
+    )
+
+
 def feature_field(feature: Feature) -> forms.Field:
     """The form field of a numeric catalogue feature: its label, range and whole-number rule."""
+    if not feature.is_numeric:
+        return category_field(feature)
     # Plain decimals only, as the importer reads them ("3_0", "1e2", "١٢" are not numbers).
     kind = PlainIntegerField if feature.whole else PlainFloatField
     label = feature.label
@@ -192,6 +208,8 @@ class RetrainForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.catalogue = catalogue
         choices = [(f.key, f.label) for f in catalogue.clusterable()]
+        # Categorical attributes count as one feature each (one-hot, clustering.encoding).
+        choices += [(f.key, f"{f.label} (category)") for f in catalogue.clusterable_categorical()]
         self.fields["features"].choices = choices
         self.fields["log_features"].choices = [
             (f.key, f.label) for f in catalogue.clusterable() if f.log_allowed

@@ -409,6 +409,7 @@ def _compute_one(
             log_mask=prepared.log_mask,
             min_share=min_share,
             random_state=random_state,
+            encoder=prepared.encoder(),
         )
     else:
         fitted = _timed(
@@ -426,6 +427,7 @@ def _compute_one(
             random_state=random_state,
             progress=lambda fraction, step: progress(0.7 * fraction, step),
             covariance=run.covariance_requested,
+            encoder=prepared.encoder(),
         )
     pipeline, k = fitted.pipeline, fitted.k
     sigma2 = engine.within_variance(pipeline, len(X_fit))
@@ -463,7 +465,7 @@ def _compute_one(
         timings, "metrics", algorithms.quality, Xs_fit, fit_labels, random_state, silhouette=known
     )
     names = naming.name_clusters(
-        engine.centroids_sd(pipeline),
+        engine.centroids_by_feature_sd(pipeline),  # a category has no high or low
         prepared.features,
         labels=catalogue.labels(),
         words=catalogue.words(),
@@ -822,7 +824,7 @@ def _finish_run(*, run: TrainingRun, outcome: Outcome, stored) -> None:
         silhouette_sample_size=sweep.silhouette_sample_size,
         customers_used=len(outcome.data.X),
         customers_excluded=outcome.data.excluded,
-        feature_info={key: outcome.catalogue[key].snapshot() for key in outcome.features},
+        feature_info=_feature_info(outcome),
         imputed={k: round(v, 4) for k, v in outcome.data.imputed.items()},
         missing_by_feature=outcome.data.missing_by_feature,
         log_features=[f for f, log in zip(outcome.features, outcome.prepared.log_mask) if log],
@@ -961,7 +963,7 @@ def clusters_create(
 ) -> list[Cluster]:
     """Clusters of the run with their centroid and statistics, in label order."""
     centroids = engine.centroids_original(outcome.pipeline)
-    centroids_sd = engine.centroids_sd(outcome.pipeline)
+    centroids_sd = engine.centroids_by_feature_sd(outcome.pipeline)
     total = len(outcome.labels)
     clusters = []
     for index, persona in enumerate(outcome.names):
@@ -994,6 +996,15 @@ def clusters_create(
     if outcome.has_noise:
         clusters.append(_unsegmented_cluster(run=run, outcome=outcome))
     return Cluster.objects.bulk_create(clusters)
+
+
+def _feature_info(outcome: Outcome) -> dict[str, dict]:
+    """The run's features as the catalogue described them; a categorical feature also keeps
+    its values in code order (prediction answers only with these)."""
+    info = {key: outcome.catalogue[key].snapshot() for key in outcome.features}
+    for key, values in outcome.data.category_values.items():
+        info[key]["categories"] = list(values)
+    return info
 
 
 def _segment_stability(outcome: Outcome, index: int) -> float | None:

@@ -114,12 +114,12 @@ class Command(BaseCommand):
     def params(self, options) -> TrainingParams:
         features = tuple(f.strip() for f in options["features"].split(",") if f.strip())
         catalogue = catalogue_current()
-        usable = {f.key for f in catalogue.clusterable()}
+        usable = [f.key for f in (*catalogue.clusterable(), *catalogue.clusterable_categorical())]
         unknown = [f for f in features if f not in usable]
         if unknown:
-            keys = ", ".join(f.key for f in catalogue.clusterable())
             raise CommandError(
-                f"{', '.join(unknown)}: not a numeric feature of the catalogue; choose from {keys}"
+                f"{', '.join(unknown)}: not a feature that can be used for clustering (sex "
+                f"never is); choose from {', '.join(usable)}"
             )
         log = options["log"].strip()
         log_features = (

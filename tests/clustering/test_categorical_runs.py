@@ -138,3 +138,25 @@ def test_the_retrain_form_offers_categorical_attributes_but_never_sex(by_channel
     page = manager_client.get("/").content.decode()
     assert 'value="channel"' in page and "Channel (category)" in page
     assert 'name="features" value="sex"' not in page
+
+
+def test_drift_of_a_categorical_feature_compares_category_shares(by_channel):
+    from operations.monitoring import drift_measure
+
+    run = train(features=FEATURES, k=2, log_features=())
+    steady = drift_measure(run=run)
+    assert {f["feature"]: f["level"] for f in steady.features}["channel"] == "stable"
+    # Half the store customers move to the web, a tenth to a channel the model never saw.
+    moved = list(Customer.objects.filter(customer_id__in=[f"C-{i:04d}" for i in range(0, 300, 2)]))
+    for n, customer in enumerate(moved):
+        if n % 2:
+            customer.attributes = {"channel": "web" if n % 10 != 1 else "phone"}
+    Customer.objects.bulk_update(moved, ["attributes"])
+
+    report = drift_measure(run=run)
+
+    channel = next(f for f in report.features if f["feature"] == "channel")
+    assert channel["level"] == "large" and channel["median_now"] is None
+    assert report.changed > 0  # moved customers are now nearest the web segment
+    # Customers of the unseen channel are in the PSI, not placed by the model.
+    assert report.customers_now == 300 and report.compared < 300

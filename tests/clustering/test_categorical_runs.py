@@ -160,3 +160,16 @@ def test_drift_of_a_categorical_feature_compares_category_shares(by_channel):
     assert report.changed > 0  # moved customers are now nearest the web segment
     # Customers of the unseen channel are in the PSI, not placed by the model.
     assert report.customers_now == 300 and report.compared < 300
+
+
+def test_cards_and_members_page_show_the_model_s_category_once_first(by_channel, marketer_client):
+    run = train(features=FEATURES, k=2, log_features=())
+    store = run.clusters.get(segment__name=segment_with(run, "store"))
+
+    dashboard = marketer_client.get("/").content.decode()
+    assert dashboard.count("Channel (in the model)") == 2  # one card per segment
+    members = marketer_client.get(f"/segments/{store.segment_id}/").content.decode()
+    header = members.split("<thead", 1)[1].split("</thead>", 1)[0]
+    assert header.count("Channel") == 1
+    rows = members.split("<tbody", 1)[1].split("</tbody>", 1)[0]
+    assert "<td>store</td>" in rows and "<td>web</td>" not in rows

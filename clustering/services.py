@@ -7,6 +7,7 @@ active run. A run that fails at any point leaves the active model as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -267,6 +268,37 @@ class Outcome:
         return self.prepared.features
 
 
+def _names(pipeline, prepared: PreparedData, catalogue, clusters: np.ndarray) -> list:
+    """Names from the numeric features (a category has no high or low, so it never makes a
+    persona); the reason then gives each categorical feature's most common category."""
+    features = prepared.features
+    categories = prepared.data.category_values
+    numeric = [i for i, key in enumerate(features) if key not in categories]
+    columns = numeric or list(range(len(features)))  # only categories: every name neutral
+    names = naming.name_clusters(
+        engine.centroids_by_feature_sd(pipeline)[:, columns],
+        [features[i] for i in columns],
+        labels=catalogue.labels(),
+        words=catalogue.words(),
+    )
+    if not categories:
+        return names
+    named = []
+    for index, name in enumerate(names):
+        parts = []
+        for key, values in categories.items():
+            codes = prepared.data.X[clusters == index, features.index(key)].astype(int)
+            if len(codes):
+                top = np.bincount(codes, minlength=len(values))
+                parts.append(
+                    f"{catalogue[key].short_label} {values[top.argmax()]} "
+                    f"{100 * top.max() / len(codes):.0f} %"
+                )
+        reason = "; ".join([name.reason, *parts]) if numeric else "; ".join(parts)
+        named.append(dataclasses.replace(name, reason=reason))
+    return named
+
+
 def _timed(timings: dict[str, float], name: str, function, *args, **kwargs):
     started = time.perf_counter()
     result = function(*args, **kwargs)
@@ -464,12 +496,7 @@ def _compute_one(
     quality = _timed(
         timings, "metrics", algorithms.quality, Xs_fit, fit_labels, random_state, silhouette=known
     )
-    names = naming.name_clusters(
-        engine.centroids_by_feature_sd(pipeline),  # a category has no high or low
-        prepared.features,
-        labels=catalogue.labels(),
-        words=catalogue.words(),
-    )
+    names = _names(pipeline, prepared, catalogue, scores.cluster)
     outcome = Outcome(
         prepared.data,
         sweep,

@@ -915,6 +915,8 @@ def _matches_with_active_run(outcome: Outcome, features: list[str]) -> dict[int,
     # Compared where the new model sees customers (log scale where chosen, in sd).
     new_centroids = engine.centroids_sd(outcome.pipeline)
     old_original = np.array([[c.centroid[f] for f in features] for c in old_clusters])
+    if not _recode_categories(old_original, previous, outcome):
+        return {}  # a category of the old centres is gone: no fair comparison
     old_centroids = engine.to_model_space(outcome.pipeline, old_original)
     same_archetype = np.array(
         [[persona.archetype == c.archetype for c in old_clusters] for persona in outcome.names]
@@ -926,6 +928,23 @@ def _matches_with_active_run(outcome: Outcome, features: list[str]) -> dict[int,
         allowed=same_archetype,
     )
     return {new: old_clusters[old].segment for new, old in pairs.items()}
+
+
+def _recode_categories(centres: np.ndarray, previous: TrainingRun, outcome: Outcome) -> bool:
+    """Turn the previous run's category codes in ``centres`` into this run's (each run
+    numbers its own categories); False when a category is no longer among them."""
+    info = previous.feature_info or {}
+    for key, values in outcome.data.category_values.items():
+        column = outcome.features.index(key)
+        old_values = info.get(key, {}).get("categories")
+        if old_values is None:
+            return False
+        for row in centres:
+            value = old_values[int(row[column])]
+            if value not in values:
+                return False
+            row[column] = values.index(value)
+    return True
 
 
 def _unique_name(name: str, taken: set[str]) -> str:
@@ -1059,6 +1078,11 @@ def _unsegmented_cluster(*, run: TrainingRun, outcome: Outcome) -> Cluster:
     raw = outcome.data.X[members]
     centre = raw.mean(axis=0)
     centre_sd = engine.to_model_space(outcome.pipeline, raw).mean(axis=0)
+    if (encoder := engine.encoder_of(outcome.pipeline)) is not None:
+        centre_sd = encoder.collapse(centre_sd[None], fill=0.0)[0]
+        for column in np.flatnonzero(encoder.categorical):  # the most common, not a mean
+            codes = raw[:, column].astype(int)
+            centre[column] = np.bincount(codes).argmax() if len(codes) else 0
     size = int(members.sum())
     return Cluster(
         run=run,

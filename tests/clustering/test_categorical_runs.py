@@ -173,3 +173,26 @@ def test_cards_and_members_page_show_the_model_s_category_once_first(by_channel,
     assert header.count("Channel") == 1
     rows = members.split("<tbody", 1)[1].split("</tbody>", 1)[0]
     assert "<td>store</td>" in rows and "<td>web</td>" not in rows
+
+
+def test_segments_carry_over_a_retrain_even_when_a_new_category_renumbers_the_codes(
+    by_channel,
+):
+    first = train(features=FEATURES, k=2, log_features=())
+    before = {segment_with(first, ch): ch for ch in ("store", "web")}
+    # "app" sorts first: every code of the new run moves up by one.
+    Customer.objects.filter(customer_id="C-0000").update(attributes={"channel": "app"})
+
+    second = train(features=FEATURES, k=2, log_features=())
+
+    assert second.feature_info["channel"]["categories"] == ["app", "store", "web"]
+    assert {segment_with(second, ch): ch for ch in ("store", "web")} == before
+
+
+@pytest.mark.parametrize("algorithm", ["hdbscan", "compare"])
+def test_every_algorithm_trains_with_a_categorical_feature(by_channel, algorithm):
+    run = train(features=FEATURES, log_features=(), algorithm=algorithm)
+
+    assert run.feature_info["channel"]["categories"] == ["store", "web"]
+    for cluster in run.clusters.all():
+        assert set(cluster.centroid_sd) == set(FEATURES)

@@ -7,9 +7,9 @@ Every segmenter exposes what the engine reads from a fitted K-Means: ``cluster_c
 engine's ``Scores`` for scaled rows), so naming, matching, statistics and serving are the
 same for all of them.
 
-* ``gmm``: GaussianMixture, full covariances. The number of components is the one with
-  the lowest BIC (``GMM_RULE``); confidence is the model's own posterior probability and
-  the runner-up the second most probable component.
+* ``gmm``: GaussianMixture. The number of components, and the covariance type unless the
+  user sets it, are the pair with the lowest BIC (``GMM_RULE``); confidence is the
+  model's own posterior probability and the runner-up the second most probable component.
 * ``hdbscan``: scikit-learn's HDBSCAN on at most ``DENSITY_SAMPLE_MAX`` customers. Customers
   in no dense group are "Unsegmented" (label ``NOISE``). New customers follow
   ``HDBSCAN_MEMBERSHIP_RULE``.
@@ -37,10 +37,10 @@ from sklearn.metrics import (
 )
 from sklearn.mixture import GaussianMixture
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from clustering import engine
 from clustering.bands import SEGMENT_STABILITY_BANDS
+from clustering.encoding import OneHotColumns
 
 KMEANS, GMM, HDBSCAN_KEY, WARD = "kmeans", "gmm", "hdbscan", "ward"
 ALGORITHMS: dict[str, str] = {
@@ -56,6 +56,14 @@ NOISE = -1
 UNSEGMENTED = "unsegmented"
 
 GMM_COVARIANCE = "full"
+# The mixture's covariance types; "auto" lets the BIC choose among them.
+COVARIANCE_AUTO = "auto"
+COVARIANCE_TYPES: dict[str, str] = {
+    "full": "full (any shape and tilt)",
+    "diag": "diagonal (axis-aligned ellipses)",
+    "tied": "tied (one shared shape)",
+    "spherical": "spherical (round)",
+}
 GMM_N_INIT = 2
 # The mixture's K sweep and fit read at most this many customers; the rest are scored.
 GMM_SAMPLE_MAX = 20_000
@@ -82,9 +90,10 @@ STABILITY_RULE = (
     f"{SEGMENT_STABILITY_BANDS[0].minimum:.0%} it falls apart on resampling."
 ).replace("%", " %")
 GMM_RULE = (
-    "We fit a Gaussian mixture (full covariances) for each number of segments and keep the "
-    "one with the lowest BIC (the fit penalised by the number of parameters); the "
-    "silhouette is shown for comparison."
+    "We fit a Gaussian mixture for each number of segments and each covariance type (full, "
+    "diagonal, tied, spherical; or only the one you set) and keep the pair with the lowest "
+    "BIC (the fit penalised by the number of parameters, so a rounder shape wins unless the "
+    "data need the tilt); the silhouette is shown for comparison."
 )
 WARD_RULE = (
     "Ward's method joins, step by step, the two groups whose merger adds least spread; we "
@@ -307,6 +316,7 @@ class Fitted:
     pipeline: Pipeline
     rule: str
     bic_by_k: tuple[float, ...] = ()
+    covariance_type: str = ""  # a mixture's, chosen by BIC or set by the user
 
 
 def sweep_and_fit(
@@ -321,6 +331,8 @@ def sweep_and_fit(
     min_size: int,
     random_state: int | None = 0,
     progress: engine.ProgressCallback | None = None,
+    covariance: str = COVARIANCE_AUTO,
+    encoder: OneHotColumns | None = None,
 ) -> Fitted:
     """Sweep K (where the algorithm has one), choose it and fit the final pipeline.
 
@@ -334,22 +346,40 @@ def sweep_and_fit(
             random_state=random_state,
             progress=report,
             keep_labels=False,
+            encoder=encoder,
         )
         k = k_fixed or engine.choose_k(sweep, min_share=min_share)
-        pipeline = engine.fit(X_raw, k=k, random_state=random_state, log_columns=log_mask)
+        pipeline = engine.fit(
+            X_raw, k=k, random_state=random_state, log_columns=log_mask, encoder=encoder
+        )
         return Fitted(KMEANS, sweep, k, pipeline, engine.K_RULE)
-    Xs = StandardScaler().fit_transform(X_model)
+    Xs = engine.model_scaler(encoder).fit_transform(_encoded(X_model, encoder))
+    # Every segmenter's pipeline: the same transforms as K-Means' (engine.model_steps).
+    steps = (log_mask, encoder)
     if algorithm == GMM:
-        return _gmm(Xs, X_raw, k_values, k_fixed, log_mask, random_state, report)
+        return _gmm(Xs, X_raw, k_values, k_fixed, steps, random_state, report, covariance)
     if algorithm == WARD:
-        return _ward(Xs, X_raw, k_values, k_fixed, log_mask, min_share, random_state, report)
+        return _ward(Xs, X_raw, k_values, k_fixed, steps, min_share, random_state, report)
     if algorithm == HDBSCAN_KEY:
-        return _density(Xs, X_raw, log_mask, min_share, min_size, random_state, report)
+        return _density(Xs, X_raw, steps, min_share, min_size, random_state, report)
     raise ValueError(f"unknown algorithm {algorithm!r}; choose from {', '.join(ALGORITHMS)}")
 
 
-def _pipeline(log_mask: np.ndarray, segmenter: BaseEstimator, X_raw: np.ndarray) -> Pipeline:
-    return make_pipeline(engine.LogColumns(log_mask), StandardScaler(), segmenter).fit(X_raw)
+def _encoded(X: np.ndarray, encoder: OneHotColumns | None) -> np.ndarray:
+    return X if encoder is None else encoder.transform(X)
+
+
+def _pipeline(steps: tuple, segmenter: BaseEstimator, X_raw: np.ndarray) -> Pipeline:
+    """``steps``: (log mask, one-hot encoder or None), as engine.model_steps takes them."""
+    return make_pipeline(*engine.model_steps(*steps), segmenter).fit(X_raw)
+
+
+def _scaled_rows(steps: tuple, X_raw: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``rows`` of X_raw in the scaled space the pipeline will have (its scaler sees every
+    row of X_raw)."""
+    log_mask, encoder = steps
+    expanded = _encoded(engine.log_transform(X_raw, log_mask), encoder)
+    return engine.model_scaler(encoder).fit(expanded).transform(expanded[rows])
 
 
 def _sweep_result(ks, inertia, silhouette, labels, n_rows, sil_rows, algorithm):
@@ -389,25 +419,45 @@ def _silhouettes(Xs: np.ndarray, labels_list: list[np.ndarray], random_state) ->
     return values, len(rows)
 
 
-def _gmm(Xs, X_raw, k_values, k_fixed, log_mask, random_state, report) -> Fitted:
+def covariance_types(covariance: str) -> tuple[str, ...]:
+    """The covariance types a mixture tries: all of them ("auto") or the one set."""
+    if covariance == COVARIANCE_AUTO:
+        return tuple(COVARIANCE_TYPES)
+    if covariance not in COVARIANCE_TYPES:
+        choices = ", ".join((COVARIANCE_AUTO, *COVARIANCE_TYPES))
+        raise ValueError(f"the covariance type must be one of {choices}")
+    return (covariance,)
+
+
+def _gmm(Xs, X_raw, k_values, k_fixed, steps, random_state, report, covariance) -> Fitted:
     ks = tuple(k_values)
+    types = covariance_types(covariance)
     rows = _sample(len(Xs), GMM_SAMPLE_MAX, random_state)
-    fits = []
-    for i, k in enumerate(ks):
-        report(0.8 * i / len(ks), f"Trying a mixture of {k}")
-        fits.append(_mixture(k, GMM_COVARIANCE, random_state).fit(Xs[rows]))
-    labels = [model.predict(Xs[rows]) for model in fits]
-    bic = [float(model.bic(Xs[rows])) for model in fits]
-    inertia = [_within_ss(Xs[rows], lab, m.means_) for lab, m in zip(labels, fits)]
+    fits: dict[str, list[GaussianMixture]] = {}
+    for t, kind in enumerate(types):
+        fits[kind] = []
+        for i, k in enumerate(ks):
+            report(
+                0.8 * (t * len(ks) + i) / (len(ks) * len(types)), f"Trying a {kind} mixture of {k}"
+            )
+            fits[kind].append(_mixture(k, kind, random_state).fit(Xs[rows]))
+    bic = {kind: [float(m.bic(Xs[rows])) for m in models] for kind, models in fits.items()}
+    # The covariance type of the lowest BIC over every K tried (or at the fixed K).
+    at = [ks.index(k_fixed)] if k_fixed in ks else range(len(ks))
+    kind = min(types, key=lambda c: min(bic[c][i] for i in at))
+    models = fits[kind]
+    labels = [model.predict(Xs[rows]) for model in models]
+    inertia = [_within_ss(Xs[rows], lab, m.means_) for lab, m in zip(labels, models)]
     report(0.8, "Silhouette")
     silhouette, sil_rows = _silhouettes(Xs[rows], labels, random_state)
-    k = k_fixed or ks[int(np.argmin(bic))]
-    segmenter = MixtureSegments(k, GMM_COVARIANCE, random_state)
+    k = k_fixed or ks[int(np.argmin(bic[kind]))]
+    segmenter = MixtureSegments(k, kind, random_state)
     sweep = _sweep_result(ks, inertia, silhouette, labels, len(Xs), sil_rows, GMM)
-    return Fitted(GMM, sweep, k, _pipeline(log_mask, segmenter, X_raw), GMM_RULE, tuple(bic))
+    pipeline = _pipeline(steps, segmenter, X_raw)
+    return Fitted(GMM, sweep, k, pipeline, GMM_RULE, tuple(bic[kind]), kind)
 
 
-def _ward(Xs, X_raw, k_values, k_fixed, log_mask, min_share, random_state, report) -> Fitted:
+def _ward(Xs, X_raw, k_values, k_fixed, steps, min_share, random_state, report) -> Fitted:
     ks = tuple(k_values)
     rows = _sample(len(Xs), WARD_SAMPLE_MAX, random_state)
     report(0.1, "Building the Ward tree")
@@ -420,17 +470,15 @@ def _ward(Xs, X_raw, k_values, k_fixed, log_mask, min_share, random_state, repor
     k = k_fixed or engine.choose_k(sweep, min_share=min_share)
     chosen = labels[ks.index(k)]
     # Centres in the pipeline's own scaled space (its scaler sees the same rows).
-    scaler = StandardScaler().fit(engine.log_transform(X_raw, log_mask))
-    sample_scaled = scaler.transform(engine.log_transform(X_raw[rows], log_mask))
-    segmenter = CentreSegments(_centres(sample_scaled, chosen, k))
-    return Fitted(WARD, sweep, k, _pipeline(log_mask, segmenter, X_raw), WARD_RULE)
+    segmenter = CentreSegments(_centres(_scaled_rows(steps, X_raw, rows), chosen, k))
+    return Fitted(WARD, sweep, k, _pipeline(steps, segmenter, X_raw), WARD_RULE)
 
 
-def _density(Xs, X_raw, log_mask, min_share, min_size, random_state, report) -> Fitted:
+def _density(Xs, X_raw, steps, min_share, min_size, random_state, report) -> Fitted:
     min_cluster = max(min_size, int(np.ceil(min_share * min(len(Xs), DENSITY_SAMPLE_MAX))))
     report(0.1, "Finding dense groups")
     segmenter = DensitySegments(min_cluster, random_state)
-    pipeline = _pipeline(log_mask, segmenter, X_raw)
+    pipeline = _pipeline(steps, segmenter, X_raw)
     labels = pipeline[-1].labels_
     k = int(labels.max()) + 1
     report(0.7, "Silhouette")
@@ -470,7 +518,7 @@ def co_association(
     for algorithm in ENSEMBLE_BASES:
         for seed in rng.integers(0, 2**31 - 1, size=refits):
             idx = rng.choice(n, max(k + 1, round(STABILITY_FRACTION * n)), replace=False)
-            labels = _refit_labels(algorithm, Xs[idx], k, int(seed), 10)
+            labels = _refit_labels(algorithm, Xs[idx], k, int(seed), 10, GMM_COVARIANCE)
             onehot = np.zeros((len(idx), int(labels.max()) + 1))
             onehot[np.arange(len(idx)), labels] = 1.0
             together[np.ix_(idx, idx)] += onehot @ onehot.T
@@ -499,10 +547,12 @@ def consensus_fit(
     log_mask: np.ndarray,
     min_share: float,
     random_state: int | None = 0,
+    encoder: OneHotColumns | None = None,
 ) -> Fitted:
     """The consensus segmentation (ENSEMBLE_RULE); ``k_guess`` is the K the base refits
     use (the parts' usual choice)."""
-    Xs = StandardScaler().fit_transform(X_model)
+    Xs = engine.model_scaler(encoder).fit_transform(_encoded(X_model, encoder))
+    steps = (log_mask, encoder)
     rows = _sample(len(Xs), ENSEMBLE_SAMPLE_MAX, random_state)
     ks = tuple(kk for kk in k_values if kk < len(rows))
     cuts = _consensus_cuts(Xs[rows], k_guess, ks, random_state)
@@ -512,10 +562,8 @@ def consensus_fit(
     sweep = _sweep_result(ks, inertia, silhouette, cuts, len(Xs), sil_rows, ENSEMBLE)
     k = engine.choose_k(sweep, min_share=min_share)
     chosen = cuts[ks.index(k)]
-    scaler = StandardScaler().fit(engine.log_transform(X_raw, log_mask))
-    sample_scaled = scaler.transform(engine.log_transform(X_raw[rows], log_mask))
-    segmenter = CentreSegments(_centres(sample_scaled, chosen, k))
-    return Fitted(ENSEMBLE, sweep, k, _pipeline(log_mask, segmenter, X_raw), ENSEMBLE_RULE)
+    segmenter = CentreSegments(_centres(_scaled_rows(steps, X_raw, rows), chosen, k))
+    return Fitted(ENSEMBLE, sweep, k, _pipeline(steps, segmenter, X_raw), ENSEMBLE_RULE)
 
 
 # Every algorithm's name as shown, the consensus included (it is only made by a compare).
@@ -588,9 +636,11 @@ class Stability:
     by_segment: tuple[float, ...]
 
 
-def _refit_labels(algorithm: str, Xs: np.ndarray, k: int, seed: int, min_size: int):
+def _refit_labels(
+    algorithm: str, Xs: np.ndarray, k: int, seed: int, min_size: int, covariance: str
+):
     if algorithm == GMM:
-        return _mixture(k, GMM_COVARIANCE, seed).fit(Xs).predict(Xs)
+        return _mixture(k, covariance, seed).fit(Xs).predict(Xs)
     if algorithm == WARD:
         return fcluster(linkage(Xs, method="ward"), k, criterion="maxclust") - 1
     if algorithm == HDBSCAN_KEY:
@@ -634,6 +684,7 @@ def stability(
     fraction: float = STABILITY_FRACTION,
     sample_max: int = STABILITY_SAMPLE_MAX,
     random_state: int | None = 0,
+    covariance_type: str = GMM_COVARIANCE,
 ) -> Stability:
     """Refit the same algorithm (same K, fresh seeds) ``refits`` times, each on a random
     ``fraction`` of at most ``sample_max`` scaled rows, and compare with the run's labels
@@ -649,7 +700,7 @@ def stability(
     scores, together = [], []
     for seed in rng.integers(0, 2**31 - 1, size=refits):
         idx = rng.choice(len(Xw), size=min(size, len(Xw)), replace=False)
-        refit = _refit_labels(algorithm, Xw[idx], k, int(seed), refit_size)
+        refit = _refit_labels(algorithm, Xw[idx], k, int(seed), refit_size, covariance_type)
         scores.append(adjusted_rand_score(lw[idx], refit))
         together.append(_pairs_kept_together(lw[idx], refit, k))
     with np.errstate(all="ignore"):

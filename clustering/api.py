@@ -25,6 +25,7 @@ from clustering.prediction import (
     ActiveModel,
     NoActiveModel,
     Prediction,
+    category_problem,
     model_active,
     predict_many,
 )
@@ -101,7 +102,7 @@ def _prediction_json(prediction: Prediction) -> dict:
             {
                 "feature": item.feature,
                 "value": item.value,
-                "segment_centre": round(item.centroid_value, 3),
+                "segment_centre": _rounded(item.centroid_value),
                 "difference_sd": round(item.diff_sd, 3),
             }
             for item in prediction.explanation
@@ -227,12 +228,24 @@ def _check_customer(customer: dict, model: ActiveModel) -> tuple[dict, dict]:
             continue
         if value is None:
             errors[feature.key] = [f"Enter the customer's {feature.label.lower()}."]
+        elif not feature.is_numeric:
+            if value not in {code for code, _label in feature.choices}:
+                errors[feature.key] = [category_problem(feature, value)]
         elif problem := _number_error(feature, value):
             errors[feature.key] = [problem]
     if isinstance(customer.get("sex"), str) and customer["sex"] not in SEX_VALUES:
         errors["sex"] = [f"Must be one of {', '.join(SEX_VALUES)}."]
-    row = {} if errors else {key: float(customer[key]) for key in model.features}
+    row = {} if errors else {d.key: _row_value(d, customer[d.key]) for d in model.definitions}
     return row, errors
+
+
+def _rounded(value):
+    """A centre in original units; a categorical feature's is its most common category."""
+    return value if isinstance(value, str) else round(value, 3)
+
+
+def _row_value(feature: Feature, value):
+    return float(value) if feature.is_numeric else value
 
 
 _catalogue_cache: dict[str, tuple[float, dict]] = {}
@@ -359,5 +372,18 @@ def ping(request: HttpRequest) -> JsonResponse:
 
 @api_view("GET")
 def openapi(request: HttpRequest) -> JsonResponse:
-    document = openapi_document(request.build_absolute_uri("/api/"), catalogue_current())
+    document = openapi_document(
+        request.build_absolute_uri("/api/"), catalogue_current(), _active_categories()
+    )
     return JsonResponse(document)
+
+
+def _active_categories() -> dict[str, list[str]]:
+    """The categories of the active model's categorical features (the schema's enums)."""
+    try:
+        model = model_active()
+    except (NoActiveModel, ModelFileError):
+        return {}
+    return {
+        d.key: [code for code, _label in d.choices] for d in model.definitions if not d.is_numeric
+    }

@@ -30,7 +30,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.spatial.distance import cdist
 from scipy.stats import chi2
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.metrics import adjusted_rand_score
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -38,6 +38,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 
 from clustering.bands import CONFIDENCE_BANDS, SILHOUETTE_BANDS, band_for
+from clustering.encoding import MixedScaler, OneHotColumns
 
 SILHOUETTE_EXACT_MAX = 20_000
 LARGE_DATA_THRESHOLD = 100_000
@@ -338,11 +339,17 @@ def _fit_all_k(
 
 
 def _sweep_data(
-    X: np.ndarray, large_data_threshold: int, sample_size: int, random_state: int | None
+    X: np.ndarray,
+    large_data_threshold: int,
+    sample_size: int,
+    random_state: int | None,
+    encoder: OneHotColumns | None = None,
 ) -> tuple[np.ndarray, str]:
     """Scaled rows to sweep on, and the algorithm. The scaler always sees all rows (it is
     cheap), so the sample lives in the same standardised space as the final model."""
-    scaler = StandardScaler().fit(X)
+    if encoder is not None:
+        X = encoder.transform(X)
+    scaler = model_scaler(encoder).fit(X)
     if len(X) <= large_data_threshold:
         return scaler.transform(X), ALGORITHM_KMEANS
     rows = _sample_indices(len(X), sample_size, random_state)
@@ -362,6 +369,7 @@ def sweep(
     large_data_threshold: int = LARGE_DATA_THRESHOLD,
     sweep_sample_size: int = SWEEP_SAMPLE_SIZE,
     keep_labels: bool = True,
+    encoder: OneHotColumns | None = None,
 ) -> SweepResult:
     """Standardise X, fit (MiniBatch)KMeans for every K and record inertia and silhouette.
 
@@ -370,7 +378,7 @@ def sweep(
     X = _as_matrix(X, feature_names)
     report = progress or _no_progress
     report(0.0, "Standardising features")
-    Xs, algorithm = _sweep_data(X, large_data_threshold, sweep_sample_size, random_state)
+    Xs, algorithm = _sweep_data(X, large_data_threshold, sweep_sample_size, random_state, encoder)
     ks = _check_k_values(k_values, len(Xs))
     labels, inertia = _fit_all_k(Xs, ks, algorithm, (random_state, n_init), _scaled(report, 0.7))
     rows = _sample_indices(len(Xs), silhouette_exact_max, random_state)
@@ -421,6 +429,7 @@ def fit(
     feature_names: Sequence[str] | None = None,
     large_data_threshold: int = LARGE_DATA_THRESHOLD,
     log_columns: Sequence[bool] | None = None,
+    encoder: OneHotColumns | None = None,
 ) -> Pipeline:
     """LogColumns + StandardScaler + KMeans (MiniBatchKMeans above the threshold) fitted on
     ALL rows of X (raw values). Same data and seed give the same labels."""
@@ -430,12 +439,49 @@ def fit(
     mask = np.zeros(X.shape[1], bool) if log_columns is None else np.asarray(log_columns, bool)
     algorithm = ALGORITHM_MINIBATCH if len(X) > large_data_threshold else ALGORITHM_KMEANS
     kmeans = _make_kmeans(k, algorithm, random_state, n_init)
-    return make_pipeline(LogColumns(mask), StandardScaler(), kmeans).fit(X)
+    return make_pipeline(*model_steps(mask, encoder), kmeans).fit(X)
+
+
+def model_scaler(encoder: OneHotColumns | None) -> StandardScaler:
+    """StandardScaler, or with categorical features the scaler that weighs each one as a
+    single numeric feature (clustering.encoding)."""
+    return StandardScaler() if encoder is None else MixedScaler(encoder.groups_)
+
+
+def model_steps(log_mask: Sequence[bool], encoder: OneHotColumns | None) -> list:
+    """The steps before the segmenter: LogColumns, the one-hot step (only with categorical
+    features, so numeric runs keep their saved shape) and the scaler."""
+    steps = [LogColumns(log_mask)]
+    if encoder is not None:
+        steps.append(clone(encoder))  # each saved pipeline owns its step
+    return [*steps, model_scaler(encoder)]
 
 
 def scaler_of(pipeline: Pipeline) -> StandardScaler:
     """The pipeline's scaler (the step before the clustering)."""
     return pipeline[-2]
+
+
+def encoder_of(pipeline: Pipeline) -> OneHotColumns | None:
+    """The pipeline's one-hot step (between LogColumns and the scaler) when the run has a
+    categorical feature; None otherwise."""
+    step = pipeline[-3] if len(pipeline) > 3 else None
+    return step if isinstance(step, OneHotColumns) else None
+
+
+def expand(pipeline: Pipeline, X: ArrayLike) -> np.ndarray:
+    """Raw rows on the model's columns before standardising (log, then one-hot)."""
+    Z = log_transform(X, log_mask_of(pipeline))
+    encoder = encoder_of(pipeline)
+    return Z if encoder is None else encoder.transform(Z)
+
+
+def centroids_by_feature_sd(pipeline: Pipeline) -> np.ndarray:
+    """Centroids in sd with one column per feature: a categorical feature reads 0 (it has
+    no direction; its segments differ by their category mix, shown on the cards)."""
+    encoder = encoder_of(pipeline)
+    centres = centroids_sd(pipeline)
+    return centres if encoder is None else encoder.collapse(centres, fill=0.0)
 
 
 def log_mask_of(pipeline: Pipeline) -> np.ndarray:
@@ -447,8 +493,9 @@ def log_mask_of(pipeline: Pipeline) -> np.ndarray:
 
 
 def to_model_space(pipeline: Pipeline, X: ArrayLike) -> np.ndarray:
-    """Raw rows scaled as the model sees them (log where chosen, then standardised)."""
-    return scaler_of(pipeline).transform(log_transform(X, log_mask_of(pipeline)))
+    """Raw rows scaled as the model sees them (log where chosen, one-hot categories, then
+    standardised)."""
+    return scaler_of(pipeline).transform(expand(pipeline, X))
 
 
 def centroids_sd(pipeline: Pipeline) -> np.ndarray:
@@ -460,6 +507,9 @@ def centroids_original(pipeline: Pipeline) -> np.ndarray:
     """Centroids in the original feature units (a log-transformed feature's centre is the
     geometric mean of its members, back in money)."""
     transformed = scaler_of(pipeline).inverse_transform(centroids_sd(pipeline))
+    encoder = encoder_of(pipeline)
+    if encoder is not None:  # a categorical feature's centre: its modal category's code
+        transformed = encoder.collapse(transformed)
     mask = log_mask_of(pipeline)
     if mask.any():
         transformed[:, mask] = np.expm1(transformed[:, mask])
@@ -728,6 +778,7 @@ class CompactModel:
     # A segmenter of clustering.algorithms (mixture, density, Ward): it assigns and gives
     # the confidence by its own rule; None for K-Means (the round clouds below).
     segmenter: object | None = None
+    encoder: OneHotColumns | None = None  # the one-hot step of a run with categories
 
     @classmethod
     def from_pipeline(
@@ -749,16 +800,21 @@ class CompactModel:
             unusual_d2,
             mask.copy() if mask.any() else None,
             pipeline[-1] if hasattr(pipeline[-1], "assign") else None,
+            encoder_of(pipeline),
         )
 
     def _z(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
         if self.log_mask is not None:
             X = log_transform(np.atleast_2d(X), self.log_mask)
+        if self.encoder is not None:
+            X = self.encoder.transform(X)
         return (X - self.mean) / self.scale
 
     def centre_original(self, cluster_index: int) -> np.ndarray:
         centre = self.centres_sd[cluster_index] * self.scale + self.mean
+        if self.encoder is not None:
+            centre = self.encoder.collapse(centre)[0]
         if self.log_mask is not None:
             centre = centre.copy()
             centre[self.log_mask] = np.expm1(centre[self.log_mask])
@@ -801,8 +857,10 @@ class CompactModel:
     ) -> list[FeatureComparison]:
         centre_sd = self.centres_sd[cluster_index]
         centre = self.centre_original(cluster_index)
-        x_sd = self._z(np.atleast_2d(x))[0]
+        diff = self._z(np.atleast_2d(x))[0] - centre_sd
+        if self.encoder is not None:  # a category has no direction: its difference reads 0
+            diff = self.encoder.collapse(diff, fill=0.0)[0]
         return [
-            FeatureComparison(f, float(x[i]), float(centre[i]), float(x_sd[i] - centre_sd[i]))
+            FeatureComparison(f, float(x[i]), float(centre[i]), float(diff[i]))
             for i, f in enumerate(feature_names)
         ]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
-from clustering.algorithms import ALGORITHMS, COMPARE, KMEANS
+from clustering.algorithms import ALGORITHMS, COMPARE, COVARIANCE_AUTO, COVARIANCE_TYPES, KMEANS
 from clustering.models import (
     SEGMENT_ACTION_MAX_LENGTH,
     SEGMENT_ACTIONS_MAX,
@@ -14,8 +14,24 @@ from customers.catalogue import BUILT_IN_CATALOGUE, Catalogue, Feature
 from customers.forms import PlainFloatField, PlainIntegerField
 
 
+def category_field(feature: Feature) -> forms.Field:
+    """A categorical feature of a run: a select of the categories the run knows."""
+    return forms.ChoiceField(
+        label=feature.label,
+        choices=[("", "—"), *feature.choices],
+        help_text=feature.help,
+        error_messages={
+            "required": f"Choose the customer's {feature.label.lower()}.",
+            "invalid_choice": f"{feature.label}: %(value)s is not a category this model knows; "
+            f"use one of: {', '.join(code for code, _ in feature.choices)}.",
+        },
+    )
+
+
 def feature_field(feature: Feature) -> forms.Field:
     """The form field of a numeric catalogue feature: its label, range and whole-number rule."""
+    if not feature.is_numeric:
+        return category_field(feature)
     # Plain decimals only, as the importer reads them ("3_0", "1e2", "١٢" are not numbers).
     kind = PlainIntegerField if feature.whole else PlainFloatField
     label = feature.label
@@ -179,11 +195,21 @@ class RetrainForm(forms.Form):
         "them can be activated from the run's page. HDBSCAN chooses its own number of "
         "segments.",
     )
+    covariance = forms.ChoiceField(
+        label="Gaussian mixture covariance",
+        choices=[(COVARIANCE_AUTO, "Chosen by BIC (automatic)"), *COVARIANCE_TYPES.items()],
+        initial=COVARIANCE_AUTO,
+        required=False,
+        help_text="The shape of each mixture segment; automatic keeps the type with the "
+        "lowest BIC. Other algorithms ignore it.",
+    )
 
     def __init__(self, *args, catalogue: Catalogue = BUILT_IN_CATALOGUE, **kwargs):
         super().__init__(*args, **kwargs)
         self.catalogue = catalogue
         choices = [(f.key, f.label) for f in catalogue.clusterable()]
+        # Categorical attributes count as one feature each (one-hot, clustering.encoding).
+        choices += [(f.key, f"{f.label} (category)") for f in catalogue.clusterable_categorical()]
         self.fields["features"].choices = choices
         self.fields["log_features"].choices = [
             (f.key, f.label) for f in catalogue.clusterable() if f.log_allowed
@@ -223,6 +249,7 @@ class RetrainForm(forms.Form):
             "missing": data["missing"],
             "log_features": self._log_features(),
             "algorithm": data.get("algorithm") or KMEANS,
+            "covariance": data.get("covariance") or COVARIANCE_AUTO,
         }
         if data["mode"] == self.MODE_FIXED:
             return TrainingParams(k=data["k"], **options)  # the range is not used

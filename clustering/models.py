@@ -122,6 +122,9 @@ class TrainingRun(models.Model):
     algorithm = models.CharField(max_length=40, blank=True)
     # What the retrain asked for: one algorithm, or "compare" (clustering.algorithms).
     algorithm_requested = models.CharField(max_length=12, default="kmeans")
+    # A mixture's covariance type: asked for ("auto": chosen by BIC) and the one fitted.
+    covariance_requested = models.CharField(max_length=12, default="auto")
+    covariance_type = models.CharField(max_length=12, blank=True)
     # A candidate of a "compare" retrain points at that run (which holds the recommended
     # candidate); each candidate is a whole run, so any of them can be activated.
     comparison_of = models.ForeignKey(

@@ -19,8 +19,24 @@ def feature_schema(feature: Feature) -> dict:
     return schema
 
 
-def customer_schema(catalogue: Catalogue) -> dict:
-    """One customer to place: every numeric catalogue feature, from the catalogue."""
+def category_schema(feature: Feature, known: list[str] | None) -> dict:
+    """A categorical attribute a run may use: text, one of the values the active model
+    knows (``known``) or, without one, the catalogue's fixed choices."""
+    values = known if known is not None else [code for code, _label in feature.choices]
+    schema: dict = {
+        "type": ["string", "null"],
+        "description": f"{feature.help or feature.label} (a category; a model that uses it "
+        "accepts only the values it was trained on).",
+    }
+    if values:
+        schema["enum"] = [*values, None]
+    return schema
+
+
+def customer_schema(catalogue: Catalogue, categories: dict | None = None) -> dict:
+    """One customer to place: every numeric catalogue feature, from the catalogue, and
+    every categorical one a run may use (``categories``: the active model's known values)."""
+    categories = categories or {}
     properties = {
         "customer_id": {
             "type": ["string", "null"],
@@ -28,6 +44,10 @@ def customer_schema(catalogue: Catalogue) -> dict:
             "description": "Your own ID, echoed.",
         },
         **{f.key: feature_schema(f) for f in catalogue.clusterable()},
+        **{
+            f.key: category_schema(f, categories.get(f.key))
+            for f in catalogue.clusterable_categorical()
+        },
         "sex": {
             "type": ["string", "null"],
             "enum": [*(code for code, _label in SEX_CHOICES), None],
@@ -149,7 +169,7 @@ def _errors(*codes: int) -> dict:
     }
 
 
-def openapi_document(server_url: str, catalogue: Catalogue) -> dict:
+def openapi_document(server_url: str, catalogue: Catalogue, categories: dict | None = None) -> dict:
     return {
         "openapi": "3.1.0",
         "info": {
@@ -164,7 +184,7 @@ def openapi_document(server_url: str, catalogue: Catalogue) -> dict:
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
-                "Customer": customer_schema(catalogue),
+                "Customer": customer_schema(catalogue, categories),
                 "Prediction": PREDICTION,
                 "Error": ERROR,
             },

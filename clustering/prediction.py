@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from django.conf import settings
@@ -127,9 +127,38 @@ def feature_definitions(features, feature_info: dict | None) -> tuple[Feature, .
     built-in catalogue."""
     info = feature_info or {}
     return tuple(
-        Feature.from_snapshot(info[key]) if key in info else BUILT_IN_CATALOGUE[key]
-        for key in features
+        _definition(info[key]) if key in info else BUILT_IN_CATALOGUE[key] for key in features
     )
+
+
+def _definition(snapshot: dict) -> Feature:
+    """A categorical feature answers with the run's own categories (its codes' order)."""
+    if "categories" in snapshot:
+        snapshot = {**snapshot, "choices": [[v, v] for v in snapshot["categories"]]}
+    return Feature.from_snapshot(snapshot)
+
+
+class UnknownCategory(ValueError):
+    """A value of a categorical feature the run never saw (a 400, naming the field)."""
+
+    def __init__(self, feature: Feature, value) -> None:
+        super().__init__(category_problem(feature, value))
+        self.feature = feature
+
+
+def category_problem(feature: Feature, value) -> str:
+    known = ", ".join(code for code, _label in feature.choices)
+    return f"{feature.label}: {value!r} is not a category this model knows; use one of: {known}."
+
+
+def model_value(feature: Feature, value) -> float:
+    """A row's value as the model's raw column: a number, or a category's code."""
+    if feature.is_numeric:
+        return float(value)
+    codes = [code for code, _label in feature.choices]
+    if value not in codes:
+        raise UnknownCategory(feature, value)
+    return float(codes.index(value))
 
 
 def model_active() -> ActiveModel:
@@ -148,7 +177,10 @@ def predict_many(
 ) -> list[Prediction]:
     """Predict a segment for each row (a dict with at least the run's features)."""
     model = model or model_active()
-    X = np.array([[float(row[f]) for f in model.features] for row in rows], dtype=np.float64)
+    X = np.array(
+        [[model_value(d, row[d.key]) for d in model.definitions] for row in rows],
+        dtype=np.float64,
+    )
     scores = model.compact.score(X)
     labels = {feature.key: feature.label for feature in model.definitions}
     predictions = []
@@ -163,12 +195,28 @@ def predict_many(
                 band=engine.confidence_band(confidence),
                 runner_up=model.segments[runner_up],
                 runner_up_probability=float(scores.runner_up_probability[i]),
-                explanation=tuple(model.compact.explain(X[i], cluster, model.features)),
+                explanation=_explained(model, X[i], cluster),
                 unusual=bool(scores.unusual[i]),
                 labels=labels,
             )
         )
     return predictions
+
+
+def _explained(model: ActiveModel, x: np.ndarray, cluster: int) -> tuple:
+    """The customer against the segment centre; a categorical feature reads as the
+    customer's category next to the segment's most common one."""
+    items = model.compact.explain(x, cluster, model.features)
+    for i, definition in enumerate(model.definitions):
+        if not definition.is_numeric:
+            codes = [code for code, _label in definition.choices]
+            item = items[i]
+            items[i] = replace(
+                item,
+                value=codes[int(item.value)],
+                centroid_value=codes[int(item.centroid_value)],
+            )
+    return tuple(items)
 
 
 def predict_one(row: dict[str, float]) -> Prediction:

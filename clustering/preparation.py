@@ -14,6 +14,7 @@ import numpy as np
 from django.conf import settings
 
 from clustering import engine
+from clustering.encoding import OneHotColumns
 from clustering.reading import FeatureMatrix, customers_feature_matrix, feature_coverage
 from customers.catalogue import SOURCE_PURCHASES, Catalogue
 
@@ -32,6 +33,13 @@ class PreparedData:
     @property
     def fit_rows(self) -> np.ndarray:
         return ~self.outliers
+
+    def encoder(self) -> OneHotColumns | None:
+        """The one-hot step of the run's pipeline, when a chosen feature is categorical."""
+        values = self.data.category_values
+        if not values:
+            return None
+        return OneHotColumns([values.get(key) for key in self.features]).fit()
 
     def X_model(self) -> np.ndarray:
         """Rows fitted on, on the model's scale before standardising (log where chosen)."""
@@ -74,11 +82,24 @@ def training_data_prepare(
         raise NotEnoughData(
             f"The feature(s) {', '.join(unknown)} no longer exist; choose the features again."
         )
+    usable = {f.key for f in (*catalogue.clusterable(), *catalogue.clusterable_categorical())}
+    refused = [catalogue[key].label for key in features if key not in usable]
+    if refused:
+        raise NotEnoughData(
+            f"{', '.join(refused)} cannot be used for clustering (sex never is); choose "
+            "other features."
+        )
     data = customers_feature_matrix(features=list(features), catalogue=catalogue, missing=missing)
     if len(data.X) == 0:
         return PreparedData(data, features, np.zeros(len(features), bool), np.zeros(0, bool))
-    log_mask = _log_mask(data.X, features, catalogue, log_requested)
-    outliers = engine.robust_outliers(engine.log_transform(data.X, log_mask))
+    numeric = np.array([key not in data.category_values for key in features], dtype=bool)
+    log_mask = _log_mask(data.X, features, catalogue, log_requested) & numeric
+    # A category code is a name, not a number: only numeric columns can be far out.
+    outliers = (
+        engine.robust_outliers(engine.log_transform(data.X, log_mask)[:, numeric])
+        if numeric.any()
+        else np.zeros(len(data.X), dtype=bool)
+    )
     return PreparedData(data, features, log_mask, outliers)
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from django.db import connection
 
+from clustering.encoding import MISSING_CATEGORY
 from customers.catalogue import KEY_PATTERN, SOURCE_FIELD, SOURCE_PURCHASES, Catalogue
 from customers.models import Customer
 
@@ -50,6 +51,8 @@ class FeatureMatrix:
     missing_by_feature: dict[str, int]
     imputed: dict[str, float]
     categories: dict[str, Categories] = field(default_factory=dict)
+    # A chosen categorical feature's values: its column in X holds the index (the code).
+    category_values: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _attribute_key(key: str) -> str:
@@ -222,13 +225,33 @@ def customers_feature_matrix(
     them the median of the customers who have it."""
     data, value_features, categories = _read(catalogue)
     values = data[:, 1 : 1 + len(value_features)]
-    chosen = values[:, [value_features.index(f) for f in features]]
+    category_values = {
+        f: _sorted_values(categories, f) for f in features if f not in value_features
+    }
+    chosen = (
+        np.column_stack(
+            [
+                _category_column(categories[f], category_values[f])
+                if f in category_values
+                else values[:, value_features.index(f)]
+                for f in features
+            ]
+        )
+        if features
+        else np.empty((len(data), 0))
+    )
     unknown = np.isnan(chosen)
     missing_by_feature = {f: int(n) for f, n in zip(features, unknown.sum(axis=0), strict=True)}
     imputed: dict[str, float] = {}
     if missing == "median":
         for column, feature in enumerate(features):
             known = chosen[~unknown[:, column], column]
+            if feature in category_values:
+                # A median of categories means nothing: the missing are a category.
+                if unknown[:, column].any():
+                    category_values[feature].append(MISSING_CATEGORY)
+                    chosen[unknown[:, column], column] = len(category_values[feature]) - 1
+                continue
             if unknown[:, column].any() and len(known):
                 imputed[feature] = float(np.median(known))
                 chosen[unknown[:, column], column] = imputed[feature]
@@ -245,4 +268,17 @@ def customers_feature_matrix(
         missing_by_feature=missing_by_feature,
         imputed=imputed,
         categories={key: Categories(c.codes[keep], c.values) for key, c in categories.items()},
+        category_values=category_values,
     )
+
+
+def _sorted_values(categories: dict[str, Categories], key: str) -> list[str]:
+    if key not in categories:
+        raise ValueError(f"{key} is not a categorical attribute these customers have")
+    return sorted(categories[key].values)
+
+
+def _category_column(category: Categories, values: list[str]) -> np.ndarray:
+    """The codes of a categorical feature in ``values``' order, NaN where unknown."""
+    order = np.array([values.index(v) for v in category.values] + [np.nan])
+    return order[category.codes]  # code -1 (unknown) reads the last entry, NaN

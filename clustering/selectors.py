@@ -250,11 +250,18 @@ def _card(segment, cluster: Cluster | None, run: TrainingRun | None, catalogue) 
     sex_mix = [(SEX_LABELS[k], cluster.sex_mix[k]) for k in SEX_CODES if cluster.sex_mix.get(k)]
     if [code for code, share in cluster.sex_mix.items() if share] == ["unknown"]:
         sex_mix = []  # a file without sex: nothing to show
+    # A categorical feature of the model first: its mix is the segment's centre on it.
+    in_model = set(run.features)
     mixes = [
-        (catalogue[key].label if key in catalogue else key, shares)
-        for key, shares in sorted(cluster.category_mix.items())
+        (_mix_label(key, catalogue, key in in_model), shares)
+        for key, shares in sorted(cluster.category_mix.items(), key=lambda i: i[0] not in in_model)
     ]
     return SegmentCard(segment, cluster, features, sex_mix, segment.colour, mixes)
+
+
+def _mix_label(key: str, catalogue: Catalogue, in_model: bool) -> str:
+    label = catalogue[key].label if key in catalogue else key
+    return f"{label} (in the model)" if in_model else label
 
 
 def _card_features(run: TrainingRun, catalogue: Catalogue) -> list[tuple[bool, Feature]]:
@@ -610,7 +617,8 @@ class MemberColumn:
 def member_columns(run: TrainingRun, catalogue: Catalogue) -> list[MemberColumn]:
     """Customer ID, confidence, the run's features, then every other catalogue feature."""
     features = [f for _in_model, f in _card_features(run, catalogue)]
-    features += [f for f in catalogue.categorical()]
+    # A categorical feature of the run is among the run's own, first; not twice.
+    features += [f for f in catalogue.categorical() if f.key not in run.features]
     rfm = [MemberColumn(k, label, None, f) for k, label, f in RFM_MEMBER_COLUMNS]
     return [
         MemberColumn("customer_id", "Customer ID"),

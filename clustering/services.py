@@ -7,6 +7,7 @@ active run. A run that fails at any point leaves the active model as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -97,8 +98,11 @@ class TrainingParams:
     log_features: tuple[str, ...] | None = None
     # One of clustering.algorithms.ALGORITHMS, or "compare" (all of them, one recommended).
     algorithm: str = "kmeans"
+    # A mixture's covariance type: "auto" (chosen by BIC) or one of COVARIANCE_TYPES.
+    covariance: str = algorithms.COVARIANCE_AUTO
 
     def __post_init__(self) -> None:
+        algorithms.covariance_types(self.covariance)  # raises ValueError when unknown
         if self.algorithm not in (*algorithms.ALGORITHMS, algorithms.COMPARE):
             choices = ", ".join((*algorithms.ALGORITHMS, algorithms.COMPARE))
             raise ValueError(f"the algorithm must be one of {choices}")
@@ -140,6 +144,7 @@ def training_run_start(*, user=None, params: TrainingParams, enqueue: bool = Tru
                 k_min=params.k_min,
                 k_max=params.k_max,
                 algorithm_requested=params.algorithm,
+                covariance_requested=params.covariance,
                 created_by=user if user and user.is_authenticated else None,
                 step="Waiting for a worker",
             )
@@ -246,6 +251,7 @@ class Outcome:
     quality: algorithms.Quality | None = None
     silhouette: float | None = None
     bic_by_k: tuple[float, ...] = ()
+    covariance_type: str = ""
     # By customer: in no dense group (HDBSCAN), label k (the Unsegmented cluster).
     noise: np.ndarray | None = None
     # A "compare" retrain's other algorithms, each written as a run of its own.
@@ -260,6 +266,37 @@ class Outcome:
     @property
     def features(self) -> tuple[str, ...]:
         return self.prepared.features
+
+
+def _names(pipeline, prepared: PreparedData, catalogue, clusters: np.ndarray) -> list:
+    """Names from the numeric features (a category has no high or low, so it never makes a
+    persona); the reason then gives each categorical feature's most common category."""
+    features = prepared.features
+    categories = prepared.data.category_values
+    numeric = [i for i, key in enumerate(features) if key not in categories]
+    columns = numeric or list(range(len(features)))  # only categories: every name neutral
+    names = naming.name_clusters(
+        engine.centroids_by_feature_sd(pipeline)[:, columns],
+        [features[i] for i in columns],
+        labels=catalogue.labels(),
+        words=catalogue.words(),
+    )
+    if not categories:
+        return names
+    named = []
+    for index, name in enumerate(names):
+        parts = []
+        for key, values in categories.items():
+            codes = prepared.data.X[clusters == index, features.index(key)].astype(int)
+            if len(codes):
+                top = np.bincount(codes, minlength=len(values))
+                parts.append(
+                    f"{catalogue[key].short_label} {values[top.argmax()]} "
+                    f"{100 * top.max() / len(codes):.0f} %"
+                )
+        reason = "; ".join([name.reason, *parts]) if numeric else "; ".join(parts)
+        named.append(dataclasses.replace(name, reason=reason))
+    return named
 
 
 def _timed(timings: dict[str, float], name: str, function, *args, **kwargs):
@@ -404,6 +441,7 @@ def _compute_one(
             log_mask=prepared.log_mask,
             min_share=min_share,
             random_state=random_state,
+            encoder=prepared.encoder(),
         )
     else:
         fitted = _timed(
@@ -420,6 +458,8 @@ def _compute_one(
             min_size=settings.CLUSTERING_MIN_SEGMENT_SIZE,
             random_state=random_state,
             progress=lambda fraction, step: progress(0.7 * fraction, step),
+            covariance=run.covariance_requested,
+            encoder=prepared.encoder(),
         )
     pipeline, k = fitted.pipeline, fitted.k
     sigma2 = engine.within_variance(pipeline, len(X_fit))
@@ -444,6 +484,7 @@ def _compute_one(
         k=k,
         min_size=min_size,
         random_state=random_state,
+        covariance_type=fitted.covariance_type or algorithms.GMM_COVARIANCE,
     )
     # K-Means' and HDBSCAN's sweep silhouette at K is on these very labels (same fit, same
     # membership rule); a mixture's or Ward's sweep may have run on a sample.
@@ -455,12 +496,7 @@ def _compute_one(
     quality = _timed(
         timings, "metrics", algorithms.quality, Xs_fit, fit_labels, random_state, silhouette=known
     )
-    names = naming.name_clusters(
-        engine.centroids_sd(pipeline),
-        prepared.features,
-        labels=catalogue.labels(),
-        words=catalogue.words(),
-    )
+    names = _names(pipeline, prepared, catalogue, scores.cluster)
     outcome = Outcome(
         prepared.data,
         sweep,
@@ -480,6 +516,7 @@ def _compute_one(
     )
     outcome.algorithm, outcome.stab, outcome.quality = algorithm, stab, quality
     outcome.silhouette, outcome.bic_by_k, outcome.noise = quality.silhouette, fitted.bic_by_k, noise
+    outcome.covariance_type = getattr(fitted, "covariance_type", "")
     return outcome
 
 
@@ -796,6 +833,7 @@ def _finish_run(*, run: TrainingRun, outcome: Outcome, stored) -> None:
         calinski_harabasz=_finite(quality.calinski_harabasz, 3) if quality else None,
         davies_bouldin=_finite(quality.davies_bouldin, 4) if quality else None,
         bic_by_k=[round(v, 2) for v in outcome.bic_by_k],
+        covariance_type=outcome.covariance_type,
         noise_share=round(float(outcome.noise.mean()), 5) if outcome.has_noise else None,
         status=TrainingRun.Status.SUCCEEDED,
         in_flight=None,
@@ -815,7 +853,7 @@ def _finish_run(*, run: TrainingRun, outcome: Outcome, stored) -> None:
         silhouette_sample_size=sweep.silhouette_sample_size,
         customers_used=len(outcome.data.X),
         customers_excluded=outcome.data.excluded,
-        feature_info={key: outcome.catalogue[key].snapshot() for key in outcome.features},
+        feature_info=_feature_info(outcome),
         imputed={k: round(v, 4) for k, v in outcome.data.imputed.items()},
         missing_by_feature=outcome.data.missing_by_feature,
         log_features=[f for f, log in zip(outcome.features, outcome.prepared.log_mask) if log],
@@ -879,6 +917,8 @@ def _matches_with_active_run(outcome: Outcome, features: list[str]) -> dict[int,
     # Compared where the new model sees customers (log scale where chosen, in sd).
     new_centroids = engine.centroids_sd(outcome.pipeline)
     old_original = np.array([[c.centroid[f] for f in features] for c in old_clusters])
+    if not _recode_categories(old_original, previous, outcome):
+        return {}  # a category of the old centres is gone: no fair comparison
     old_centroids = engine.to_model_space(outcome.pipeline, old_original)
     same_archetype = np.array(
         [[persona.archetype == c.archetype for c in old_clusters] for persona in outcome.names]
@@ -890,6 +930,23 @@ def _matches_with_active_run(outcome: Outcome, features: list[str]) -> dict[int,
         allowed=same_archetype,
     )
     return {new: old_clusters[old].segment for new, old in pairs.items()}
+
+
+def _recode_categories(centres: np.ndarray, previous: TrainingRun, outcome: Outcome) -> bool:
+    """Turn the previous run's category codes in ``centres`` into this run's (each run
+    numbers its own categories); False when a category is no longer among them."""
+    info = previous.feature_info or {}
+    for key, values in outcome.data.category_values.items():
+        column = outcome.features.index(key)
+        old_values = info.get(key, {}).get("categories")
+        if old_values is None:
+            return False
+        for row in centres:
+            value = old_values[int(row[column])]
+            if value not in values:
+                return False
+            row[column] = values.index(value)
+    return True
 
 
 def _unique_name(name: str, taken: set[str]) -> str:
@@ -954,7 +1011,7 @@ def clusters_create(
 ) -> list[Cluster]:
     """Clusters of the run with their centroid and statistics, in label order."""
     centroids = engine.centroids_original(outcome.pipeline)
-    centroids_sd = engine.centroids_sd(outcome.pipeline)
+    centroids_sd = engine.centroids_by_feature_sd(outcome.pipeline)
     total = len(outcome.labels)
     clusters = []
     for index, persona in enumerate(outcome.names):
@@ -989,6 +1046,15 @@ def clusters_create(
     return Cluster.objects.bulk_create(clusters)
 
 
+def _feature_info(outcome: Outcome) -> dict[str, dict]:
+    """The run's features as the catalogue described them; a categorical feature also keeps
+    its values in code order (prediction answers only with these)."""
+    info = {key: outcome.catalogue[key].snapshot() for key in outcome.features}
+    for key, values in outcome.data.category_values.items():
+        info[key]["categories"] = list(values)
+    return info
+
+
 def _segment_stability(outcome: Outcome, index: int) -> float | None:
     if outcome.stab is None or index >= len(outcome.stab.by_segment):
         return None
@@ -1014,6 +1080,11 @@ def _unsegmented_cluster(*, run: TrainingRun, outcome: Outcome) -> Cluster:
     raw = outcome.data.X[members]
     centre = raw.mean(axis=0)
     centre_sd = engine.to_model_space(outcome.pipeline, raw).mean(axis=0)
+    if (encoder := engine.encoder_of(outcome.pipeline)) is not None:
+        centre_sd = encoder.collapse(centre_sd[None], fill=0.0)[0]
+        for column in np.flatnonzero(encoder.categorical):  # the most common, not a mean
+            codes = raw[:, column].astype(int)
+            centre[column] = np.bincount(codes).argmax() if len(codes) else 0
     size = int(members.sum())
     return Cluster(
         run=run,

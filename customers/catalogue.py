@@ -263,6 +263,15 @@ class Catalogue:
         """Features a run may be trained on: the numeric ones (sex never)."""
         return tuple(f for f in self.features if f.is_numeric and f.clusterable)
 
+    def clusterable_categorical(self) -> tuple[Feature, ...]:
+        """Categorical attributes a run may use, one-hot encoded (clustering.encoding); sex
+        (a field, not clusterable) never."""
+        return tuple(
+            f
+            for f in self.features
+            if f.kind == CATEGORICAL and f.clusterable and f.source != SOURCE_FIELD
+        )
+
     def categorical(self) -> tuple[Feature, ...]:
         return tuple(f for f in self.features if f.kind == CATEGORICAL)
 

@@ -8,6 +8,9 @@ side counts as SHARE_FLOOR, so one empty bin gives a large but finite PSI.
 
     PSI = sum over bins of (now - then) * ln(now / then)
 
+A categorical feature's bins are its categories (``bins_categorical``), and one more for
+categories the model never saw.
+
 Thresholds, defined here only: below PSI_MODERATE stable, up to PSI_LARGE a moderate shift,
 above it a large one (the credit-scoring convention the PSI comes from).
 """
@@ -46,6 +49,13 @@ def bins_fit(values: np.ndarray, *, bins: int = BINS) -> Bins:
     return Bins(edges, bin_shares(known, edges))
 
 
+def bins_categorical(codes: np.ndarray, n_categories: int) -> Bins:
+    """A categorical feature's bins are its categories (codes 0..n-1), plus one last bin
+    for categories the model never saw: the PSI then compares category shares."""
+    edges = np.arange(1, n_categories + 1) - 0.5
+    return Bins(edges, bin_shares(codes, edges))
+
+
 def bin_shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """The share of ``values`` (NaN ignored) in each bin of ``edges``."""
     known = values[~np.isnan(values)]
@@ -82,11 +92,13 @@ class FeatureDrift:
     shares_now: tuple[float, ...]
 
 
-def feature_drift(feature: str, baseline: Bins, median_then, values_now: np.ndarray):
+def feature_drift(
+    feature: str, baseline: Bins, median_then, values_now: np.ndarray, *, categorical=False
+):
     shares_now = bin_shares(values_now, baseline.edges)
     value = psi(baseline.shares, shares_now)
     known = values_now[~np.isnan(values_now)]
-    median_now = float(np.median(known)) if len(known) else None
+    median_now = float(np.median(known)) if len(known) and not categorical else None
     return FeatureDrift(
         feature,
         value,

@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 
 from clustering.algorithms import NOISE
+from clustering.encoding import MISSING_CATEGORY
 from clustering.model_store import model_load
 from clustering.models import TrainingRun
 from clustering.reading import customers_from, feature_sql
@@ -63,12 +64,17 @@ def baseline_store(
 ) -> DriftBaseline:
     """Keep what drift compares with: decile bins and medians per feature, every cluster."""
     edges, shares, medians = {}, {}, {}
+    categories = run_categories(run_id)
     for column, feature in enumerate(features):
-        bins = drift.bins_fit(X[:, column])
+        if feature in categories:  # the category shares are the bins; no median
+            bins = drift.bins_categorical(X[:, column], len(categories[feature]))
+        else:
+            bins = drift.bins_fit(X[:, column])
         edges[feature] = [float(e) for e in bins.edges]
         shares[feature] = [float(s) for s in bins.shares]
         known = X[:, column][~np.isnan(X[:, column])]
-        medians[feature] = float(np.median(known)) if len(known) else None
+        median = float(np.median(known)) if len(known) and feature not in categories else None
+        medians[feature] = median
     order = np.argsort(customer_pks, kind="stable")
     baseline, _ = DriftBaseline.objects.update_or_create(
         run_id=run_id,
@@ -85,9 +91,37 @@ def baseline_store(
     return baseline
 
 
-def customers_read(*, features: list[str], catalogue: Catalogue) -> tuple[np.ndarray, np.ndarray]:
-    """(customer keys ascending, their values of ``features``; NaN where unknown)."""
-    values = [feature_sql(f, catalogue) for f in features]
+def run_categories(run_id: int) -> dict[str, list[str]]:
+    """The run's categorical features and their values in code order."""
+    info = TrainingRun.objects.filter(id=run_id).values_list("feature_info", flat=True).first()
+    return {key: f["categories"] for key, f in (info or {}).items() if "categories" in f}
+
+
+def _category_code_sql(key: str, catalogue: Catalogue, values: list[str]) -> str:
+    """A categorical attribute as the run's code; a category the run never saw reads as
+    len(values) (drift's last bin), an unknown one as NULL."""
+    from clustering.reading import _raw_sql
+
+    def literal(text: str) -> str:
+        return "'" + text.replace("'", "''") + "'"
+
+    raw = _raw_sql(key, catalogue)
+    cases = " ".join(f"WHEN {raw} = {literal(v)} THEN {i}" for i, v in enumerate(values))
+    return f"(CASE WHEN {raw} IS NULL THEN NULL {cases} ELSE {len(values)} END)"
+
+
+def customers_read(
+    *, features: list[str], catalogue: Catalogue, categories: dict | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(customer keys ascending, their values of ``features``; NaN where unknown); a
+    categorical feature of ``categories`` as the run's code (see _category_code_sql)."""
+    categories = categories or {}
+    values = [
+        _category_code_sql(f, catalogue, categories[f])
+        if f in categories
+        else feature_sql(f, catalogue)
+        for f in features
+    ]
     if connection.vendor == "postgresql":
         return _read_binary_copy(values, catalogue)
     sql = f"SELECT c.id, {', '.join(values)} FROM {customers_from(catalogue)} ORDER BY c.id"
@@ -127,12 +161,26 @@ def _read_binary_copy(values: list[str], catalogue: Catalogue) -> tuple[np.ndarr
 
 def _apply_missing_rule(run: TrainingRun, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(usable rows, values) under the run's missing-value rule: median-filled
-    features get the run's medians; other rows with a gap are left out."""
+    features get the run's medians (a categorical one its "(missing)" category); other
+    rows with a gap are left out."""
     X = X.copy()
+    categories = run_categories(run.id)
     for column, feature in enumerate(run.features):
         if feature in (run.imputed or {}):
             X[np.isnan(X[:, column]), column] = run.imputed[feature]
+        elif MISSING_CATEGORY in categories.get(feature, ()):
+            X[np.isnan(X[:, column]), column] = categories[feature].index(MISSING_CATEGORY)
     return ~np.isnan(X).any(axis=1), X
+
+
+def _placeable(run: TrainingRun, X: np.ndarray) -> np.ndarray:
+    """Rows the model can place: none of a category it never saw (drift counts those)."""
+    ok = np.ones(len(X), dtype=bool)
+    categories = run_categories(run.id)
+    for column, feature in enumerate(run.features):
+        if feature in categories:
+            ok &= X[:, column] < len(categories[feature])
+    return ok
 
 
 def baseline_for(run: TrainingRun) -> DriftBaseline:
@@ -141,8 +189,13 @@ def baseline_for(run: TrainingRun) -> DriftBaseline:
     baseline = DriftBaseline.objects.filter(run=run).first()
     if baseline is not None:
         return baseline
-    pks, X = customers_read(features=list(run.features), catalogue=catalogue_current())
+    pks, X = customers_read(
+        features=list(run.features),
+        catalogue=catalogue_current(),
+        categories=run_categories(run.id),
+    )
     keep, X = _apply_missing_rule(run, X)
+    keep &= _placeable(run, X)
     labels = _clusters_now(run, X[keep])
     return baseline_store(
         run_id=run.id,
@@ -177,7 +230,8 @@ def drift_measure(*, run: TrainingRun | None = None) -> DriftReport | None:
     started = time.perf_counter()
     baseline = baseline_for(run)
     features = list(baseline.features)
-    pks, X = customers_read(features=features, catalogue=catalogue_current())
+    categories = run_categories(run.id)
+    pks, X = customers_read(features=features, catalogue=catalogue_current(), categories=categories)
     keep, X = _apply_missing_rule(run, X)
     per_feature = [
         drift.feature_drift(
@@ -185,12 +239,14 @@ def drift_measure(*, run: TrainingRun | None = None) -> DriftReport | None:
             drift.Bins(np.array(baseline.edges[feature]), np.array(baseline.shares[feature])),
             baseline.medians.get(feature),
             X[keep, column],
+            categorical=feature in categories,
         )
         for column, feature in enumerate(features)
     ]
     pks_then, labels_then = _unpack(baseline.labels)
-    labels_now = _clusters_now(run, X[keep]) if keep.any() else np.empty(0, dtype=np.int16)
-    changes = drift.segment_changes(pks_then, labels_then, pks[keep], labels_now)
+    placed = keep & _placeable(run, X)  # a category the model never saw is in the PSI only
+    labels_now = _clusters_now(run, X[placed]) if placed.any() else np.empty(0, dtype=np.int16)
+    changes = drift.segment_changes(pks_then, labels_then, pks[placed], labels_now)
     per_feature.sort(key=lambda f: -f.psi)
     with transaction.atomic():
         return DriftReport.objects.create(

@@ -35,6 +35,8 @@ def confidence_percent(value, digits: int = 0) -> str:
 def number(value, digits: int = 1) -> str:
     if value is None or value == "":
         return "–"
+    if isinstance(value, str) and not value.replace(".", "", 1).lstrip("-").isdigit():
+        return value  # a category (a categorical feature's value), shown as it is
     value = float(value)
     return f"{value:,.{int(digits)}f}" if not value.is_integer() or digits else f"{value:,.0f}"
 

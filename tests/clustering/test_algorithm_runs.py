@@ -293,6 +293,28 @@ def test_a_mixture_run_page_says_the_number_was_chosen_by_bic_and_shows_it_per_k
     assert page.count("<td>", page.index('id="per-k"')) >= 3 * len(run.k_values)
 
 
+def test_a_mixture_records_its_covariance_type_chosen_by_bic_and_the_run_page_shows_it(
+    customers, marketer_client
+):
+    run = train(algorithm="gmm", features=FEATURES, log_features=())
+
+    assert run.covariance_requested == "auto"
+    assert run.covariance_type in algorithms.COVARIANCE_TYPES
+    pipeline = model_load(file_name=run.model_file, sha256=run.model_sha256)
+    assert pipeline[-1].mixture_.covariance_type == run.covariance_type
+    page = marketer_client.get(f"/runs/{run.id}/").content.decode()
+    assert 'id="run-covariance"' in page and "the lowest BIC among full" in page
+
+
+def test_a_covariance_type_set_on_the_command_line_is_the_one_fitted(customers):
+    from tests.clustering.helpers import train_command
+
+    train_command("--algorithm", "gmm", "--covariance", "tied", "--features", ",".join(FEATURES))
+
+    run = TrainingRun.objects.latest("id")
+    assert (run.covariance_requested, run.covariance_type) == ("tied", "tied")
+
+
 def test_the_unsegmented_group_cannot_be_renamed_into_a_persona(db, manager_client):
     segment = Segment.objects.create(name="Unsegmented", archetype=algorithms.UNSEGMENTED)
 

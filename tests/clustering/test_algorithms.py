@@ -247,3 +247,41 @@ def test_a_consensus_is_kept_only_when_the_rule_prefers_it_to_every_part():
     assert algorithms.consensus_kept(parts, better)
     assert not algorithms.consensus_kept(parts, between)
     assert not algorithms.consensus_kept(parts, unstable)
+
+
+def tilted(n: int = 500, seed: int = 0) -> np.ndarray:
+    """Two long thin clouds tilted opposite ways (+45° and -45°): correlated features whose
+    shapes differ, which only full covariances describe."""
+    rng = np.random.default_rng(seed)
+    thin = rng.normal(size=(2 * n, 2)) * [5.0, 0.3]
+    turn = np.sqrt(0.5)
+    up = thin[:n] @ np.array([[turn, turn], [-turn, turn]])
+    down = thin[n:] @ np.array([[turn, -turn], [turn, turn]]) + [20.0, 0.0]
+    return np.vstack([up, down]) + 50.0
+
+
+def test_bic_chooses_a_diagonal_or_round_mixture_for_axis_aligned_groups():
+    X, truth = blobs_with_noise()
+    X = X[truth >= 0] * [1.0, 3.0]  # stretched along an axis, never tilted
+    result = fitted(algorithms.GMM, X)
+    assert result.covariance_type in ("diag", "spherical")
+    assert adjusted_rand_score(truth[truth >= 0], result.pipeline[-1].labels_) > 0.95
+
+
+def test_bic_chooses_full_covariances_for_elongated_correlated_groups():
+    result = fitted(algorithms.GMM, tilted())
+    assert result.covariance_type == "full"
+    assert result.k == 2
+
+
+def test_a_covariance_type_set_by_the_user_is_the_one_fitted():
+    result = fitted(algorithms.GMM, tilted(), k_fixed=2, k_values=[2])
+    assert result.covariance_type == "full"
+    spherical = algorithms.sweep_and_fit(
+        algorithms.GMM, tilted(), tilted(), k_values=[2], k_fixed=2, log_mask=NO_LOG,
+        min_share=0.01, min_size=25, covariance="spherical",
+    )  # fmt: skip
+    assert spherical.covariance_type == "spherical"
+    assert spherical.pipeline[-1].mixture_.covariance_type == "spherical"
+    with pytest.raises(ValueError, match="covariance type must be one of"):
+        algorithms.covariance_types("round")

@@ -150,6 +150,18 @@ def test_a_fixed_number_of_segments_ignores_a_leftover_range(
     assert (run.k_requested, run.k_min, run.k_max) == (5, 5, 5)
 
 
+def test_the_retrain_form_records_a_chosen_mixture_covariance_type(
+    trained, manager_client, django_capture_on_commit_callbacks
+):
+    form = {**RETRAIN, "algorithm": "gmm", "covariance": "diag"}
+
+    with django_capture_on_commit_callbacks():
+        manager_client.post("/runs/start/", form)
+
+    run = TrainingRun.objects.get(status=TrainingRun.Status.PENDING)
+    assert (run.algorithm_requested, run.covariance_requested) == ("gmm", "diag")
+
+
 def test_the_browser_is_not_told_to_refuse_a_fixed_number_over_the_unused_range(
     trained, manager_client
 ):

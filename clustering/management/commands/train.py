@@ -5,7 +5,14 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from clustering.algorithms import ALGORITHMS, COMPARE, KMEANS, LABELS
+from clustering.algorithms import (
+    ALGORITHMS,
+    COMPARE,
+    COVARIANCE_AUTO,
+    COVARIANCE_TYPES,
+    KMEANS,
+    LABELS,
+)
 from clustering.models import TrainingRun
 from clustering.selectors import run_summary
 from clustering.services import (
@@ -56,6 +63,13 @@ class Command(BaseCommand):
             "Unsegmented customers), ward (hierarchical), or compare: all of them in one run, "
             "side by side, the recommended one activated",
         )
+        parser.add_argument(
+            "--covariance",
+            choices=[COVARIANCE_AUTO, *COVARIANCE_TYPES],
+            default=COVARIANCE_AUTO,
+            help="the Gaussian mixture's covariance type: auto (default: the lowest BIC among "
+            "full, diag, tied and spherical) or that type",
+        )
         mode = parser.add_mutually_exclusive_group()
         mode.add_argument("--sync", action="store_true", help="train in this process")
         mode.add_argument("--wait", action="store_true", help="queue and wait for the worker")
@@ -100,12 +114,12 @@ class Command(BaseCommand):
     def params(self, options) -> TrainingParams:
         features = tuple(f.strip() for f in options["features"].split(",") if f.strip())
         catalogue = catalogue_current()
-        usable = {f.key for f in catalogue.clusterable()}
+        usable = [f.key for f in (*catalogue.clusterable(), *catalogue.clusterable_categorical())]
         unknown = [f for f in features if f not in usable]
         if unknown:
-            keys = ", ".join(f.key for f in catalogue.clusterable())
             raise CommandError(
-                f"{', '.join(unknown)}: not a numeric feature of the catalogue; choose from {keys}"
+                f"{', '.join(unknown)}: not a feature that can be used for clustering (sex "
+                f"never is); choose from {', '.join(usable)}"
             )
         log = options["log"].strip()
         log_features = (
@@ -124,6 +138,7 @@ class Command(BaseCommand):
                 missing=options["missing"],
                 log_features=log_features,
                 algorithm=options["algorithm"],
+                covariance=options["covariance"],
             )
         except ValueError as problem:
             raise CommandError(str(problem)) from None

@@ -148,6 +148,14 @@ ALGORITHM_CHOICES = [
 ]
 
 
+def training_feature_choices(catalogue) -> list[tuple[str, str]]:
+    """What a retrain (or a schedule) may cluster on: the numeric features, then the
+    categorical attributes, each counted as one feature (one-hot, clustering.encoding)."""
+    choices = [(f.key, f.label) for f in catalogue.clusterable()]
+    choices += [(f.key, f"{f.label} (category)") for f in catalogue.clusterable_categorical()]
+    return choices
+
+
 class RetrainForm(forms.Form):
     MODE_AUTO, MODE_FIXED = "auto", "fixed"
     mode = forms.ChoiceField(
@@ -207,10 +215,7 @@ class RetrainForm(forms.Form):
     def __init__(self, *args, catalogue: Catalogue = BUILT_IN_CATALOGUE, **kwargs):
         super().__init__(*args, **kwargs)
         self.catalogue = catalogue
-        choices = [(f.key, f.label) for f in catalogue.clusterable()]
-        # Categorical attributes count as one feature each (one-hot, clustering.encoding).
-        choices += [(f.key, f"{f.label} (category)") for f in catalogue.clusterable_categorical()]
-        self.fields["features"].choices = choices
+        self.fields["features"].choices = training_feature_choices(catalogue)
         self.fields["log_features"].choices = [
             (f.key, f.label) for f in catalogue.clusterable() if f.log_allowed
         ]

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import forms
 
 from clustering.algorithms import KMEANS
+from clustering.forms import training_feature_choices
 from customers.catalogue import Catalogue
 from operations.models import NotificationPreference, Schedule
 from operations.schedules import ScheduleError, cron_parse, schedule_params
@@ -50,7 +51,7 @@ class ScheduleForm(forms.ModelForm):
 
     def __init__(self, *args, catalogue: Catalogue, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["features"].choices = [(f.key, f.label) for f in catalogue.clusterable()]
+        self.fields["features"].choices = training_feature_choices(catalogue)
         self.fields["algorithm"].required = False  # empty: K-Means, as the retrain form
         if self.instance.interval_seconds:
             self.initial["interval_hours"] = self.instance.interval_seconds // 3600

@@ -196,3 +196,11 @@ def test_every_algorithm_trains_with_a_categorical_feature(by_channel, algorithm
     assert run.feature_info["channel"]["categories"] == ["store", "web"]
     for cluster in run.clusters.all():
         assert set(cluster.centroid_sd) == set(FEATURES)
+
+
+def test_a_schedule_may_cluster_on_a_categorical_attribute_too(by_channel, manager_client):
+    """The schedule form offers what the retrain form offers."""
+    page = manager_client.get("/operations/schedules/new/").content.decode()
+
+    assert 'value="channel"' in page and "Channel (category)" in page
+    assert 'value="sex"' not in page

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Avg, Case, Count, Sum, When
+from django.db.models import Avg, Case, Count, Q, Sum, When
 
 from clustering.models import Cluster, ClusterAssignment
 from customers.catalogue import SOURCE_PURCHASES, Feature
@@ -171,12 +171,26 @@ def rfm_overview(*, run=None) -> dict | None:
 LIKELY_LOST_BELOW = 0.5  # P(alive) under which a customer counts as likely lost
 
 
-def _value_columns() -> dict:
+# BG/NBD lets a customer drop out only after a repeat purchase, so a one-time buyer is
+# "still buying" with probability 1 whatever their recency: P(alive) and "likely lost"
+# are averaged over repeat buyers only, or a group of lapsed one-timers would read 100 %.
+REPEAT_BUYER = "frequency__gte"
+
+
+def _repeat_buyers(path: str = "customer__rfm__") -> Q:
+    return Q(**{f"{path}{REPEAT_BUYER}": 2})
+
+
+def _value_columns(value: str = "", rfm: str = "customer__rfm__") -> dict:
+    repeat = _repeat_buyers(rfm)
     return {
-        "total": Sum("expected_value"),
-        "lost": Avg(Case(When(p_alive__lt=LIKELY_LOST_BELOW, then=1.0), default=0.0)),
-        "mean": Avg("expected_value"),
-        "alive": Avg("p_alive"),
+        "total": Sum(f"{value}expected_value"),
+        "lost": Avg(
+            Case(When(**{f"{value}p_alive__lt": LIKELY_LOST_BELOW}, then=1.0), default=0.0),
+            filter=repeat,
+        ),
+        "mean": Avg(f"{value}expected_value"),
+        "alive": Avg(f"{value}p_alive", filter=repeat),
     }
 
 
@@ -196,8 +210,8 @@ class SegmentValue:
     customers: int
     total: float
     mean: float
-    p_alive: float
-    likely_lost: float
+    p_alive: float | None  # over repeat buyers (None when there is none)
+    likely_lost: float | None
 
 
 def cluster_value(*, cluster_id: int) -> SegmentValue | None:
@@ -354,12 +368,7 @@ def segment_purchase_summaries(*, run) -> dict[int, dict]:
         .values("cluster__segment_id")
         .annotate(
             customers=Count("pk"),
-            total=Sum("customer__value__expected_value"),
-            mean=Avg("customer__value__expected_value"),
-            alive=Avg("customer__value__p_alive"),
-            lost=Avg(
-                Case(When(customer__value__p_alive__lt=LIKELY_LOST_BELOW, then=1.0), default=0.0)
-            ),
+            **_value_columns("customer__value__", "customer__rfm__"),
         )
     }
     return {
@@ -378,6 +387,7 @@ def _value_json(row: dict | None) -> dict | None:
         "customers": row["customers"],
         "expected_value_total": round(row["total"] or 0.0, 2),
         "expected_value_mean": round(row["mean"] or 0.0, 2),
-        "p_alive_mean": round(row["alive"], 4),
-        "likely_lost_share": round(row["lost"], 4),
+        # Over repeat buyers (None when there is none): see _value_columns.
+        "p_alive_mean": None if row["alive"] is None else round(row["alive"], 4),
+        "likely_lost_share": None if row["lost"] is None else round(row["lost"], 4),
     }

@@ -299,7 +299,7 @@ class DensitySegments(BaseEstimator):
 
 def ward_tree(Xs: np.ndarray) -> np.ndarray:
     """Ward's tree (scipy's linkage matrix) from the points themselves: fastcluster's
-    nearest-neighbour chain on the segment centres, without scipy's n x n distance matrix.
+    nearest-neighbour chain on the groups' centres, without scipy's n x n distance matrix.
     The tree is scipy's ``linkage(Xs, "ward")`` (a test checks) except where rows tie
     (duplicate customers), whose merge order either may break its own way; 5 to 8 times
     faster on four features (README, benchmarks)."""

@@ -122,6 +122,32 @@ def test_ward_on_a_sample_places_the_others_at_the_nearest_centre(monkeypatch):
     assert adjusted_rand_score(truth[groups], labels_of(result, X[groups]).cluster) > 0.99
 
 
+def test_hdbscan_refits_sharing_one_neighbour_search_label_as_hdbscan_itself():
+    X, _ = blobs_with_noise()
+    Xs = StandardScaler().fit_transform(X)
+    shared = algorithms.SharedNeighbours(Xs, min_samples=20, fraction=0.8)
+    rng = np.random.default_rng(0)
+
+    for _ in range(3):
+        rows = rng.choice(len(Xs), 792, replace=False)
+        expected = algorithms._hdbscan(20).fit_predict(Xs[rows])
+        np.testing.assert_array_equal(shared.labels(rows, 20), expected)
+
+
+def test_the_ward_tree_cuts_as_scipys_linkage():
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    X, _ = blobs_with_noise()
+    Xs = StandardScaler().fit_transform(X)
+    ours, scipys = algorithms.ward_tree(Xs), linkage(Xs, method="ward")
+
+    np.testing.assert_allclose(ours[:, 2], scipys[:, 2], rtol=1e-9)
+    for k in range(2, 11):
+        np.testing.assert_array_equal(
+            fcluster(ours, k, criterion="maxclust"), fcluster(scipys, k, criterion="maxclust")
+        )
+
+
 def test_the_segment_dendrogram_merges_the_two_closest_planted_groups_first():
     centres = np.array([[0.0, 0.0], [1.0, 0.0], [10.0, 0.0], [10.0, 20.0]])
     merges = algorithms.segment_tree(centres, [100, 100, 100, 100])

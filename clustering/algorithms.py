@@ -759,7 +759,7 @@ def stability(
     for seed in rng.integers(0, 2**31 - 1, size=refits):
         idx = rng.choice(len(Xw), size=min(size, len(Xw)), replace=False)
         if shared is not None:
-            refit = shared.labels(idx, refit_size, covariance_type)
+            refit = shared.labels(idx, refit_size)
         else:
             refit = _refit_labels(algorithm, Xw[idx], k, int(seed), refit_size, covariance_type)
         scores.append(adjusted_rand_score(lw[idx], refit))

@@ -593,8 +593,10 @@ class Heartbeat(threading.Thread):
     ``training_runs_reap`` then marks its run failed, so nothing stays "running".
     """
 
+    model = TrainingRun  # any job with a RUNNING status and heartbeat_at (purchases.recovery)
+
     def __init__(self, run_id: int) -> None:
-        super().__init__(name=f"heartbeat-run-{run_id}", daemon=True)
+        super().__init__(name=f"heartbeat-{self.model.__name__}-{run_id}", daemon=True)
         self.run_id = run_id
         self.stopped = threading.Event()
 
@@ -602,8 +604,8 @@ class Heartbeat(threading.Thread):
         try:
             while not self.stopped.wait(settings.CLUSTERING_HEARTBEAT_SECONDS):
                 try:
-                    TrainingRun.objects.filter(
-                        id=self.run_id, status=TrainingRun.Status.RUNNING
+                    self.model.objects.filter(
+                        id=self.run_id, status=self.model.Status.RUNNING
                     ).update(heartbeat_at=Now())
                 except db.Error:
                     # SQLite is locked while the run's results are written, or the
@@ -618,6 +620,16 @@ class Heartbeat(threading.Thread):
         self.join(timeout=5)
 
 
+def reap_cutoffs():
+    """(silent, waiting): a running job whose last heartbeat is older than ``silent`` lost
+    its worker; a pending job created before ``waiting`` was never picked up. The one
+    definition for every background job (training runs, purchase imports, CLV fits)."""
+    return (
+        Now() - timedelta(seconds=settings.CLUSTERING_HEARTBEAT_TIMEOUT),
+        Now() - timedelta(seconds=settings.CLUSTERING_PENDING_TIMEOUT),
+    )
+
+
 def training_runs_reap() -> int:
     """Fail runs whose worker stopped beating, or that no worker picked up in time.
 
@@ -625,8 +637,7 @@ def training_runs_reap() -> int:
     run is failed by one conditional UPDATE, so a run that beats or is claimed meanwhile
     is left alone.
     """
-    silent = Now() - timedelta(seconds=settings.CLUSTERING_HEARTBEAT_TIMEOUT)
-    waiting = Now() - timedelta(seconds=settings.CLUSTERING_PENDING_TIMEOUT)
+    silent, waiting = reap_cutoffs()
     dead = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, heartbeat_at__lt=silent)
     stale = TrainingRun.objects.filter(status=TrainingRun.Status.PENDING, created_at__lt=waiting)
     reaped = 0

@@ -15,10 +15,12 @@ from functools import partial
 
 import pandas as pd
 from django.db import connection, transaction
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from purchases import clv
 from purchases.models import ClvRun, CustomerValue, Purchase
+from purchases.recovery import ClvHeartbeat
 
 logger = logging.getLogger(__name__)
 CHECK_POINTS = 60  # points of the cumulative chart kept on the run
@@ -67,7 +69,7 @@ def clv_run_claim(*, run_id: int) -> bool:
     """Pending -> running in one UPDATE, so a task delivered twice fits once."""
     return bool(
         ClvRun.objects.filter(id=run_id, status=ClvRun.Status.PENDING).update(
-            status=ClvRun.Status.RUNNING, step="Starting", progress=1
+            status=ClvRun.Status.RUNNING, step="Starting", progress=1, heartbeat_at=Now()
         )
     )
 
@@ -131,7 +133,9 @@ def _parse(text: bytes) -> pd.DataFrame:
 def clv_run_execute(*, run_id: int) -> ClvRun:
     """Fit the run's models and activate it; on any error mark it failed (nothing changes)."""
     run = ClvRun.objects.get(id=run_id)
-    ClvRun.objects.filter(id=run_id).update(status=ClvRun.Status.RUNNING)
+    ClvRun.objects.filter(id=run_id).update(status=ClvRun.Status.RUNNING, heartbeat_at=Now())
+    heartbeat = ClvHeartbeat(run_id)  # a worker that dies stops beating: purchases.recovery
+    heartbeat.start()
     _step(run_id, "Reading the purchases", 5)
     try:
         frame = purchases_frame()
@@ -182,6 +186,8 @@ def clv_run_execute(*, run_id: int) -> ClvRun:
             error=message[:2000],
             finished_at=timezone.now(),
         )
+    finally:
+        heartbeat.stop()
     return ClvRun.objects.get(id=run_id)
 
 

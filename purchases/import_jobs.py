@@ -21,10 +21,12 @@ from pathlib import Path
 from django import db
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from customers.csv_format import CsvFormatError
 from purchases.models import PurchaseImport
+from purchases.recovery import ImportHeartbeat
 from purchases.services import TransactionOptions, transactions_import_file
 
 logger = logging.getLogger(__name__)
@@ -70,12 +72,36 @@ def purchase_import_enqueue(*, job_id: int) -> None:
         _finish(job_id, status=PurchaseImport.Status.FAILED, error=QUEUE_UNAVAILABLE)
 
 
+def purchase_import_retry(*, job_id: int, user=None) -> PurchaseImport | None:
+    """Queue the kept file of a failed import again, as a new import; None when there is
+    nothing to retry (it did not fail before importing, or it was retried already)."""
+    job = PurchaseImport.objects.get(id=job_id)
+    if not job.can_retry:
+        return None
+    # One conditional UPDATE hands the file over, so a double click queues it once.
+    if not PurchaseImport.objects.filter(id=job_id, stored_path=job.stored_path).update(
+        stored_path=""
+    ):
+        return None
+    retry = PurchaseImport.objects.create(
+        file_name=job.file_name,
+        stored_path=job.stored_path,
+        options=job.options,
+        step="Waiting for a worker",
+        retry_of=job,
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+    transaction.on_commit(partial(purchase_import_enqueue, job_id=retry.id))
+    return retry
+
+
 def purchase_import_claim(*, job_id: int) -> bool:
     """Pending -> running in one UPDATE, so a task delivered twice imports once."""
     return bool(
         PurchaseImport.objects.filter(id=job_id, status=PurchaseImport.Status.PENDING).update(
             status=PurchaseImport.Status.RUNNING,
             started_at=timezone.now(),
+            heartbeat_at=Now(),
             step="Starting",
             progress=1,
         )
@@ -86,6 +112,8 @@ def purchase_import_execute(*, job_id: int) -> PurchaseImport:
     """Import a claimed file; the outcome (or the reason it failed) goes on the row."""
     job = PurchaseImport.objects.get(id=job_id)
     writer = ProgressWriter(job_id)
+    heartbeat = ImportHeartbeat(job_id)  # a worker that dies stops beating: recovery
+    heartbeat.start()
     try:
         report = transactions_import_file(
             path=job.stored_path, options=_options(job), progress=writer
@@ -130,6 +158,7 @@ def purchase_import_execute(*, job_id: int) -> PurchaseImport:
                 error="Nothing was imported: the file has invalid rows.",
             )
     finally:
+        heartbeat.stop()
         writer.close()
         Path(job.stored_path).unlink(missing_ok=True)
     return PurchaseImport.objects.get(id=job_id)

@@ -7,6 +7,8 @@ every import and before every retrain, and join the feature catalogue.
 
 from __future__ import annotations
 
+import os
+
 from django.conf import settings
 from django.db import models
 
@@ -139,6 +141,10 @@ class ClvRun(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Beaten by the worker while it fits, and when its task was re-sent because no worker
+    # claimed it (purchases.recovery: the same guarantees as a training run).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    resent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -211,12 +217,29 @@ class PurchaseImport(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # See ClvRun: a silent worker's import is failed, a lost queue message re-sent.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    resent_at = models.DateTimeField(null=True, blank=True)
+    # Failed without the import having run to its end (worker lost, never picked up): the
+    # kept file can be imported again from the status page.
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return f"{self.file_name} ({self.get_status_display()})"
+
+    @property
+    def can_retry(self) -> bool:
+        """Failed before importing anything, with the file still kept for another try."""
+        return (
+            self.status == self.Status.FAILED
+            and bool(self.stored_path)
+            and os.path.exists(self.stored_path)
+        )
 
     @property
     def is_finished(self) -> bool:

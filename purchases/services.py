@@ -407,15 +407,6 @@ def rfm_refresh(*, as_of: date | None = None) -> int:
         # TRUNCATE instead of DELETE on PostgreSQL: a million deleted rows would stay behind
         # as dead rows until a vacuum (readers wait for the commit, a few seconds at most).
         empty = f"TRUNCATE {rfm}" if postgres else f"DELETE FROM {rfm}"
-        if as_of is None:
-            cursor.execute(f"SELECT MAX(date) FROM {table}")
-            last = cursor.fetchone()[0]
-            if last is None:
-                cursor.execute(empty)
-                return 0
-            last = date.fromisoformat(str(last)) if not isinstance(last, date) else last
-            as_of = date.fromordinal(last.toordinal() + 1)
-        cursor.execute(empty)
         # Order IDs are counted only when some purchase has one (the partial index answers).
         cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE order_id <> '')")
         with_orders = bool(cursor.fetchone()[0])
@@ -425,6 +416,18 @@ def rfm_refresh(*, as_of: date | None = None) -> int:
             f"CREATE TEMPORARY TABLE {_PER_CUSTOMER}{lifetime} AS "
             + _per_customer_sql(table, with_orders)
         )
+        if as_of is None:
+            # The last day from the per-customer table: MAX(date) of the purchases was one
+            # more scan of every purchase (no index on the day alone).
+            cursor.execute(f"SELECT MAX(last_day) FROM {_PER_CUSTOMER}")
+            last = cursor.fetchone()[0]
+            if last is None:
+                cursor.execute(empty)
+                cursor.execute(f"DROP TABLE IF EXISTS {_PER_CUSTOMER}")
+                return 0
+            last = date.fromisoformat(str(last)) if not isinstance(last, date) else last
+            as_of = date.fromordinal(last.toordinal() + 1)
+        cursor.execute(empty)
         cursor.execute(_rfm_sql(rfm), {"as_of": as_of})
         scored = cursor.rowcount
         cursor.execute(f"DROP TABLE IF EXISTS {_PER_CUSTOMER}")

@@ -37,8 +37,9 @@ from purchases.forms import (
     OrderLogUploadForm,
     RfmStrategyForm,
 )
-from purchases.import_jobs import purchase_import_start
+from purchases.import_jobs import purchase_import_retry, purchase_import_start
 from purchases.models import ClvRun, PurchaseImport, RfmStrategy
+from purchases.recovery import purchase_jobs_reap
 from purchases.rfm import GROUP_BY_KEY
 from purchases.selectors import clv_run_context, rfm_strategy_instance
 from purchases.services import (
@@ -246,9 +247,23 @@ def import_confirm(request: HttpRequest) -> HttpResponse:
 @permission_required(IMPORT_PERMISSIONS, raise_exception=True)
 def import_status(request: HttpRequest, job_id: int) -> HttpResponse:
     """The import's progress (htmx polls the status part until it has finished)."""
+    purchase_jobs_reap()  # a user watching an import whose worker died sees it fail
     job = get_object_or_404(PurchaseImport, id=job_id)
     template = "purchases/import_status.html" + ("#import-status" if request.htmx else "")
     return render(request, template, {"job": job})
+
+
+@require_POST
+@login_required
+@permission_required(IMPORT_PERMISSIONS, raise_exception=True)
+def import_retry(request: HttpRequest, job_id: int) -> HttpResponse:
+    """Import again the kept file of an import whose worker was lost."""
+    job = get_object_or_404(PurchaseImport, id=job_id)
+    retry = purchase_import_retry(job_id=job.id, user=request.user)
+    if retry is None:
+        messages.error(request, "This file cannot be imported again from here; upload it again.")
+        return redirect("purchases:import_status", job_id=job.id)
+    return redirect("purchases:import_status", job_id=retry.id)
 
 
 @require_http_methods(["GET", "POST"])
@@ -286,6 +301,7 @@ VIEW_RUNS = "clustering.view_trainingrun"
 @permission_required(VIEW_RUNS, raise_exception=True)
 def clv_runs(request: HttpRequest) -> HttpResponse:
     """The CLV fits, newest first, and the form that starts one."""
+    purchase_jobs_reap()
     runs = ClvRun.objects.select_related("created_by")[:50]
     return render(request, "purchases/clv_runs.html", {"runs": runs, "form": ClvStartForm()})
 
@@ -312,6 +328,7 @@ def clv_run_start_view(request: HttpRequest) -> HttpResponse:
 def clv_run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     """A CLV fit: its progress (htmx polls until it has finished), parameters, the check on
     a later period and the cumulative chart."""
+    purchase_jobs_reap()  # a fit whose worker died is shown failed, not running forever
     run = get_object_or_404(ClvRun, id=run_id)
     if request.htmx and not run.is_finished:
         return render(request, "purchases/clv_run.html#clv-status", {"run": run})

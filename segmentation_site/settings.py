@@ -297,7 +297,13 @@ CELERY_BEAT_SCHEDULE = {
         # A reap that waited longer than its period is superseded by the next one.
         # (expire_seconds: the same for django-celery-beat's database scheduler.)
         "options": {"expires": CLUSTERING_REAP_SECONDS, "expire_seconds": CLUSTERING_REAP_SECONDS},
-    }
+    },
+    # The same for purchase imports and CLV fits (purchases.recovery).
+    "reap-silent-purchase-jobs": {
+        "task": "purchases.tasks.purchases_reap_task",
+        "schedule": CLUSTERING_REAP_SECONDS,
+        "options": {"expires": CLUSTERING_REAP_SECONDS, "expire_seconds": CLUSTERING_REAP_SECONDS},
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

@@ -289,11 +289,15 @@ class DensitySegments(BaseEstimator):
         labels[distance > self.reach_[labels]] = NOISE
         return labels
 
-    def assign(self, Xs: np.ndarray, sigma2: float) -> engine.Scores:
+    def assign(
+        self, Xs: np.ndarray, sigma2: float, placed: np.ndarray | None = None
+    ) -> engine.Scores:
         """Members get the round-cloud confidence among the dense segments; Unsegmented
-        customers get NOISE and confidence 0, with the nearest segment as runner-up."""
+        customers get NOISE and confidence 0, with the nearest segment as runner-up.
+        ``placed``: these rows' labels by the membership rule when already known (the
+        fit's ``labels_``), so the training customers are not placed a second time."""
         scores = _nearest_scores(cdist(Xs, self.cluster_centers_, "sqeuclidean"), sigma2)
-        labels = self.predict(Xs)
+        labels = self.predict(Xs) if placed is None else np.asarray(placed)
         noise = labels == NOISE
         cluster = scores.cluster.copy()
         confidence = scores.confidence.copy()

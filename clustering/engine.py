@@ -578,16 +578,24 @@ def predict_proba(pipeline: Pipeline, X: ArrayLike, *, sigma2: float) -> np.ndar
     return out
 
 
-def score(pipeline: Pipeline, X: ArrayLike, *, sigma2: float) -> Scores:
+def score(
+    pipeline: Pipeline, X: ArrayLike, *, sigma2: float, placed: np.ndarray | None = None
+) -> Scores:
     """Assigned segment, confidence, runner-up segment and its probability for one row
-    (1-D input) or many; processed in chunks so a million rows stay cheap."""
+    (1-D input) or many; processed in chunks so a million rows stay cheap. ``placed``:
+    the segmenter's own labels of these rows, when its fit already computed them
+    (HDBSCAN's membership rule), handed to its ``assign`` instead of placing them again."""
     X = _as_matrix(X)
     n_rows = len(X)
     cluster, runner_up = np.empty(n_rows, np.intp), np.empty(n_rows, np.intp)
     confidence, runner_p, nearest_d2 = np.empty(n_rows), np.empty(n_rows), np.empty(n_rows)
     for sl in _row_slices(n_rows, SCORE_CHUNK_ROWS):
         if hasattr(pipeline[-1], "assign"):  # a segmenter of clustering.algorithms
-            part = pipeline[-1].assign(to_model_space(pipeline, X[sl]), sigma2)
+            Xs = to_model_space(pipeline, X[sl])
+            if placed is None:
+                part = pipeline[-1].assign(Xs, sigma2)
+            else:
+                part = pipeline[-1].assign(Xs, sigma2, placed[sl])
             cluster[sl], confidence[sl], nearest_d2[sl] = (
                 part.cluster,
                 part.confidence,

@@ -420,6 +420,22 @@ def _recommended_first(outcomes: list[Outcome]) -> Outcome:
     return chosen
 
 
+def _placed_by_fit(pipeline, prepared) -> np.ndarray | None:
+    """HDBSCAN's fit already placed the customers it was fitted on by its membership
+    rule (``labels_``); only the left-out outliers still need placing. None for the
+    other algorithms, whose scoring computes each label once anyway."""
+    segmenter = pipeline[-1]
+    if not isinstance(segmenter, algorithms.DensitySegments):
+        return None
+    fit_rows = prepared.fit_rows
+    placed = np.empty(len(fit_rows), dtype=np.intp)
+    placed[fit_rows] = segmenter.labels_
+    if (~fit_rows).any():
+        rest = prepared.data.X[~fit_rows]
+        placed[~fit_rows] = segmenter.predict(engine.to_model_space(pipeline, rest))
+    return placed
+
+
 def _compute_one(
     run, algorithm, prepared, catalogue, k_values, progress, k_guess: int | None = None
 ) -> Outcome:
@@ -464,7 +480,10 @@ def _compute_one(
     pipeline, k = fitted.pipeline, fitted.k
     sigma2 = engine.within_variance(pipeline, len(X_fit))
     progress(0.72, "Scoring customers")
-    scores = _timed(timings, "score", engine.score, pipeline, prepared.data.X, sigma2=sigma2)
+    placed = _placed_by_fit(pipeline, prepared)
+    scores = _timed(
+        timings, "score", engine.score, pipeline, prepared.data.X, sigma2=sigma2, placed=placed
+    )
     noise = scores.cluster == algorithms.NOISE
     labels = np.where(noise, k, scores.cluster)  # Unsegmented is the cluster after the last
     placed = prepared.fit_rows & ~noise

@@ -338,3 +338,34 @@ def test_the_runs_list_and_the_compare_page_name_the_algorithm_in_words(customer
     for page in (runs, compare):
         assert "<td>Gaussian mixture</td>" in page and "<td>K-Means</td>" in page
         assert "<td>gmm</td>" not in page and "<td>kmeans</td>" not in page
+
+
+def test_hdbscan_stores_for_every_customer_what_its_model_places_afresh(db):
+    # The fit's own placements are reused when scoring (not computed twice); each stored
+    # segment and confidence must still be what the saved model gives that customer,
+    # the outliers left out of the fit included.
+    call_command("generate_customers", count=600, seed=7, stdout=io.StringIO())
+    for i in range(5):
+        Customer.objects.create(
+            customer_id=f"FAR-{i}",
+            age=100,
+            annual_income=5000.0 + 100 * i,
+            spending_score=99,
+            purchase_frequency=900,
+        )
+
+    run = train(algorithm="hdbscan", features=FEATURES, log_features=())
+
+    assert run.outliers > 0
+    rows = ClusterAssignment.objects.filter(run=run).order_by("customer_id")
+    stored = list(
+        rows.values_list("customer_id", "cluster__index", "cluster__is_noise", "confidence")
+    )
+    by_pk = Customer.objects.in_bulk([pk for pk, *_ in stored])
+    customers = [by_pk[pk] for pk, *_ in stored]
+    X = np.array([[getattr(c, f) for f in run.features] for c in customers], dtype=float)
+    pipeline = model_load(file_name=run.model_file, sha256=run.model_sha256)
+    afresh = engine.score(pipeline, X, sigma2=run.within_variance)
+    labels = np.array([algorithms.NOISE if noise else index for _, index, noise, _ in stored])
+    assert np.array_equal(labels, afresh.cluster)
+    assert np.allclose([c for *_, c in stored], afresh.confidence)

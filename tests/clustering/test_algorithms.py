@@ -103,6 +103,22 @@ def test_hdbscan_places_new_customers_by_its_membership_rule():
     assert placed.runner_up[1] != algorithms.NOISE  # the nearest segment, for reference
 
 
+def test_hdbscan_scoring_with_the_fits_labels_gives_what_placing_them_again_gives():
+    # The service hands the fit's labels to scoring instead of placing everyone twice;
+    # segments, confidences and runner-ups must be those of placing them afresh.
+    X, _ = blobs_with_noise()
+    pipeline = fitted("hdbscan", X).pipeline
+    assert (pipeline[-1].labels_ == algorithms.NOISE).any()
+
+    again = engine.score(pipeline, X, sigma2=1.0)
+    reused = engine.score(pipeline, X, sigma2=1.0, placed=pipeline[-1].labels_)
+
+    assert np.array_equal(reused.cluster, again.cluster)
+    assert np.array_equal(reused.confidence, again.confidence)
+    assert np.array_equal(reused.runner_up, again.runner_up)
+    assert np.array_equal(reused.runner_up_probability, again.runner_up_probability)
+
+
 def test_ward_finds_planted_groups_and_scores_all_customers():
     X, truth = blobs_with_noise()
     groups = truth >= 0

@@ -29,14 +29,7 @@ from customers.csv_format import (
     parse_number,
     unguard,
 )
-from customers.services import (
-    SNIFF_BYTES,
-    _check_text,
-    _first_rows,
-    _open_text,
-    _records,
-    sniff_delimiter,
-)
+from customers.files import delimiter_of, first_rows, records
 
 MAX_REPORTED = 1_000
 # Header names each column is recognised by (compared after normalise_header).
@@ -165,22 +158,15 @@ def _map_headers(headers: list[str]) -> tuple[dict[str, int], list[str]]:
 
 def read_outcome_file(stream: BinaryIO, report: OutcomeReport) -> Iterator[OutcomeRow | None]:
     """Rows of an outcomes CSV (None for an invalid row, whose errors go to the report)."""
-    stream.seek(0)
-    _check_text(stream.read(SNIFF_BYTES))
-    text = _open_text(stream)
-    try:
-        first_line = text.readline()
-    finally:
-        text.detach()
-    delimiter = sniff_delimiter(first_line)
-    header = _first_rows(stream, delimiter, 1)
+    delimiter = delimiter_of(stream)
+    header = first_rows(stream, delimiter, 1)
     if not header:
         raise CsvFormatError("the file is empty")
     positions, report.ignored_columns = _map_headers(header[0])
     report.columns = {f: header[0][i].strip() for f, i in positions.items()}
     width = len(header[0])
     header_pending = True
-    for line, cells in _records(stream, delimiter):
+    for line, cells in records(stream, delimiter):
         if not any(cell.strip() for cell in cells):
             report.blank_lines += 1
             continue

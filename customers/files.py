@@ -223,3 +223,16 @@ def stream_size(stream: BinaryIO) -> int:
     size = stream.tell()
     stream.seek(position)
     return size
+
+
+def delimiter_of(stream: BinaryIO) -> str:
+    """The delimiter of a text file (checked to be text first), guessed from its first line;
+    the stream is left where the caller's readers start again (they seek)."""
+    stream.seek(0)
+    check_text(stream.read(SNIFF_BYTES))
+    text = open_text(stream)
+    try:
+        first_line = text.readline()
+    finally:
+        text.detach()
+    return sniff_delimiter(first_line)

@@ -24,11 +24,9 @@ from django.utils import timezone
 from customers.catalogue import CUSTOMER_ID_MAX_LENGTH, TEXT_MAX_LENGTH
 from customers.csv_format import CsvFormatError, RowError
 from customers.files import (
-    check_text,
+    delimiter_of,
     first_rows,
-    open_text,
     records,
-    sniff_delimiter,
     stream_size,
 )
 from customers.models import Customer
@@ -47,7 +45,6 @@ from purchases.transaction_format import (
 CHUNK_ROWS = 20_000
 SAMPLE_ROWS = 1_000
 MAX_REPORTED_ERRORS = 1_000
-SNIFF_BYTES = 64 * 1024
 # Planner settings of the RFM refresh's transaction on PostgreSQL (see rfm_refresh).
 RFM_PLANNER_SETTINGS = (
     "work_mem = '512MB'",
@@ -125,14 +122,7 @@ DEFAULT_OPTIONS = TransactionOptions()
 
 def read_log_layout(stream: BinaryIO, options: TransactionOptions = DEFAULT_OPTIONS) -> LogLayout:
     """Delimiter, header, columns and date format from the top of the file."""
-    stream.seek(0)
-    check_text(stream.read(SNIFF_BYTES))
-    text = open_text(stream)
-    try:
-        first_line = text.readline()
-    finally:
-        text.detach()
-    delimiter = sniff_delimiter(first_line)
+    delimiter = delimiter_of(stream)
     rows = first_rows(stream, delimiter, SAMPLE_ROWS + 1)
     if not rows:
         raise CsvFormatError("the file is empty")
@@ -514,14 +504,7 @@ class LogPreview:
 
 def read_log_preview(stream: BinaryIO, rows: int = 50) -> LogPreview:
     """Delimiter and first rows, for a file whose columns the user must name."""
-    stream.seek(0)
-    check_text(stream.read(SNIFF_BYTES))
-    text = open_text(stream)
-    try:
-        first_line = text.readline()
-    finally:
-        text.detach()
-    delimiter = sniff_delimiter(first_line)
+    delimiter = delimiter_of(stream)
     top = first_rows(stream, delimiter, rows)
     if not top:
         raise CsvFormatError("the file is empty")

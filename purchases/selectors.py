@@ -174,11 +174,11 @@ LIKELY_LOST_BELOW = 0.5  # P(alive) under which a customer counts as likely lost
 # BG/NBD lets a customer drop out only after a repeat purchase, so a one-time buyer is
 # "still buying" with probability 1 whatever their recency: P(alive) and "likely lost"
 # are averaged over repeat buyers only, or a group of lapsed one-timers would read 100 %.
-REPEAT_BUYER = "frequency__gte"
+REPEAT_BUYER_MIN_PURCHASES = 2  # the RFM frequency of a customer with a repeat purchase
 
 
 def _repeat_buyers(path: str = "customer__rfm__") -> Q:
-    return Q(**{f"{path}{REPEAT_BUYER}": 2})
+    return Q(**{f"{path}frequency__gte": REPEAT_BUYER_MIN_PURCHASES})
 
 
 def _value_columns(value: str = "", rfm: str = "customer__rfm__") -> dict:

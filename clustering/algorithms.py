@@ -10,7 +10,8 @@ same for all of them.
 * ``gmm``: GaussianMixture. The number of components, and the covariance type unless the
   user sets it, are the pair with the lowest BIC (``GMM_RULE``); confidence is the
   model's own posterior probability and the runner-up the second most probable component.
-* ``hdbscan``: scikit-learn's HDBSCAN on at most ``DENSITY_SAMPLE_MAX`` customers. Customers
+* ``hdbscan``: scikit-learn's HDBSCAN on at most ``DENSITY_SAMPLE_MAX`` customers, its
+  spanning tree built by ``clustering.density`` (Boruvka on a KD-tree). Customers
   in no dense group are "Unsegmented" (label ``NOISE``). New customers follow
   ``HDBSCAN_MEMBERSHIP_RULE``.
 * ``ward``: Ward's hierarchical clustering on at most ``WARD_SAMPLE_MAX`` customers, cut
@@ -30,15 +31,9 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 from sklearn.base import BaseEstimator
-from sklearn.cluster import HDBSCAN, KMeans
+from sklearn.cluster import KMeans
 
-# scikit-learn's own HDBSCAN steps, for refits that share one neighbour search
-# (SharedNeighbours); tests compare the labels with HDBSCAN.fit_predict.
-from sklearn.cluster._hdbscan._linkage import mst_from_data_matrix
-from sklearn.cluster._hdbscan._tree import tree_to_labels
-from sklearn.cluster._hdbscan.hdbscan import _process_mst
 from sklearn.metrics import (
-    DistanceMetric,
     adjusted_rand_score,
     calinski_harabasz_score,
     davies_bouldin_score,
@@ -46,7 +41,7 @@ from sklearn.metrics import (
 from sklearn.mixture import GaussianMixture
 from sklearn.pipeline import Pipeline, make_pipeline
 
-from clustering import engine
+from clustering import density, engine
 from clustering.bands import SEGMENT_STABILITY_BANDS
 from clustering.encoding import OneHotColumns
 
@@ -255,7 +250,7 @@ class DensitySegments(BaseEstimator):
     def fit(self, Xs, y=None) -> DensitySegments:
         Xs = np.asarray(Xs, dtype=np.float64)
         rows = _sample(len(Xs), self.sample_max, self.random_state)
-        found = _hdbscan(self.min_cluster_size).fit_predict(Xs[rows])
+        found = _hdbscan_labels(Xs[rows], self.min_cluster_size)
         if found.max() < 1:
             raise ValueError("no two dense groups: the customers form one cloud")
         self._keep_exemplars(Xs[rows], found)
@@ -319,8 +314,10 @@ def ward_tree(Xs: np.ndarray) -> np.ndarray:
     return fastcluster.linkage_vector(np.ascontiguousarray(Xs, dtype=np.float64), method="ward")
 
 
-def _hdbscan(min_cluster_size: int) -> HDBSCAN:
-    return HDBSCAN(min_cluster_size=max(int(min_cluster_size), 5), copy=True)
+def _hdbscan_labels(Xs: np.ndarray, min_cluster_size: int) -> np.ndarray:
+    """scikit-learn's HDBSCAN(min_cluster_size) labels, its spanning tree built by
+    clustering.density (the same clusters, several times faster)."""
+    return density.hdbscan_labels(Xs, max(int(min_cluster_size), 5))
 
 
 class SharedNeighbours:
@@ -329,13 +326,15 @@ class SharedNeighbours:
     HDBSCAN's first step is each row's core distance: the distance to its
     ``min_samples``-th nearest row (itself included). A refit on a subset reads it from
     these neighbours (the ``min_samples``-th that is in the subset), searching again only
-    for the rare row with too few of them, then runs scikit-learn's own HDBSCAN steps
-    (minimum spanning tree, condensed tree, excess of mass): the labels are those of
-    ``HDBSCAN(min_cluster_size).fit_predict`` on the subset (a test checks), without
-    ten neighbour searches."""
+    for the rare row with too few of them, and lists its nearest rows in the subset for
+    the spanning tree (clustering.density); the condensed tree and the excess of mass are
+    scikit-learn's own steps: the labels are those of
+    ``HDBSCAN(min_cluster_size).fit_predict`` on the subset (a test checks), without ten
+    neighbour searches."""
 
     def __init__(self, Xs: np.ndarray, *, min_samples: int, fraction: float) -> None:
         self.Xs = np.ascontiguousarray(Xs, dtype=np.float64)
+        self.fraction = fraction
         # Enough neighbours that a random ``fraction`` of them nearly always holds
         # ``min_samples``; the others are searched for.
         wanted = int(np.ceil(min_samples / fraction * 1.3)) + 10
@@ -345,7 +344,7 @@ class SharedNeighbours:
 
     def labels(self, idx: np.ndarray, min_cluster_size: int) -> np.ndarray:
         """HDBSCAN's labels of the rows ``idx`` (NOISE for no dense group)."""
-        size = max(int(min_cluster_size), 5)  # min_samples = min_cluster_size, as _hdbscan
+        size = max(int(min_cluster_size), 5)  # min_samples = min_cluster_size, as _hdbscan_labels
         X = np.ascontiguousarray(self.Xs[idx])
         inside = np.zeros(len(self.Xs), dtype=bool)
         inside[idx] = True
@@ -354,11 +353,19 @@ class SharedNeighbours:
         short = found[:, -1] < size
         if short.any():
             core[short] = cKDTree(X).query(X[short], k=max(2, size))[0][:, size - 1]
-        tree = mst_from_data_matrix(
-            X, np.ascontiguousarray(core), DistanceMetric.get_metric("euclidean"), 1.0
-        )
-        labels, _ = tree_to_labels(_process_mst(tree), size, "eom", False, 0.0, None)
-        return labels
+        return density.hdbscan_labels(X, size, np.ascontiguousarray(core), self._lists(idx, size))
+
+    def _lists(self, idx: np.ndarray, size: int) -> density.Neighbourhoods:
+        """The rows' neighbours among ``idx``, from the shared lists: their first columns,
+        enough to hold about ``size`` + LISTED_EXTRA rows of the subset; any row of the
+        subset not listed is at least the last column's distance away."""
+        columns = min(self.index.shape[1], int(np.ceil((size + density.LISTED_EXTRA) / self.fraction)))
+        position = np.full(len(self.Xs), -1, dtype=np.int64)
+        position[idx] = np.arange(len(idx))
+        listed = position[self.index[idx, :columns]]
+        distance = np.where(listed >= 0, self.distance[idx, :columns], np.inf)
+        beyond = self.distance[idx, columns - 1]
+        return density.without_self(np.arange(len(idx)), listed, distance, beyond)
 
 
 # --------------------------------------------------------------------------- sweep + fit
@@ -703,7 +710,7 @@ def _refit_labels(
     if algorithm == WARD:
         return fcluster(ward_tree(Xs), k, criterion="maxclust") - 1
     if algorithm == HDBSCAN_KEY:
-        return _hdbscan(min_size).fit_predict(Xs)
+        return _hdbscan_labels(Xs, min_size)
     if algorithm == ENSEMBLE:
         return _consensus_refit(Xs, k, seed)
     return KMeans(k, n_init=engine.STABILITY_N_INIT, random_state=seed).fit(Xs).labels_

@@ -363,9 +363,10 @@ class SharedNeighbours:
         position = np.full(len(self.Xs), -1, dtype=np.int64)
         position[idx] = np.arange(len(idx))
         listed = position[self.index[idx, :columns]]
-        distance = np.where(listed >= 0, self.distance[idx, :columns], np.inf)
-        beyond = self.distance[idx, columns - 1]
-        return density.without_self(np.arange(len(idx)), listed, distance, beyond)
+        listed[listed == np.arange(len(idx))[:, None]] = -1  # the row itself
+        distance = self.distance[idx, :columns]  # a copy (fancy indexing)
+        distance[listed < 0] = np.inf
+        return density.Neighbourhoods(listed, distance, self.distance[idx, columns - 1])
 
 
 # --------------------------------------------------------------------------- sweep + fit

@@ -36,6 +36,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
+from scipy.spatial.distance import cdist
 
 # scikit-learn's own HDBSCAN steps after the spanning tree.
 from sklearn.cluster._hdbscan._tree import tree_to_labels
@@ -55,6 +56,9 @@ LISTED_EXTRA = 10
 # A group larger than this is searched in a KD-tree of the other customers, so its own
 # members do not fill every answer.
 GROUP_SEARCH_ALONE = 256
+# Below this many pairs (rows x outsiders), a large group's rows are compared with every
+# outsider (cdist) instead of searched in a KD-tree built for them.
+PAIRS_AT_ONCE = 200_000
 # The rows, then steps, of the walk that finds some edge out of a group that has none yet.
 WALK_START, WALK_STEPS = 32, 3
 
@@ -130,15 +134,16 @@ def spanning_tree(X: np.ndarray, core: np.ndarray, hoods: Neighbourhoods) -> np.
             weight[doubtful], partner[doubtful] = search.lightest(doubtful, group, upper)
             best = _lightest_per_group(group, weight, partner)
         pairs = np.sort(np.column_stack([best, partner[best]]), axis=1)
-        pairs, first = np.unique(pairs, axis=0, return_index=True)
-        joined, joined_weights = pairs, weight[best][first]
-        after = _groups(n, np.vstack([ends, joined]))
-        if after.max() + 1 != groups - len(joined):  # a cycle: see _joining
+        # Two groups that chose the same edge: once.
+        _, first = np.unique(pairs[:, 0] * n + pairs[:, 1], return_index=True)
+        joined, joined_weights = pairs[first], weight[best][first]
+        merged = _merged(group, groups, joined)
+        if merged.max() + 1 != groups - len(joined):  # a cycle: see _joining
             joined, joined_weights = _joining(group, joined, joined_weights)
-            after = _groups(n, np.vstack([ends, joined]))
+            merged = _merged(group, groups, joined)
         ends = np.vstack([ends, joined])
         weights = np.concatenate([weights, joined_weights])
-        group, groups = after, int(after.max()) + 1
+        group, groups = merged[group], int(merged.max()) + 1
     edges = np.empty(n - 1, dtype=EDGE_DTYPE)
     edges["current_node"], edges["next_node"], edges["distance"] = ends[:, 0], ends[:, 1], weights
     return edges
@@ -173,16 +178,24 @@ class _ListedEdges:
     def __init__(self, core: np.ndarray, hoods: Neighbourhoods) -> None:
         listed = hoods.index >= 0
         self.index = np.where(listed, hoods.index, 0)
-        self.weight = np.maximum(np.maximum(core[:, None], core[self.index]), hoods.distance)
-        self.weight[~listed] = np.inf
+        # Unlisted places have distance inf, so weight inf.
+        self.weight = np.maximum(core[self.index], hoods.distance)
+        np.maximum(self.weight, core[:, None], out=self.weight)
         # Mutual reachability to anyone unlisted is at least this.
         self.beyond = np.maximum(hoods.beyond, core)
         # Rows whose listed neighbours are all in their own group stay so: groups only grow.
         self.open = np.flatnonzero(listed.any(axis=1))
+        self.alone = True  # every customer its own group: every listed edge leaves it
 
     def lightest(self, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per customer, the lightest listed edge to another group (inf, -1 if none)."""
         n = len(group)
+        if self.alone:
+            self.alone = False
+            weight = self.weight.min(axis=1)
+            partner = _smallest_where(self.weight == weight[:, None], self.index, n)
+            partner[~np.isfinite(weight)] = -1
+            return weight, partner
         weight, partner = np.full(n, np.inf), np.full(n, -1, dtype=np.int64)
         rows = self.open
         index = self.index[rows]
@@ -203,6 +216,8 @@ class _Search:
     def __init__(self, X: np.ndarray, core: np.ndarray) -> None:
         self.X, self.core = X, core
         self.tree = cKDTree(X)
+        # Per customer, no outsider of its group is nearer than this (see _group_alone).
+        self.floor = np.zeros(len(X))
 
     def lightest(
         self, rows: np.ndarray, group: np.ndarray, upper: np.ndarray
@@ -220,29 +235,48 @@ class _Search:
             weight[small], partner[small] = self._widening(
                 rows[small], group, self.tree, np.arange(len(self.X)), first
             )
+        position = np.empty(len(self.X), dtype=np.int64)
+        position[rows] = np.arange(len(rows))
         for g in np.unique(group[rows[big]]):
             at = np.flatnonzero(big & (group[rows] == g))
-            weight[at], partner[at] = self._group_alone(rows[at], group, g, upper[at][0])
+            weight[at], partner[at] = np.inf, -1
+            searched, w, p = self._group_alone(rows[at], group, g, upper[at][0])
+            weight[position[searched]], partner[position[searched]] = w, p
         return weight, partner
 
     def _group_alone(self, rows, group, g, upper):
-        """A large group, against a KD-tree of the other customers. Its lightest edge is
-        no heavier than ``upper`` (an edge it has; if none, one found by a short walk
-        between the two sides), so only rows with an outsider that near can leave by it:
-        a search bounded by ``upper`` finds them (in a dense group, its border), and only
-        they are searched further."""
+        """A large group's lightest edge out, on the row it leaves from. The edge is no
+        heavier than ``upper`` (an edge the group has; if none, one found by a short walk
+        between the two sides), so only rows with an outsider that near can leave by it
+        (in a dense group, its border). Each row's nearest outsider only moves away as
+        groups merge, so a distance once searched stays a floor (``self.floor``) and rows
+        whose floor is beyond reach are not searched again."""
         others = np.flatnonzero(group != g)
-        tree = cKDTree(self.X[others])
+        tree = None
         if not np.isfinite(upper):
+            tree = cKDTree(self.X[others])
             upper = self._some_edge(rows, others, tree)
         # A hair over, so an edge of exactly that weight is found too (the tie-break).
         reach = np.nextafter(upper, np.inf) * (1 + 1e-9)
-        distance, _ = tree.query(self.X[rows], k=1, distance_upper_bound=reach)
+        rows = rows[np.maximum(self.floor[rows], self.core[rows]) <= reach]
         weight = np.full(len(rows), np.inf)
         partner = np.full(len(rows), -1, dtype=np.int64)
+        if len(rows) * len(others) <= PAIRS_AT_ONCE:
+            return rows, *self._all_pairs(rows, others)
+        tree = tree if tree is not None else cKDTree(self.X[others])
+        distance, _ = tree.query(self.X[rows], k=1, distance_upper_bound=reach)
+        self.floor[rows] = np.where(np.isfinite(distance), distance, reach)
         near = np.flatnonzero(np.maximum(self.core[rows], distance) <= reach)
         weight[near], partner[near] = self._widening(rows[near], group, tree, others, SEARCH_FIRST)
-        return weight, partner
+        return rows, weight, partner
+
+    def _all_pairs(self, rows, others):
+        """The rows' lightest edges to ``others``, from every pair's distance."""
+        gap = cdist(self.X[rows], self.X[others])
+        self.floor[rows] = gap.min(axis=1)
+        weight = np.maximum(np.maximum(self.core[rows][:, None], self.core[others]), gap)
+        best = weight.min(axis=1)
+        return best, others[(weight == best[:, None]).argmax(axis=1)]
 
     def _some_edge(self, rows, others, tree) -> float:
         """The weight of some edge out of the group (an upper bound of its lightest): from
@@ -305,6 +339,8 @@ def _lightest_per_group(group: np.ndarray, weight: np.ndarray, partner: np.ndarr
     return order[starts]
 
 
-def _groups(n: int, ends: np.ndarray) -> np.ndarray:
-    graph = coo_matrix((np.ones(len(ends)), (ends[:, 0], ends[:, 1])), shape=(n, n))
+def _merged(group: np.ndarray, groups: int, joined: np.ndarray) -> np.ndarray:
+    """Each group's number after the ``joined`` edges (pairs of customers) merge them."""
+    a, b = group[joined[:, 0]], group[joined[:, 1]]
+    graph = coo_matrix((np.ones(len(joined)), (a, b)), shape=(groups, groups))
     return connected_components(graph, directed=False)[1]

@@ -250,7 +250,11 @@ class DensitySegments(BaseEstimator):
     def fit(self, Xs, y=None) -> DensitySegments:
         Xs = np.asarray(Xs, dtype=np.float64)
         rows = _sample(len(Xs), self.sample_max, self.random_state)
-        found = _hdbscan_labels(Xs[rows], self.min_cluster_size)
+        sample, size = Xs[rows], max(int(self.min_cluster_size), 5)
+        search = density.neighbour_search(sample, size + density.LISTED_EXTRA)
+        found = _hdbscan_labels(sample, size, density.core_distances(sample, size, search))
+        # The stability refits, on these very customers, start from the same search.
+        self.neighbour_search_ = search if len(rows) == len(Xs) else None
         if found.max() < 1:
             raise ValueError("no two dense groups: the customers form one cloud")
         self._keep_exemplars(Xs[rows], found)
@@ -261,6 +265,11 @@ class DensitySegments(BaseEstimator):
         self.cluster_centers_ = _centres(Xs[rows], found, k)
         self.inertia_ = _within_ss(Xs, self.labels_, self.cluster_centers_)
         return self
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state.pop("neighbour_search_", None)  # the fit's working data, not the model's
+        return state
 
     def _keep_exemplars(self, Xs: np.ndarray, labels: np.ndarray) -> None:
         rng = np.random.default_rng(self.random_state)
@@ -314,10 +323,11 @@ def ward_tree(Xs: np.ndarray) -> np.ndarray:
     return fastcluster.linkage_vector(np.ascontiguousarray(Xs, dtype=np.float64), method="ward")
 
 
-def _hdbscan_labels(Xs: np.ndarray, min_cluster_size: int) -> np.ndarray:
+def _hdbscan_labels(Xs: np.ndarray, min_cluster_size: int, known=(None, None)) -> np.ndarray:
     """scikit-learn's HDBSCAN(min_cluster_size) labels, its spanning tree built by
-    clustering.density (the same clusters, several times faster)."""
-    return density.hdbscan_labels(Xs, max(int(min_cluster_size), 5))
+    clustering.density (the same clusters, several times faster). ``known``: the core
+    distances and neighbour lists, when already searched."""
+    return density.hdbscan_labels(Xs, max(int(min_cluster_size), 5), *known)
 
 
 class SharedNeighbours:
@@ -332,15 +342,21 @@ class SharedNeighbours:
     ``HDBSCAN(min_cluster_size).fit_predict`` on the subset (a test checks), without ten
     neighbour searches."""
 
-    def __init__(self, Xs: np.ndarray, *, min_samples: int, fraction: float) -> None:
+    def __init__(
+        self, Xs: np.ndarray, *, min_samples: int, fraction: float, search=None
+    ) -> None:
+        """``search``: the fit's own neighbour search on these rows (distance, index),
+        which holds enough neighbours: the fit's ``min_samples`` is the refits' over
+        ``fraction``, and the few rows short of them are searched for."""
         self.Xs = np.ascontiguousarray(Xs, dtype=np.float64)
         self.fraction = fraction
+        if search is not None and len(search[0]) == len(self.Xs):
+            self.distance, self.index = search
+            return
         # Enough neighbours that a random ``fraction`` of them nearly always holds
         # ``min_samples``; the others are searched for.
         wanted = int(np.ceil(min_samples / fraction * 1.3)) + 10
-        self.distance, self.index = cKDTree(self.Xs).query(
-            self.Xs, k=max(2, min(len(self.Xs), wanted))
-        )
+        self.distance, self.index = density.neighbour_search(self.Xs, max(2, wanted))
 
     def labels(self, idx: np.ndarray, min_cluster_size: int) -> np.ndarray:
         """HDBSCAN's labels of the rows ``idx`` (NOISE for no dense group)."""
@@ -752,11 +768,13 @@ def stability(
     sample_max: int = STABILITY_SAMPLE_MAX,
     random_state: int | None = 0,
     covariance_type: str = GMM_COVARIANCE,
+    neighbour_search=None,
 ) -> Stability:
     """Refit the same algorithm (same K, fresh seeds) ``refits`` times, each on a random
     ``fraction`` of at most ``sample_max`` scaled rows, and compare with the run's labels
     (NOISE counts as a group of its own in the Rand index). ``min_size``: HDBSCAN's
-    smallest group in the fit."""
+    smallest group in the fit; ``neighbour_search``: its fit's neighbour search
+    (DensitySegments.neighbour_search_), reused when the refits sample the same rows."""
     rng = np.random.default_rng(random_state)
     rows = rng.choice(len(Xs), sample_max, replace=False) if len(Xs) > sample_max else None
     Xw, lw = (Xs, labels) if rows is None else (Xs[rows], labels[rows])
@@ -767,7 +785,10 @@ def stability(
     scores, together = [], []
     shared = None
     if algorithm == HDBSCAN_KEY:
-        shared = SharedNeighbours(Xw, min_samples=max(refit_size, 5), fraction=fraction)
+        search = neighbour_search if rows is None else None
+        shared = SharedNeighbours(
+            Xw, min_samples=max(refit_size, 5), fraction=fraction, search=search
+        )
     for seed in rng.integers(0, 2**31 - 1, size=refits):
         idx = rng.choice(len(Xw), size=min(size, len(Xw)), replace=False)
         if shared is not None:

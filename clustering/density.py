@@ -96,13 +96,21 @@ def hdbscan_labels(
     return labels
 
 
-def core_distances(X: np.ndarray, min_samples: int) -> tuple[np.ndarray, Neighbourhoods]:
-    """Each customer's core distance (to its ``min_samples``-th nearest, itself counted,
-    as scikit-learn's) and neighbour list, from one KD-tree search."""
-    count = min(min_samples + LISTED_EXTRA, len(X))
+def neighbour_search(X: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each customer's ``count`` nearest customers, itself counted: (distance, index)."""
+    count = min(count, len(X))
     distance, index = cKDTree(X).query(X, k=count)
-    distance, index = distance.reshape(len(X), -1), index.reshape(len(X), -1)
-    core = np.ascontiguousarray(distance[:, min(min_samples, count) - 1])
+    return distance.reshape(len(X), -1), index.reshape(len(X), -1)
+
+
+def core_distances(
+    X: np.ndarray, min_samples: int, search: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, Neighbourhoods]:
+    """Each customer's core distance (to its ``min_samples``-th nearest, itself counted,
+    as scikit-learn's) and neighbour list, from one KD-tree search (``search``, when
+    already made with at least ``min_samples`` neighbours)."""
+    distance, index = search or neighbour_search(X, min_samples + LISTED_EXTRA)
+    core = np.ascontiguousarray(distance[:, min(min_samples, distance.shape[1]) - 1])
     return core, without_self(np.arange(len(X)), index, distance, distance[:, -1])
 
 

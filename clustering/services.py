@@ -504,7 +504,10 @@ def _compute_one(
         min_size=min_size,
         random_state=random_state,
         covariance_type=fitted.covariance_type or algorithms.GMM_COVARIANCE,
+        neighbour_search=getattr(pipeline[-1], "neighbour_search_", None),
     )
+    if hasattr(pipeline[-1], "neighbour_search_"):
+        pipeline[-1].neighbour_search_ = None  # up to 70 MB, needed no more
     # K-Means' and HDBSCAN's sweep silhouette at K is on these very labels (same fit, same
     # membership rule); a mixture's or Ward's sweep may have run on a sample.
     sweep = fitted.sweep

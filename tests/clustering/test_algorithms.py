@@ -154,6 +154,26 @@ def test_hdbscan_refits_sharing_one_neighbour_search_label_as_hdbscan_itself():
         assert adjusted_rand_score(expected, labels) == 1.0
 
 
+def test_hdbscan_stability_from_the_fits_own_neighbour_search_is_the_same():
+    """The refits may start from the fit's neighbour search (same customers): the answer
+    is the one their own search gives, and the search is not saved with the model."""
+    import pickle
+
+    X, _ = blobs_with_noise()
+    Xs = StandardScaler().fit_transform(X)
+    segmenter = algorithms.DensitySegments(min_cluster_size=25).fit(Xs)
+    labels, k = segmenter.labels_, int(segmenter.labels_.max()) + 1
+
+    alone = algorithms.stability("hdbscan", Xs, labels, k=k, min_size=25)
+    shared = algorithms.stability(
+        "hdbscan", Xs, labels, k=k, min_size=25, neighbour_search=segmenter.neighbour_search_
+    )
+
+    assert shared == alone
+    assert alone.mean > 0.9
+    assert not hasattr(pickle.loads(pickle.dumps(segmenter)), "neighbour_search_")
+
+
 def test_the_ward_tree_cuts_as_scipys_linkage():
     from scipy.cluster.hierarchy import fcluster, linkage
 

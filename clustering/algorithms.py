@@ -201,14 +201,48 @@ class MixtureSegments(BaseEstimator):
         )
 
 
-def _mixture(k: int, covariance_type: str, random_state: int | None) -> GaussianMixture:
-    return GaussianMixture(
+def _mixture(
+    k: int, covariance_type: str, random_state: int | None, starts: dict | None = None
+) -> GaussianMixture:
+    """The mixture of K components; ``starts``: k-means starts shared by the sweep's fits
+    (without them, scikit-learn's own class: the saved model is a plain GaussianMixture)."""
+    kind = GaussianMixture if starts is None else SharedStartsMixture
+    mixture = kind(
         n_components=k,
         covariance_type=covariance_type,
         n_init=GMM_N_INIT,
         random_state=random_state,
         reg_covar=1e-5,
     )
+    mixture.starts = starts
+    return mixture
+
+
+class SharedStartsMixture(GaussianMixture):
+    """scikit-learn's GaussianMixture, whose k-means starts can be shared between fits.
+
+    Each of its ``n_init`` starts runs ``KMeans(K, n_init=1)`` from the fit's random state.
+    The sweep fits every covariance type at every K from the same seed on the same rows, so
+    each type ran the very same k-means: with ``starts`` (a dict, one per sweep) the first
+    type's labels and the random state after them are kept, and the other types read them.
+    The fits are scikit-learn's, start for start (a test compares them); a fifth of the
+    sweep's time was these repeated k-means."""
+
+    starts: dict | None = None
+
+    def _initialize_parameters(self, X, random_state, xp=None):
+        if self.starts is None or self.init_params != "kmeans":
+            return super()._initialize_parameters(X, random_state, xp=xp)
+        before = random_state.get_state()
+        key = (self.n_components, before[1].tobytes(), *before[2:])
+        if key not in self.starts:
+            start = KMeans(n_clusters=self.n_components, n_init=1, random_state=random_state)
+            self.starts[key] = (start.fit(X).labels_, random_state.get_state())
+        labels, after = self.starts[key]
+        random_state.set_state(after)
+        resp = np.zeros((len(X), self.n_components), dtype=X.dtype)
+        resp[np.arange(len(X)), labels] = 1
+        self._initialize(X, resp)
 
 
 class CentreSegments(BaseEstimator):
@@ -517,13 +551,15 @@ def _gmm(Xs, X_raw, k_values, k_fixed, steps, random_state, report, covariance) 
     types = covariance_types(covariance)
     rows = _sample(len(Xs), GMM_SAMPLE_MAX, random_state)
     fits: dict[str, list[GaussianMixture]] = {}
+    starts: dict = {}  # this sweep's k-means starts, shared by the covariance types
     for t, kind in enumerate(types):
         fits[kind] = []
         for i, k in enumerate(ks):
             report(
                 0.8 * (t * len(ks) + i) / (len(ks) * len(types)), f"Trying a {kind} mixture of {k}"
             )
-            fits[kind].append(_mixture(k, kind, random_state).fit(Xs[rows]))
+            fits[kind].append(_mixture(k, kind, random_state, starts).fit(Xs[rows]))
+            fits[kind][-1].starts = None
     bic = {kind: [float(m.bic(Xs[rows])) for m in models] for kind, models in fits.items()}
     # The covariance type of the lowest BIC over every K tried (or at the fixed K).
     at = [ks.index(k_fixed)] if k_fixed in ks else range(len(ks))

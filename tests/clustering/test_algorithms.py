@@ -174,6 +174,24 @@ def test_hdbscan_stability_from_the_fits_own_neighbour_search_is_the_same():
     assert not hasattr(pickle.loads(pickle.dumps(segmenter)), "neighbour_search_")
 
 
+def test_mixtures_sharing_k_means_starts_are_scikit_learns_fits():
+    from sklearn.mixture import GaussianMixture
+
+    X, _ = elongated()
+    starts: dict = {}
+    for kind in algorithms.COVARIANCE_TYPES:
+        for k in (2, 3, 4):
+            shared = algorithms._mixture(k, kind, 0, starts).fit(X)
+            plain = GaussianMixture(
+                k, covariance_type=kind, n_init=algorithms.GMM_N_INIT, random_state=0,
+                reg_covar=1e-5,
+            ).fit(X)  # fmt: skip
+            np.testing.assert_allclose(shared.means_, plain.means_)
+            np.testing.assert_allclose(shared.bic(X), plain.bic(X))
+    # Each K's starts were computed once, for the first covariance type.
+    assert len(starts) == 3 * algorithms.GMM_N_INIT
+
+
 def test_the_ward_tree_cuts_as_scipys_linkage():
     from scipy.cluster.hierarchy import fcluster, linkage
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -112,6 +113,8 @@ def test_uploading_outcomes_shows_the_lift_per_segment(trained, marketer_client,
     assert "not significant, the interval includes zero" in page
     assert "Newcomb" in page and "Welch" in page
     assert campaign.last_import.imported_by == marketer
+    # Money reads as money: thousands grouped, two decimals (incremental revenue, cost).
+    assert re.search(r"<td>\d{1,3}(,\d{3})+\.\d\d <span", page)
 
 
 def test_a_bad_outcomes_file_is_reported_by_row_and_column(trained, marketer_client):

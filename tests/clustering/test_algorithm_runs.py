@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -241,6 +242,33 @@ def test_train_json_gives_the_algorithm_stability_spread_and_comparison(customer
     assert len(summary["comparison"]["candidates"]) == len(algorithms.LABELS)
     segments = [cluster for cluster in summary["clusters"] if not cluster["unsegmented"]]
     assert segments and all(cluster["stability"] is not None for cluster in segments)
+
+
+def test_the_train_commands_tables_line_up_whatever_the_names(customers):
+    out = io.StringIO()
+    call_command("train", "--algorithm", "compare", "--features", ",".join(FEATURES),
+                 "--log", "none", sync=True, stdout=out)  # fmt: skip
+
+    lines = out.getvalue().splitlines()
+    candidates = [line for line in lines[1:] if "silhouette" in line and " segments " in line]
+    segments = [line for line in lines if re.search(r"\(\s*\d+%\)", line)]
+    assert len(candidates) == len(algorithms.LABELS) and len(segments) >= 2
+    # Each table's columns start at one place on every line.
+    assert len({line.index("silhouette") for line in candidates}) == 1
+    assert len({line.index(" segments ") for line in candidates}) == 1
+    assert len({re.search(r"\((\s*\d+%)\)", line).start() for line in segments}) == 1
+
+    # A marketer's long segment name does not push its line's figures out of the column.
+    from clustering.management.commands.train import Command
+
+    run = TrainingRun.objects.get(id=int(re.match(r"Run (\d+)", lines[0]).group(1)))
+    segment = run.clusters.order_by("size").first().segment
+    segment.name = "Young urban professionals who buy often online"
+    segment.save(update_fields=["name"])
+    out = io.StringIO()
+    Command(stdout=out).report(run, as_json=False)
+    segments = [line for line in out.getvalue().splitlines() if re.search(r"\(\s*\d+%\)", line)]
+    assert len({re.search(r"\((\s*\d+%)\)", line).start() for line in segments}) == 1
 
 
 def test_compare_on_the_business_file_names_every_candidates_segments_from_their_numbers(

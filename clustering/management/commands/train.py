@@ -181,22 +181,27 @@ class Command(BaseCommand):
                 f" ± {run.stability_spread or 0:.2f}"
             )
         )
-        for row in run.comparison.get("candidates", []):
+        candidates = run.comparison.get("candidates", [])
+        # Columns as wide as their longest entry, so long names do not push the rest.
+        label_width = max((len(row["label"]) for row in candidates), default=0)
+        for row in candidates:
             mark = "  <- recommended" if row["recommended"] else ""
             if row["run_id"] is None:
                 mark = "  (not kept: it does not beat its parts by the rule)"
             where = f"run {row['run_id']:>5}" if row["run_id"] else "         "
             self.stdout.write(
-                f"  {row['label']:<20} {where}  {row['k']} segments  "
+                f"  {row['label']:<{label_width}}  {where}  {row['k']:>2} segments  "
                 f"silhouette {_shown(row['silhouette'])}  stability {_shown(row['stability'])}"
                 f"{mark}"
             )
         if run.comparison:
             self.stdout.write(f"  {run.comparison['rule']}")
-        for cluster in run.clusters.select_related("segment").order_by("-size"):
+        clusters = list(run.clusters.select_related("segment").order_by("-size"))
+        name_width = max((len(c.segment.name) for c in clusters), default=0)
+        for cluster in clusters:
             self.stdout.write(
-                f"  {cluster.segment.name:<28} {cluster.size:>8} "
-                f"({cluster.share:.0%})  {cluster.reason}"
+                f"  {cluster.segment.name:<{name_width}}  {cluster.size:>8,} "
+                f"({cluster.share:>4.0%})  {cluster.reason}"
             )
 
 

@@ -77,10 +77,12 @@ def compare(
     label: str,
     count: int,
     baseline: str,
-    target: float,
+    target: float | None,
     memory_limit: float | None,
     algorithm: str = "kmeans",
 ):
+    """One retrain through the service against its bare script; ``target``: the ratio
+    the issue sets (None where it asks only for time and memory)."""
     url = database_url(label)
     npy = str(WORK / f"{label}.npy")
     print(f"\n## {algorithm}: {count:,} customers ({url.split('://')[0]})", flush=True)
@@ -96,10 +98,12 @@ def compare(
     ]
     for name, seconds, memory in rows:
         print(f"  {name:<34} {seconds:>10} {memory:>10}")
-    print(
-        f"  ratio {ratio:.2f} (target <= {target}) {'OK' if ratio <= target else 'MISSED'}"
-        f" (load average {load})"
+    verdict = (
+        "(no target: time and memory asked)"
+        if target is None
+        else f"(target <= {target}) {'OK' if ratio <= target else 'MISSED'}"
     )
+    print(f"  ratio {ratio:.2f} {verdict} (load average {load})")
     print(
         f"  chosen K: service {ours['k']}, script {bare['k']} "
         f"{'(same)' if ours['k'] == bare['k'] else '(DIFFERENT)'}"
@@ -158,8 +162,9 @@ def main() -> None:
     if not args.skip_large:
         large_url = compare("large", args.large, "baseline-large", 1.0, 2048)
         report_drift(large_url, args.large)
+        # Issue 15 sets ratios at 5,000 and 100,000; at a million, time and peak memory.
         for algorithm in filter(None, args.algorithms.split(",")):
-            compare("large", args.large, "baseline-algorithm", 1.0, 2048, algorithm)
+            compare("large", args.large, "baseline-algorithm", None, 2048, algorithm)
     if args.skip_purchases:
         return
     purchases_compare(args.transactions, args.clv_customers, child, database_url, WORK)

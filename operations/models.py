@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from clustering.algorithms import KMEANS
@@ -165,7 +166,8 @@ class PredictionRecord(models.Model):
         PAGE = "page", "Page"
         API = "api", "API"
 
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # When the prediction was made (API predictions are written a moment later, together).
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -315,6 +315,9 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 # Predictions (page and API) are kept this many days, then pruned by a periodic task.
 PREDICTION_HISTORY_DAYS = int(os.environ.get("PREDICTION_HISTORY_DAYS", "90"))
+# API predictions are written to the history together, at most this many seconds later
+# (0: each at once, as the page's are); see operations.history.
+PREDICTION_HISTORY_FLUSH_SECONDS = float(os.environ.get("PREDICTION_HISTORY_FLUSH_SECONDS", "1"))
 # How often beat measures drift, prunes history and notes that the worker is alive.
 OPERATIONS_DRIFT_CHECK_SECONDS = float(os.environ.get("OPERATIONS_DRIFT_CHECK_SECONDS", "3600"))
 OPERATIONS_PRUNE_SECONDS = float(os.environ.get("OPERATIONS_PRUNE_SECONDS", "86400"))

@@ -109,6 +109,13 @@ def fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def prediction_history_at_once(settings):
+    """API predictions are written to the history at once, so a test that predicts can
+    read its records; tests/operations/test_history_writer.py tests the held writes."""
+    settings.PREDICTION_HISTORY_FLUSH_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
 def var_dir(settings, tmp_path):
     """Uploads waiting for confirmation go to a folder of each test's own."""
     settings.VAR_DIR = tmp_path / "var"

@@ -32,7 +32,6 @@ from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 from sklearn.base import BaseEstimator
 from sklearn.cluster import KMeans
-
 from sklearn.metrics import (
     adjusted_rand_score,
     calinski_harabasz_score,
@@ -376,9 +375,7 @@ class SharedNeighbours:
     ``HDBSCAN(min_cluster_size).fit_predict`` on the subset (a test checks), without ten
     neighbour searches."""
 
-    def __init__(
-        self, Xs: np.ndarray, *, min_samples: int, fraction: float, search=None
-    ) -> None:
+    def __init__(self, Xs: np.ndarray, *, min_samples: int, fraction: float, search=None) -> None:
         """``search``: the fit's own neighbour search on these rows (distance, index),
         which holds enough neighbours: the fit's ``min_samples`` is the refits' over
         ``fraction``, and the few rows short of them are searched for."""
@@ -409,7 +406,9 @@ class SharedNeighbours:
         """The rows' neighbours among ``idx``, from the shared lists: their first columns,
         enough to hold about ``size`` + LISTED_EXTRA rows of the subset; any row of the
         subset not listed is at least the last column's distance away."""
-        columns = min(self.index.shape[1], int(np.ceil((size + density.LISTED_EXTRA) / self.fraction)))
+        columns = min(
+            self.index.shape[1], int(np.ceil((size + density.LISTED_EXTRA) / self.fraction))
+        )
         position = np.full(len(self.Xs), -1, dtype=np.int64)
         position[idx] = np.arange(len(idx))
         listed = position[self.index[idx, :columns]]

@@ -120,9 +120,7 @@ def without_self(
     """Lists as a KD-tree answers them (each customer among its own neighbours, usually
     first) without the customer itself."""
     itself = index == rows[:, None]
-    return Neighbourhoods(
-        np.where(itself, -1, index), np.where(itself, np.inf, distance), beyond
-    )
+    return Neighbourhoods(np.where(itself, -1, index), np.where(itself, np.inf, distance), beyond)
 
 
 def spanning_tree(X: np.ndarray, core: np.ndarray, hoods: Neighbourhoods) -> np.ndarray:

@@ -27,6 +27,7 @@ ABANDONED_AFTER_SECONDS = 24 * 3600
 # checked or imported after it belongs to a request that was killed.
 IN_FLIGHT_MAX_SECONDS = 600
 CHECKING, WAITING, IMPORTING = "partial", "csv", "importing"
+FILE_NAME_MAX_LENGTH = 255  # a file's name as the pages show it
 
 
 def upload_dir() -> Path:
@@ -117,3 +118,31 @@ def upload_discard(session, token: str) -> None:
     if upload_known(session, token):
         _remove(token)
     session[SESSION_KEY] = [t for t in session.get(SESSION_KEY, []) if t != token]
+
+
+def upload_first_step(
+    request, form, first_step, *, waiting: tuple[str, ...], refused: tuple[type, ...]
+) -> dict:
+    """Store a valid upload form's file, run ``first_step(request, upload)`` (the importer's
+    column step or report, a context dict) and keep the file only when that context has
+    something for the user to do next (any of the ``waiting`` keys). A ``refused`` error
+    becomes the form's message on the file. Whatever ends the request (a refusal, an
+    error, a worker timeout), the customers' data does not stay on disk unless the user
+    can still use it."""
+    upload = {
+        "token": upload_store(request.session, form.cleaned_data["file"]),
+        "filename": form.cleaned_data["file"].name[:FILE_NAME_MAX_LENGTH],
+        "skip_invalid": form.cleaned_data["skip_invalid"],
+    }
+    context, waits = {}, False
+    try:
+        context = first_step(request, upload)
+        waits = any(context.get(key) for key in waiting)
+    except refused as problem:
+        form.add_error("file", str(problem))
+    finally:
+        if waits:
+            upload_keep(upload["token"])
+        else:
+            upload_discard(request.session, upload["token"])
+    return context

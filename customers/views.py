@@ -34,13 +34,13 @@ from customers.services import (
     read_layout,
 )
 from customers.uploads import (
+    FILE_NAME_MAX_LENGTH,
     upload_claim,
     upload_discard,
-    upload_keep,
+    upload_first_step,
     upload_known,
     upload_path,
     upload_release,
-    upload_store,
 )
 
 IMPORT_PERMISSIONS = ("customers.add_customer", "customers.change_customer")
@@ -50,7 +50,6 @@ ALREADY_IMPORTED = (
     "see the import history, or upload the file again."
 )
 # What the pages carry back and forth in hidden fields is bounded like what a user types.
-FILE_NAME_MAX_LENGTH = 255
 
 
 @login_required
@@ -67,25 +66,15 @@ def import_upload(request: HttpRequest) -> HttpResponse:
     )
     context = {"form": form}
     if request.method == "POST" and form.is_valid():
-        upload = {
-            "token": upload_store(request.session, form.cleaned_data["file"]),
-            "filename": form.cleaned_data["file"].name[:FILE_NAME_MAX_LENGTH],
-            "skip_invalid": form.cleaned_data["skip_invalid"],
-        }
-        waits = False
-        try:
-            context.update(_first_look(request, upload))
-            # Kept only when there is something to confirm or a column to choose.
-            waits = bool(context.get("can_import") or context.get("map_form"))
-        except CsvFormatError as problem:
-            form.add_error("file", str(problem))
-        finally:
-            # Whatever ended the request (a refusal, an error, a worker timeout), the
-            # customers' data does not stay on disk unless the user can still use it.
-            if waits:
-                upload_keep(upload["token"])
-            else:
-                upload_discard(request.session, upload["token"])
+        context.update(
+            upload_first_step(
+                request,
+                form,
+                _first_look,
+                waiting=("can_import", "map_form"),
+                refused=(CsvFormatError,),
+            )  # fmt: skip
+        )
     return render(request, "customers/import.html", context)
 
 

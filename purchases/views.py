@@ -20,14 +20,14 @@ from django_htmx.http import HttpResponseClientRefresh
 from customers.csv_format import CsvFormatError
 from customers.services import MAX_COLUMNS
 from customers.uploads import (
+    FILE_NAME_MAX_LENGTH,
     upload_claim,
     upload_discard,
-    upload_keep,
+    upload_first_step,
     upload_known,
     upload_path,
-    upload_store,
 )
-from customers.views import ALREADY_IMPORTED, EXPIRED, FILE_NAME_MAX_LENGTH
+from customers.views import ALREADY_IMPORTED, EXPIRED
 from purchases.clv_services import ClvError, clv_run_activate, clv_run_start
 from purchases.dates import BY_KEY, AmbiguousDates
 from purchases.forms import (
@@ -64,24 +64,15 @@ def import_upload(request: HttpRequest) -> HttpResponse:
     form = OrderLogUploadForm(request.POST, request.FILES) if request.method == "POST" else None
     context = {"form": form or OrderLogUploadForm(), "recent": _recent()}
     if form is not None and form.is_valid():
-        upload = {
-            "token": upload_store(request.session, form.cleaned_data["file"]),
-            "filename": form.cleaned_data["file"].name[:FILE_NAME_MAX_LENGTH],
-            "skip_invalid": form.cleaned_data["skip_invalid"],
-        }
-        waits = False
-        try:
-            context.update(_check(request, upload, choices={}))
-            waits = bool(
-                context.get("can_import") or context.get("columns_form") or context.get("date_form")
-            )
-        except (CsvFormatError, ValueError) as problem:
-            form.add_error("file", str(problem))
-        finally:
-            if waits:
-                upload_keep(upload["token"])
-            else:
-                upload_discard(request.session, upload["token"])
+        context.update(
+            upload_first_step(
+                request,
+                form,
+                lambda request, upload: _check(request, upload, choices={}),
+                waiting=("can_import", "columns_form", "date_form"),
+                refused=(CsvFormatError, ValueError),
+            )  # fmt: skip
+        )
     return render(request, TEMPLATE, context)
 
 

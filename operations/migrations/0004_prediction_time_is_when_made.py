@@ -5,15 +5,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('operations', '0003_schedule_algorithm'),
+        ("operations", "0003_schedule_algorithm"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='predictionrecord',
-            name='created_at',
+            model_name="predictionrecord",
+            name="created_at",
             field=models.DateTimeField(db_index=True, default=django.utils.timezone.now),
         ),
     ]

@@ -32,7 +32,7 @@ def strategy_version_record(*, segment: Segment, created: bool = False) -> Strat
         note=(
             f"restored version {restored_from.number}"
             if restored_from
-            else ("created by a training" if created else "")
+            else ("created by a training" if created else getattr(segment, "_version_note", ""))
         ),
     )
 

@@ -1017,6 +1017,7 @@ def segments_for_clusters(*, run: TrainingRun, outcome: Outcome) -> list[Segment
             )
         if segment is not None:
             used.add(segment.id)
+            _rewrite_site_strategy(segment, persona)
         segments.append(segment)
     # New segments last: each takes a colour that none of the run's other segments has.
     taken = set(Segment.objects.values_list("name", flat=True))
@@ -1037,6 +1038,27 @@ def segments_for_clusters(*, run: TrainingRun, outcome: Outcome) -> list[Segment
             in_run.add(colour)
             held.append(colour)
     return segments
+
+
+def _rewrite_site_strategy(segment: Segment, persona) -> None:
+    """A strategy the site wrote for a segment without a ready-made persona quotes what set
+    it apart (for example "age +1.8 sd"). When the segment carries over to a retrain whose
+    centre differs, the site writes it again from the new centre, but only while the text
+    is still exactly what the site wrote last time: one a marketer edited stays theirs."""
+    last = Cluster.objects.filter(segment=segment).order_by("-run_id").first()
+    if last is None:
+        return
+    written = naming.strategy_for(last.archetype, reason=last.reason)
+    if (segment.description, list(segment.actions)) != (
+        written.description,
+        list(written.actions),
+    ):
+        return
+    new = naming.strategy_for(persona.archetype, reason=persona.reason)
+    if (new.description, list(new.actions)) != (written.description, list(written.actions)):
+        segment.description, segment.actions = new.description, list(new.actions)
+        segment._version_note = "rewritten by a training from the new centre"  # the audit's
+        segment.save(update_fields=["description", "actions", "updated_at"])
 
 
 def clusters_create(

@@ -561,3 +561,37 @@ def test_train_refuses_a_number_of_segments_below_two(customers):
 
     with pytest.raises(CommandError, match="between 2 and 20"):
         call_command("train", sync=True, k=0, stdout=io.StringIO())
+
+
+def test_a_strategy_the_site_wrote_follows_the_segments_new_centre_until_a_person_edits_it(
+    trained, marketer
+):
+    from audit.models import StrategyVersion
+    from clustering.services import _rewrite_site_strategy
+
+    cluster = trained.clusters.select_related("segment").first()
+    before = naming.ClusterName("profile:high=age", "Older customers", "age +1.8 sd", False)
+    written = naming.strategy_for(before.archetype, reason=before.reason)
+    Cluster.objects.filter(id=cluster.id).update(archetype=before.archetype, reason=before.reason)
+    segment = cluster.segment
+    segment.description, segment.actions = written.description, list(written.actions)
+    segment.save()
+    moved = naming.ClusterName("profile:high=age", "Older customers", "age +0.6 sd", False)
+
+    _rewrite_site_strategy(segment, moved)
+
+    segment.refresh_from_db()
+    assert "age +0.6 sd" in segment.description and "+1.8" not in segment.description
+    latest = StrategyVersion.objects.filter(segment=segment).order_by("-number").first()
+    assert latest.note == "rewritten by a training from the new centre"
+    assert latest.author is None
+
+    # A marketer's own words stay, whatever the centre does next.
+    segment.description, segment.updated_by = "Invite them to the loyalty evening.", marketer
+    segment.save()
+    Cluster.objects.filter(id=cluster.id).update(reason=moved.reason)
+    _rewrite_site_strategy(
+        segment, naming.ClusterName("profile:high=age", "Older customers", "age +2.5 sd", False)
+    )
+    segment.refresh_from_db()
+    assert segment.description == "Invite them to the loyalty evening."

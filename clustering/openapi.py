@@ -281,6 +281,10 @@ def _paths() -> dict:
             "get": {
                 "summary": "One customer: values, current segment and confidence, RFM values, "
                 "scores, group and lifetime value",
+                "description": "The segment, confidence and 'unusual' are those the active run "
+                "gave the customer when it was trained, from the values they had then; "
+                "POST /predict/ judges the values sent now, so after an edit the two may "
+                "differ until the next retrain.",
                 "operationId": "customer",
                 "parameters": [
                     {

@@ -1,6 +1,7 @@
 """Fit, store and activate lifetime-value models (purchases.clv does the numbers).
 
-A run reads every purchase (customer, day, amount), fits BG/NBD and Gamma-Gamma on the
+A run has the database count the purchases per customer and per day (``purchase_counts``:
+one row per customer leaves it, never one per purchase), fits BG/NBD and Gamma-Gamma on the
 history up to its observation end, and, when a calibration end is given, first checks a
 model fitted up to that day against the purchases after it. Activating a run writes each
 customer's P(alive), expected purchases and expected value of the next ``horizon_days``.

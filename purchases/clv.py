@@ -38,7 +38,12 @@ is also ``logit(1 - P(alive))``; eqs. 9 and 10 are evaluated through Euler's tra
 of their hypergeometric term (see ``_bgnbd_bracket``), checked against mpmath at 40 digits
 over a wide grid of parameters, frequencies and horizons. Parameters are optimised in log
 space with L-BFGS-B and the analytic gradient (Nelder-Mead then L-BFGS-B again if that stops
-early).
+early where the gradient is not yet flat), the BG/NBD over the distinct (x, t_x, T) weighted
+by their customers.
+
+``summary_from_aggregates``, ``holdout_check`` and ``cumulative_tracking_from_counts`` take
+what a database's GROUP BY gives (per customer, per day), so a service need not hold every
+purchase in memory; the functions on transaction tables compute the same pieces with pandas.
 """
 
 from __future__ import annotations

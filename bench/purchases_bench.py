@@ -67,10 +67,11 @@ def _reset_purchases() -> None:
     from django.db import connection
 
     from customers.models import Customer
-    from purchases.models import CustomerRfm, Purchase, PurchaseFile
+    from purchases.models import ClvRun, CustomerRfm, CustomerValue, Purchase, PurchaseFile
 
     call_command("migrate", verbosity=0)
-    tables = [m._meta.db_table for m in (Purchase, PurchaseFile, CustomerRfm, Customer)]
+    models = (Purchase, PurchaseFile, CustomerRfm, CustomerValue, ClvRun, Customer)
+    tables = [m._meta.db_table for m in models]
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {', '.join(tables)} CASCADE")
 

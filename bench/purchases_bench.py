@@ -5,6 +5,7 @@
     python bench/purchases_bench.py copy PATH           # PostgreSQL's own COPY, bare table
     python bench/purchases_bench.py rfm                 # rfm_refresh on the imported rows
     python bench/purchases_bench.py rfm-pandas PATH     # the same values by a pandas groupby
+    python bench/purchases_bench.py clv-run             # the service's whole CLV run
     python bench/purchases_bench.py clv N               # BG/NBD + Gamma-Gamma, N customers
     python bench/purchases_bench.py clv-scipy N         # the BG/NBD likelihood, bare scipy
 
@@ -19,6 +20,7 @@ import json
 import os
 import sys
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,10 @@ COLUMNS = ("customer_id", "date", "quantity", "amount")
 DAYS = 730
 CUSTOMERS_PER_ROW = 10  # a million customers for ten million rows
 CLV_TRUE = {"r": 0.25, "alpha": 4.0, "a": 0.8, "b": 2.5}  # near CDNOW's
+FIRST_DAY = date(2024, 11, 1)
+# The whole CLV run checks a model fitted up to 26 weeks before the end of the log.
+CLV_CALIBRATION_END = FIRST_DAY + timedelta(days=DAYS - 1 - 26 * 7)
+CLV_RUN_TARGET_SECONDS = 120
 
 
 def generate(rows: int, path: str) -> None:
@@ -39,7 +45,7 @@ def generate(rows: int, path: str) -> None:
     started = time.perf_counter()
     rng = np.random.default_rng(10)
     customers = rows // CUSTOMERS_PER_ROW
-    days = pd.date_range("2024-11-01", periods=DAYS).strftime("%Y%m%d").to_numpy()
+    days = pd.date_range(FIRST_DAY, periods=DAYS).strftime("%Y%m%d").to_numpy()
     amount = np.round(np.exp(rng.normal(3.5, 0.6, rows)), 2)
     amount[rng.random(rows) < 0.02] *= -1  # returns
     frame = pd.DataFrame(
@@ -61,10 +67,11 @@ def _reset_purchases() -> None:
     from django.db import connection
 
     from customers.models import Customer
-    from purchases.models import CustomerRfm, Purchase, PurchaseFile
+    from purchases.models import ClvRun, CustomerRfm, CustomerValue, Purchase, PurchaseFile
 
     call_command("migrate", verbosity=0)
-    tables = [m._meta.db_table for m in (Purchase, PurchaseFile, CustomerRfm, Customer)]
+    models = (Purchase, PurchaseFile, CustomerRfm, CustomerValue, ClvRun, Customer)
+    tables = [m._meta.db_table for m in models]
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {', '.join(tables)} CASCADE")
 
@@ -160,6 +167,29 @@ def rfm_pandas(path: str) -> None:
     emit(seconds=time.perf_counter() - started, customers=len(result))
 
 
+def clv_run() -> None:
+    """The service's whole CLV run on the imported purchases, as `clv --sync
+    --calibration-end` does it: counts, the check on the last 26 weeks, the fit, the
+    tracking chart and every customer's value written, the run activated."""
+    django_setup()
+    from purchases.clv_services import clv_run_execute, clv_run_start
+    from purchases.models import ClvRun
+
+    started = time.perf_counter()
+    run = clv_run_start(calibration_end=CLV_CALIBRATION_END, enqueue=False)
+    run = clv_run_execute(run_id=run.id)
+    seconds = time.perf_counter() - started
+    assert run.status == ClvRun.Status.SUCCEEDED, run.error
+    emit(
+        seconds=seconds,
+        customers=run.customers,
+        repeat_customers=run.repeat_customers,
+        params=run.parameters,
+        expected=run.holdout["total_expected"],
+        actual=run.holdout["total_actual"],
+    )
+
+
 def _summary(n: int):
     from purchases import clv
 
@@ -226,6 +256,7 @@ if __name__ == "__main__":
         "copy": lambda: copy(args[0]),
         "rfm": rfm,
         "rfm-pandas": lambda: rfm_pandas(args[0]),
+        "clv-run": clv_run,
         "clv": lambda: clv_fit(int(args[0])),
         "clv-scipy": lambda: clv_scipy(int(args[0])),
     }[command]()
@@ -273,6 +304,7 @@ def compare(rows: int, clv_customers: int, child, database_url, work: Path) -> N
     )
     verdict = "OK" if ratio <= 2 and rfm["peak_mb"] < 2048 else "MISSED"
     print(f"  ratio {ratio:.2f} (target <= 2, peak < 2 GB) {verdict}")
+    report_clv_run(child(["clv-run"], url, run))
     ours = child(["clv", str(clv_customers)], url, run)
     scipy = child(["clv-scipy", str(clv_customers)], url, run)
     print(f"\n## CLV fit on {clv_customers:,} customers")
@@ -289,4 +321,22 @@ def compare(rows: int, clv_customers: int, child, database_url, work: Path) -> N
     print(
         f"  parameters {json.dumps({k: round(v, 3) for k, v in ours['params'].items()})}, "
         f"largest relative difference from scipy's {worst:.1e}"
+    )
+
+
+def report_clv_run(result: dict) -> None:
+    load = Path("/proc/loadavg").read_text().split()[0]
+    fast = result["seconds"] <= CLV_RUN_TARGET_SECONDS and result["peak_mb"] < 2048
+    params = result["params"]
+    print(
+        f"  CLV run through the service (clv --sync --calibration-end {CLV_CALIBRATION_END}): "
+        f"{result['seconds']:.1f} s, peak {result['peak_mb']:.0f} MB for "
+        f"{result['customers']:,} customers ({result['repeat_customers']:,} repeat) (target "
+        f"<= {CLV_RUN_TARGET_SECONDS} s, peak < 2 GB) {'OK' if fast else 'MISSED'} "
+        f"(load average {load})"
+    )
+    print(
+        f"    r={params['r']:.4g} alpha={params['alpha']:.4g} a={params['a']:.3g} "
+        f"b={params['b']:.4g}; last 26 weeks: expected {result['expected']:,.0f} repeat "
+        f"purchases, actual {result['actual']:,}"
     )

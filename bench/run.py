@@ -14,7 +14,8 @@ Every measurement runs in a fresh process on the same generated customers:
 - Drift of the trained run over every customer (operations), at both sizes: target a few
   seconds at a million.
 - 10,000,000 transactions (bench/purchases_bench.py): the import against a bare COPY of the
-  same file, the RFM refresh against a pandas groupby, the CLV fit against bare scipy.
+  same file, the RFM refresh against a pandas groupby, the service's whole CLV run (time and
+  peak memory against targets), the CLV fit against bare scipy.
 
 The database is BENCH_DATABASE_URL (PostgreSQL recommended: the production path,
 COPY included) or, when unset, SQLite files under var/bench/.
@@ -35,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "var" / "bench"
 sys.path.insert(0, str(ROOT))
 from bench.purchases_bench import compare as purchases_compare  # noqa: E402
+from bench.purchases_bench import report_clv_run  # noqa: E402
 
 CHILD = [sys.executable, str(ROOT / "bench" / "children.py")]
 
@@ -133,6 +135,11 @@ def main() -> None:
     parser.add_argument("--transactions", type=int, default=10_000_000)
     parser.add_argument("--clv-customers", type=int, default=100_000)
     parser.add_argument("--only-purchases", action="store_true")
+    parser.add_argument(
+        "--only-clv-run",
+        action="store_true",
+        help="the service's whole CLV run alone, on the purchases an earlier run imported",
+    )
     parser.add_argument("--skip-purchases", action="store_true", help="no transactions case")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
@@ -144,6 +151,9 @@ def main() -> None:
         f"{platform.python_version()}, numpy {numpy.__version__}, scikit-learn "
         f"{sklearn.__version__}"
     )
+    if args.only_clv_run:
+        program = [sys.executable, str(ROOT / "bench" / "purchases_bench.py")]
+        return report_clv_run(child(["clv-run"], database_url("purchases"), program))
     if args.only_purchases:
         return purchases_compare(args.transactions, args.clv_customers, child, database_url, WORK)
     small_url = compare("small", 5_000, "baseline-small", 0.5, None)

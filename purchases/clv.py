@@ -38,7 +38,12 @@ is also ``logit(1 - P(alive))``; eqs. 9 and 10 are evaluated through Euler's tra
 of their hypergeometric term (see ``_bgnbd_bracket``), checked against mpmath at 40 digits
 over a wide grid of parameters, frequencies and horizons. Parameters are optimised in log
 space with L-BFGS-B and the analytic gradient (Nelder-Mead then L-BFGS-B again if that stops
-early).
+early where the gradient is not yet flat), the BG/NBD over the distinct (x, t_x, T) weighted
+by their customers.
+
+``summary_from_aggregates``, ``holdout_check`` and ``cumulative_tracking_from_counts`` take
+what a database's GROUP BY gives (per customer, per day), so a service need not hold every
+purchase in memory; the functions on transaction tables compute the same pieces with pandas.
 """
 
 from __future__ import annotations
@@ -136,23 +141,42 @@ def _summary_from_days(per_day: pd.DataFrame, end_day: pd.Timestamp, days_per_un
     per_day = per_day[per_day["day"] <= end_day]
     grouped = per_day.groupby("customer", sort=True)
     first = grouped["day"].min()
-    last = grouped["day"].max()
-    frequency = (grouped["day"].size() - 1).astype(np.int64)
-    total = grouped["value"].sum()
     first_value = grouped["value"].first()  # rows are sorted by day within a customer
-    repeat_total = (total - first_value).to_numpy()
-    monetary = np.divide(
-        repeat_total, frequency.to_numpy(), out=np.zeros(len(first)), where=frequency.to_numpy() > 0
+    return summary_from_aggregates(
+        first_purchase=first,
+        last_purchase=grouped["day"].max(),
+        repeat_days=grouped["day"].size() - 1,
+        repeat_value=grouped["value"].sum() - first_value,
+        end=end_day,
+        unit_days=days_per_unit,
     )
+
+
+def summary_from_aggregates(
+    *,
+    first_purchase: pd.Series,
+    last_purchase: pd.Series,
+    repeat_days: pd.Series,
+    repeat_value: pd.Series,
+    end: object,
+    unit_days: int,
+) -> pd.DataFrame:
+    """The ``summarise_transactions`` table from per-customer aggregates (first and last
+    purchase day, purchase days after the first, their total value), as a database's
+    GROUP BY gives them; every series has the customer as its index."""
+    end_day = _timestamp(end)
+    frequency = repeat_days.to_numpy(dtype=np.int64)
+    repeat_total = repeat_value.to_numpy(dtype=float)
+    monetary = np.divide(repeat_total, frequency, out=np.zeros(len(frequency)), where=frequency > 0)
     return pd.DataFrame(
         {
-            "frequency": frequency.to_numpy(),
-            "recency": (last - first).dt.days.to_numpy() / days_per_unit,
-            "T": (end_day - first).dt.days.to_numpy() / days_per_unit,
+            "frequency": frequency,
+            "recency": (last_purchase - first_purchase).dt.days.to_numpy() / unit_days,
+            "T": (end_day - first_purchase).dt.days.to_numpy() / unit_days,
             "monetary_value": monetary,
-            "first_purchase": first.to_numpy(),
+            "first_purchase": first_purchase.to_numpy(),
         },
-        index=first.index,
+        index=first_purchase.index,
     )
 
 
@@ -165,18 +189,31 @@ def _as_float(values: ArrayLike) -> np.ndarray:
     return np.asarray(values, dtype=float)
 
 
+# An L-BFGS-B stop for want of a lower value (its line search failed) is accepted as the
+# optimum when no log-parameter could still move the objective by more than this per unit
+# (the projected gradient; L-BFGS-B's own test is 1e-9): the objective is a mean over
+# customers, flat to the last digits there. A model that runs off to a bound ends so.
+_STATIONARY_GRADIENT = 1e-6
+
+
 def _minimise(
-    objective: Callable[[np.ndarray], tuple[float, np.ndarray]], start: np.ndarray
+    objective: Callable[..., tuple[float, np.ndarray | None]], start: np.ndarray
 ) -> tuple[np.ndarray, bool]:
-    """Minimise a (value, gradient) objective over log-parameters; returns (x, converged)."""
+    """Minimise an objective over log-parameters; returns (x, converged).
+
+    ``objective(z)`` gives (value, gradient); ``objective(z, False)`` the value alone
+    (gradient None), all Nelder-Mead needs."""
     bounds = [(-_LOG_BOUND, _LOG_BOUND)] * len(start)
     options = {"maxiter": 1000, "ftol": 1e-13, "gtol": 1e-9}
     result = minimize(objective, start, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
+    if not result.success and _stationary(objective, result.x):
+        return result.x, True
     if not result.success or not np.all(np.isfinite(result.x)):
-        # Nelder-Mead from where L-BFGS-B stopped (or from the start), then polish.
+        # Nelder-Mead from where L-BFGS-B stopped (or from the start), then polish. Each
+        # of its thousands of steps is one pass over the customers (a million at most).
         seed = result.x if np.all(np.isfinite(result.x)) else start
         coarse = minimize(
-            lambda z: objective(z)[0],
+            lambda z: objective(z, False)[0],
             seed,
             method="Nelder-Mead",
             options={"maxiter": 4000, "xatol": 1e-8, "fatol": 1e-12},
@@ -186,6 +223,19 @@ def _minimise(
             objective, clipped, jac=True, method="L-BFGS-B", bounds=bounds, options=options
         )
     return result.x, bool(result.success)
+
+
+def _stationary(objective: Callable[..., tuple[float, np.ndarray | None]], x: np.ndarray) -> bool:
+    """True when no coordinate of the gradient at x points into the box by more than
+    _STATIONARY_GRADIENT (at a bound, only the way into the box counts)."""
+    if not np.all(np.isfinite(x)):
+        return False
+    value, gradient = objective(x)
+    if value >= 1e300 or gradient is None:
+        return False
+    inward = np.where(x <= -_LOG_BOUND, np.minimum(gradient, 0.0), gradient)
+    inward = np.where(x >= _LOG_BOUND, np.maximum(inward, 0.0), inward)
+    return bool(np.max(np.abs(inward)) <= _STATIONARY_GRADIENT)
 
 
 def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -380,15 +430,16 @@ def fit_bgnbd(frequency, recency, T, *, unit: str = "weeks", weights=None) -> BG
     if x.size == 0 or not np.any(x > 0):
         raise ValueError("the BG/NBD needs customers with repeat purchases")
     total = float(w.sum())
+    x, t_x, age, w = _distinct_customers(x, t_x, age, w)
     distinct, inverse = _distinct(x)
 
-    def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
+    def objective(log_params: np.ndarray, with_gradient: bool = True):
         params = np.exp(log_params)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            ll, grad = _bgnbd_terms(params, x, t_x, age, inverse, distinct, True)
+            ll, grad = _bgnbd_terms(params, x, t_x, age, inverse, distinct, with_gradient)
             value = -float(w @ ll) / total
-            gradient = -(grad @ w) * params / total
-        if not np.isfinite(value) or not np.all(np.isfinite(gradient)):
+            gradient = -(grad @ w) * params / total if with_gradient else None
+        if not np.isfinite(value) or (with_gradient and not np.all(np.isfinite(gradient))):
             return 1e300, np.zeros_like(log_params)
         return value, gradient
 
@@ -398,6 +449,16 @@ def fit_bgnbd(frequency, recency, T, *, unit: str = "weeks", weights=None) -> BG
     r, alpha, a, b = (float(v) for v in np.exp(log_params))
     ll = float(w @ bgnbd_log_likelihood(r, alpha, a, b, x, t_x, age))
     return BGNBD(r, alpha, a, b, ll, int(round(total)), unit, converged)
+
+
+def _distinct_customers(x, t_x, age, w):
+    """One row per distinct (x, t_x, T), weighted by the customers it stands for: the
+    likelihood is a weighted sum, and customers measured in days share their triple often
+    (a million customers over two years have about 400,000 triples, most one-time buyers
+    sharing one with everybody who started on their day)."""
+    triples, inverse = np.unique(np.stack([x, t_x, age], axis=1), axis=0, return_inverse=True)
+    weights = np.bincount(inverse.ravel(), weights=w, minlength=len(triples))
+    return triples[:, 0], triples[:, 1], triples[:, 2], weights
 
 
 # ---------------------------------------------------------------------------------------
@@ -489,13 +550,15 @@ def fit_gamma_gamma(frequency, monetary_value, *, weights=None) -> GammaGamma:
     log_x, log_m = np.log(x), np.log(m)
     distinct, inverse = _distinct(x)
 
-    def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
+    def objective(log_params: np.ndarray, with_gradient: bool = True):
         params = np.exp(log_params)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            ll, grad = _gamma_gamma_terms(params, x, log_x, m, log_m, inverse, distinct, True)
+            ll, grad = _gamma_gamma_terms(
+                params, x, log_x, m, log_m, inverse, distinct, with_gradient
+            )
             value = -float(w @ ll) / total
-            gradient = -(grad @ w) * params / total
-        if not np.isfinite(value) or not np.all(np.isfinite(gradient)):
+            gradient = -(grad @ w) * params / total if with_gradient else None
+        if not np.isfinite(value) or (with_gradient and not np.all(np.isfinite(gradient))):
             return 1e300, np.zeros_like(log_params)
         return value, gradient
 
@@ -621,23 +684,52 @@ def calibration_holdout_check(
 
     Only customers whose first purchase is in the calibration period take part.
     """
-    days_per_unit = unit_days(unit)
     cal_end, obs_end = _timestamp(calibration_end), _timestamp(observation_end)
     if obs_end <= cal_end:
         raise ValueError("observation_end must be after calibration_end")
     columns = [customer, date] + ([amount] if amount is not None else [])
     per_day = _purchase_days(transactions[columns], customer, date, amount)
     per_day = per_day[per_day["day"] <= obs_end]
-    summary = _summary_from_days(per_day, cal_end, days_per_unit)
+    summary = _summary_from_days(per_day, cal_end, unit_days(unit))
     summary.index.name = customer
+    in_holdout = per_day[per_day["day"] > cal_end]
+    actual = in_holdout.groupby("customer").size().reindex(summary.index, fill_value=0)
+    return holdout_check(
+        summary,
+        actual,
+        _repeat_days_by_day(per_day, summary["first_purchase"]),
+        cal_end,
+        obs_end,
+        unit=unit,
+        max_frequency=max_frequency,
+    )
+
+
+def holdout_check(
+    summary: pd.DataFrame,
+    actual: pd.Series,
+    repeat_by_day: pd.Series,
+    calibration_end: object,
+    observation_end: object,
+    *,
+    unit: str = "weeks",
+    max_frequency: int = 7,
+) -> HoldoutCheck:
+    """``calibration_holdout_check`` from what a database can count: the calibration
+    ``summary`` (as of ``calibration_end``, in ``unit``), each of its customers' ``actual``
+    purchase days after it (same index) and ``repeat_by_day``, the repeat purchase days of
+    those customers on each day up to ``observation_end`` (index: the day)."""
+    days_per_unit = unit_days(unit)
+    cal_end, obs_end = _timestamp(calibration_end), _timestamp(observation_end)
+    if obs_end <= cal_end:
+        raise ValueError("observation_end must be after calibration_end")
     model = fit_bgnbd(summary["frequency"], summary["recency"], summary["T"], unit=unit)
     holdout_periods = (obs_end - cal_end).days / days_per_unit
     expected = model.expected_purchases(
         holdout_periods, summary["frequency"], summary["recency"], summary["T"]
     )
-    in_holdout = per_day[per_day["day"] > cal_end]
-    actual = in_holdout.groupby("customer").size().reindex(summary.index, fill_value=0).astype(int)
-    customers = summary.assign(expected=expected, actual=actual.to_numpy())
+    actual = actual.to_numpy(dtype=np.int64)
+    customers = summary.assign(expected=expected, actual=actual)
     correlation = float(np.corrcoef(customers["expected"], customers["actual"])[0, 1])
 
     bucket = customers["frequency"].clip(upper=max_frequency)
@@ -647,7 +739,7 @@ def calibration_holdout_check(
     by_frequency.index.name = "frequency"
 
     cumulative, calibration_periods = _cumulative_tracking(
-        model, per_day, summary, cal_end, obs_end, days_per_unit
+        model, repeat_by_day, summary["first_purchase"], cal_end, obs_end, days_per_unit
     )
     return HoldoutCheck(
         model=model,
@@ -662,24 +754,30 @@ def calibration_holdout_check(
     )
 
 
-def _cumulative_tracking(model, per_day, summary, cal_end, obs_end, days_per_unit):
+def _repeat_days_by_day(per_day: pd.DataFrame, first: pd.Series) -> pd.Series:
+    """Repeat purchase days (after each customer's first) of the customers of ``first``,
+    counted per day."""
+    cohort = per_day[per_day["customer"].isin(first.index)]
+    repeat = cohort["day"].to_numpy() > first.reindex(cohort["customer"]).to_numpy()
+    return cohort["day"][repeat].value_counts()
+
+
+def _cumulative_tracking(model, repeat_by_day, first, cal_end, obs_end, days_per_unit):
     """Cumulative repeat purchases by period, actual and predicted (eq. 9 per customer).
 
     Period k covers days [start + (k-1) u, start + k u - 1] (u = days per unit, start = the
     first customer's first purchase day), cut at ``obs_end``. At the last day of a period,
     a customer's age is measured as T is: (that day - first purchase day) / u.
     """
-    first = summary["first_purchase"]
     start = first.min()
     span_days = (obs_end - start).days + 1
     n_periods = math.ceil(span_days / days_per_unit)
     ends = np.minimum(np.arange(1, n_periods + 1) * days_per_unit - 1, span_days - 1)
 
-    cohort = per_day[per_day["customer"].isin(summary.index)]
-    first_of = first.reindex(cohort["customer"]).to_numpy()
-    repeat_days = cohort["day"].to_numpy()[cohort["day"].to_numpy() > first_of]
-    offsets = (repeat_days - start.to_datetime64()) // np.timedelta64(1, "D")
-    actual = np.searchsorted(np.sort(offsets), ends, side="right")
+    offsets = (pd.DatetimeIndex(repeat_by_day.index) - start).days.to_numpy()
+    order = np.argsort(offsets, kind="stable")
+    running = np.concatenate([[0], np.cumsum(repeat_by_day.to_numpy(dtype=np.int64)[order])])
+    actual = running[np.searchsorted(offsets[order], ends, side="right")]
 
     # Customers sharing a first purchase day share their expectation curve.
     first_offsets = ((first - start).dt.days).to_numpy()
@@ -814,11 +912,22 @@ def cumulative_tracking(
 ) -> pd.DataFrame:
     """Cumulative repeat purchases by period over the whole history, actual and as the
     fitted ``model`` expects them (the tracking figure for a model fitted on everything)."""
-    days_per_unit = unit_days(model.unit)
     end = _timestamp(observation_end)
     columns = [customer, date] + ([amount] if amount is not None else [])
     per_day = _purchase_days(transactions[columns], customer, date, amount)
     per_day = per_day[per_day["day"] <= end]
-    summary = _summary_from_days(per_day, end, days_per_unit)
-    cumulative, _periods = _cumulative_tracking(model, per_day, summary, end, end, days_per_unit)
+    first = per_day.groupby("customer")["day"].min()
+    return cumulative_tracking_from_counts(model, first, _repeat_days_by_day(per_day, first), end)
+
+
+def cumulative_tracking_from_counts(
+    model: BGNBD, first_purchase: pd.Series, repeat_by_day: pd.Series, observation_end: object
+) -> pd.DataFrame:
+    """``cumulative_tracking`` from each customer's first purchase day and the repeat
+    purchase days counted per day (index: the day), as a database's GROUP BY gives them."""
+    end = _timestamp(observation_end)
+    days_per_unit = unit_days(model.unit)
+    cumulative, _periods = _cumulative_tracking(
+        model, repeat_by_day, first_purchase, end, end, days_per_unit
+    )
     return cumulative

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.optimize import OptimizeResult
 
 from purchases import clv
 
@@ -438,3 +439,38 @@ def test_fitting_100000_customers_is_fast():
     assert fitted.converged and spend_fit.converged
     # Typically about 0.5 s for both on one core; the bound leaves room for busy CI machines.
     assert elapsed < 5.0
+
+
+def test_fitting_dedupes_customers_without_changing_the_fit(calibration, bgnbd):
+    """A million customers are fitted as their distinct (x, t_x, T) with weights: the same
+    customers listed twice over give the same parameters and twice the log-likelihood."""
+    twice = pd.concat([calibration, calibration])
+    fitted = clv.fit_bgnbd(twice["frequency"], twice["recency"], twice["T"])
+    for name, value in bgnbd.params.items():
+        assert fitted.params[name] == pytest.approx(value, rel=1e-6), name
+    assert fitted.log_likelihood == pytest.approx(2 * bgnbd.log_likelihood, rel=1e-9)
+    assert fitted.n_customers == 2 * bgnbd.n_customers
+
+
+@pytest.mark.parametrize(("stop", "nelder_mead"), [(1.0 + 1e-8, False), (3.0, True)])
+def test_a_failed_line_search_at_a_flat_point_is_the_optimum(monkeypatch, stop, nelder_mead):
+    """L-BFGS-B that stops for want of a lower value (as on a million customers whose
+    likelihood is flat to its last digits) is taken at its word where the gradient is flat;
+    elsewhere Nelder-Mead takes over (each of its steps a pass over every customer)."""
+    methods = []
+    real_minimize = clv.minimize
+
+    def minimize(objective, start, method, **options):
+        methods.append(method)
+        if len(methods) == 1:  # the first L-BFGS-B gives up at ``stop``
+            return OptimizeResult(x=np.full(2, stop), success=False, message="ABNORMAL")
+        return real_minimize(objective, start, method=method, **options)
+
+    def objective(z, with_gradient=True):
+        return float(np.sum((z - 1.0) ** 2)), 2.0 * (z - 1.0) if with_gradient else None
+
+    monkeypatch.setattr(clv, "minimize", minimize)
+    x, converged = clv._minimise(objective, np.zeros(2))
+    assert converged
+    assert ("Nelder-Mead" in methods) is nelder_mead
+    assert x == pytest.approx([1.0, 1.0], abs=1e-6)

@@ -618,10 +618,12 @@ def predict_customers(
     annual_discount_rate: float = 0.0,
 ) -> pd.DataFrame:
     """Per customer of a ``summarise_transactions`` table (in the BG/NBD's unit):
-    ``p_alive``, ``expected_purchases`` in the next ``days`` days and, with a Gamma-Gamma
-    model, ``expected_spend`` (per purchase) and ``expected_value`` of those purchases."""
+    ``repeat_purchases`` (x), ``p_alive``, ``expected_purchases`` in the next ``days``
+    days and, with a Gamma-Gamma model, ``expected_spend`` (per purchase) and
+    ``expected_value`` of those purchases."""
     args = (summary["frequency"], summary["recency"], summary["T"])
     out = pd.DataFrame(index=summary.index)
+    out["repeat_purchases"] = summary["frequency"].to_numpy().astype(np.int64)
     out["p_alive"] = bgnbd.p_alive(*args)
     out["expected_purchases"] = bgnbd.expected_purchases(bgnbd.periods(days), *args)
     if gamma_gamma is not None:

@@ -402,12 +402,21 @@ def clv_run_activate(*, run_id: int, summary=None, models=None, user=None) -> No
 # value, in network byte order (PostgreSQL's COPY BINARY format).
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 _COPY_TRAILER = b"\xff\xff"
-_VALUE_COLUMNS = ("customer_id", "run_id", "p_alive", "expected_purchases", "expected_value")
+# Each column with its binary type (bigint, integer, double precision).
+_VALUE_TYPES = {
+    "customer_id": ">i8",
+    "run_id": ">i8",
+    "repeat_purchases": ">i4",
+    "p_alive": ">f8",
+    "expected_purchases": ">f8",
+    "expected_value": ">f8",
+}
+_VALUE_COLUMNS = tuple(_VALUE_TYPES)
 _VALUE_ROW = np.dtype(
     [("fields", ">i2")]
     + [
         field
-        for name, kind in zip(_VALUE_COLUMNS, (">i8", ">i8", ">f8", ">f8", ">f8"), strict=True)
+        for name, kind in _VALUE_TYPES.items()
         for field in ((f"{name}_len", ">i4"), (name, kind))
     ]
 )
@@ -429,11 +438,12 @@ def customer_values_write(*, run_id: int, values: pd.DataFrame) -> None:
         cursor.execute(f"TRUNCATE {table}")
         rows = np.zeros(len(values), dtype=_VALUE_ROW)
         rows["fields"] = len(_VALUE_COLUMNS)
-        for name in _VALUE_COLUMNS:
-            rows[f"{name}_len"] = 8
+        for name, kind in _VALUE_TYPES.items():
+            rows[f"{name}_len"] = np.dtype(kind).itemsize
         rows["customer_id"] = values.index.to_numpy(dtype="int64")
         rows["run_id"] = run_id
-        for name in _VALUE_COLUMNS[2:]:
+        rows["repeat_purchases"] = values["repeat_purchases"].to_numpy(dtype="int64")
+        for name in _VALUE_COLUMNS[3:]:
             rows[name] = values[name].to_numpy(dtype=float)
         columns = ", ".join(_VALUE_COLUMNS)
         with cursor.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT BINARY)") as copy:
@@ -444,6 +454,7 @@ def _values_create(run_id: int, values: pd.DataFrame) -> None:
     # Plain columns zipped, not DataFrame rows.
     columns = zip(
         values.index.to_numpy(dtype="int64").tolist(),
+        values["repeat_purchases"].to_numpy(dtype="int64").tolist(),
         values["p_alive"].to_numpy(dtype=float).tolist(),
         values["expected_purchases"].to_numpy(dtype=float).tolist(),
         values["expected_value"].to_numpy(dtype=float).tolist(),
@@ -454,11 +465,12 @@ def _values_create(run_id: int, values: pd.DataFrame) -> None:
             CustomerValue(
                 customer_id=customer,
                 run_id=run_id,
+                repeat_purchases=repeat,
                 p_alive=alive,
                 expected_purchases=purchases,
                 expected_value=value,
             )
-            for customer, alive, purchases, value in columns
+            for customer, repeat, alive, purchases, value in columns
         ),
         batch_size=5_000,
     )

@@ -177,6 +177,9 @@ class CustomerValue(models.Model):
     # one just written, and deleting it still deletes its values (the ORM).
     run = models.ForeignKey(ClvRun, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     p_alive = models.FloatField()
+    # The repeat purchase days (BG/NBD's x) the figures rest on: 0 for a one-time buyer,
+    # whose P(alive) is 1 by the model's definition (see purchases.selectors).
+    repeat_purchases = models.PositiveIntegerField(default=0)
     expected_purchases = models.FloatField()
     expected_value = models.FloatField(null=True, blank=True)
 

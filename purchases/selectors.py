@@ -174,15 +174,14 @@ LIKELY_LOST_BELOW = 0.5  # P(alive) under which a customer counts as likely lost
 # BG/NBD lets a customer drop out only after a repeat purchase, so a one-time buyer is
 # "still buying" with probability 1 whatever their recency: P(alive) and "likely lost"
 # are averaged over repeat buyers only, or a group of lapsed one-timers would read 100 %.
-REPEAT_BUYER_MIN_PURCHASES = 2  # the RFM frequency of a customer with a repeat purchase
+# A repeat buyer is one with a repeat purchase day in the fit itself (x > 0), not by the
+# RFM frequency, which counts orders when there are order IDs (two on one day: x = 0).
+def _repeat_buyers(value: str = "") -> Q:
+    return Q(**{f"{value}repeat_purchases__gt": 0})
 
 
-def _repeat_buyers(path: str = "customer__rfm__") -> Q:
-    return Q(**{f"{path}frequency__gte": REPEAT_BUYER_MIN_PURCHASES})
-
-
-def _value_columns(value: str = "", rfm: str = "customer__rfm__") -> dict:
-    repeat = _repeat_buyers(rfm)
+def _value_columns(value: str = "") -> dict:
+    repeat = _repeat_buyers(value)
     return {
         "total": Sum(f"{value}expected_value"),
         "lost": Avg(
@@ -368,7 +367,7 @@ def segment_purchase_summaries(*, run) -> dict[int, dict]:
         .values("cluster__segment_id")
         .annotate(
             customers=Count("pk"),
-            **_value_columns("customer__value__", "customer__rfm__"),
+            **_value_columns("customer__value__"),
         )
     }
     return {

@@ -326,6 +326,7 @@ def test_clv_is_expected_purchases_times_expected_spend(calibration, bgnbd, gamm
 
     table = clv.predict_customers(calibration, bgnbd, gamma_gamma, days=365)
     assert list(table.columns) == [
+        "repeat_purchases",
         "p_alive",
         "expected_purchases",
         "expected_spend",
@@ -333,6 +334,10 @@ def test_clv_is_expected_purchases_times_expected_spend(calibration, bgnbd, gamm
     ]
     np.testing.assert_allclose(table["expected_value"], value)
     assert table.index.equals(calibration.index)
+    # The model's own repeat buyers: P(alive) is 1 exactly where there is no repeat day.
+    np.testing.assert_array_equal(table["repeat_purchases"], calibration["frequency"])
+    assert (table["p_alive"][table["repeat_purchases"] == 0] == 1).all()
+    assert (table["p_alive"][table["repeat_purchases"] > 0] < 1).all()
 
 
 # --- Calibration / holdout -----------------------------------------------------------------

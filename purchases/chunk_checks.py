@@ -58,12 +58,11 @@ class PurchaseColumns:
         return zip(*(getattr(self, name) for name in self.FIELDS))
 
     @cached_property
-    def copy_text(self) -> str:
-        """The rows as PostgreSQL's COPY reads them (text format: a tab between values,
-        \\N for none). The checks let no tab, line break or other control character into
-        a value, so only a backslash needs escaping."""
+    def copy_lines(self) -> list[str]:
+        """Each row but its customer as PostgreSQL's COPY reads it (text format: a tab
+        between values, \\N for none). The checks let no tab, line break or other control
+        character into a value, so only a backslash needs escaping."""
         columns = (
-            _escaped(self.customer_id),
             self.date,
             _or_null(self.time),
             map(repr, self.amount),
@@ -71,7 +70,7 @@ class PurchaseColumns:
             _escaped(self.order_id),
             _escaped(self.product),
         )
-        return "\n".join(map("\t".join, zip(*columns))) + "\n"
+        return list(map("\t".join, zip(*columns)))
 
 
 def _escaped(texts: list[str]) -> list[str]:

@@ -50,6 +50,7 @@ from purchases.transaction_format import (
 # Rows read, checked and written at a time: each chunk costs a few statements, and
 # 100,000 rows take about 60 MB while they are checked.
 CHUNK_ROWS = 100_000
+IMPORT_WORK_MEM = "64MB"  # the import transaction's sort memory on PostgreSQL
 SAMPLE_ROWS = 1_000
 MAX_REPORTED_ERRORS = 1_000
 # Planner settings of the RFM refresh's transaction on PostgreSQL (see rfm_refresh).
@@ -378,6 +379,9 @@ def _check_has_rows(report: TransactionReport) -> None:
 def _write(stream, layout, report, source, options, progress) -> None:
     postgres = connection.vendor == "postgresql"
     known: dict[str, int] = {}  # customer ID -> the customer's row, as the file names them
+    if postgres:
+        with connection.cursor() as cursor:  # the sort of a chunk, in memory
+            cursor.execute(f"SET LOCAL work_mem = '{IMPORT_WORK_MEM}'")
     # Valid rows are written even after an invalid one (the transaction is rolled back
     # then), so that a refusal of unknown customers comes as it always came.
     for chunk in iter_chunks(stream, layout, report, progress, "writing", ahead=postgres):
@@ -418,7 +422,9 @@ def _copy_chunk(
         cursor.execute(
             f"INSERT INTO {Purchase._meta.db_table} (customer_id, date, time, amount, "
             "quantity, order_id, product, source_id) SELECT customer, date, time, amount, "
-            f"quantity, order_id, product, %s FROM {_STAGE_IDS}",
+            # In index order: the customer-and-day index then takes each chunk in one
+            # sweep instead of 100,000 jumps (0.78 -> 0.57 s a chunk at two million).
+            f"quantity, order_id, product, %s FROM {_STAGE_IDS} ORDER BY customer, date",
             [source.id],
         )
         report.purchases_added += cursor.rowcount

@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import islice
@@ -383,14 +383,17 @@ def _write(stream, layout, report, source, options, progress) -> None:
         with connection.cursor() as cursor:  # the sort of a chunk, in memory
             cursor.execute(f"SET LOCAL work_mem = '{IMPORT_WORK_MEM}'")
     # Valid rows are written even after an invalid one (the transaction is rolled back
-    # then), so that a refusal of unknown customers comes as it always came.
-    for chunk in iter_chunks(stream, layout, report, progress, "writing", ahead=postgres):
-        if not len(chunk.purchases):
-            continue
-        if postgres:
-            _copy_chunk(chunk.purchases, report, source, options, known)
-        else:
-            _merge_chunk(chunk.purchases, report, source, options)
+    # then), so that a refusal of unknown customers comes as it always came. closing():
+    # a failed write stops the reader thread at once.
+    chunks = iter_chunks(stream, layout, report, progress, "writing", ahead=postgres)
+    with closing(chunks):
+        for chunk in chunks:
+            if not len(chunk.purchases):
+                continue
+            if postgres:
+                _copy_chunk(chunk.purchases, report, source, options, known)
+            else:
+                _merge_chunk(chunk.purchases, report, source, options)
 
 
 def _copy_chunk(

@@ -5,11 +5,13 @@ the same whatever the path and wherever the chunks end."""
 from __future__ import annotations
 
 import io
+import threading
 from datetime import date, time
 
 import pytest
 
-from customers.csv_format import RowError
+from customers.csv_format import CsvFormatError, RowError
+from customers.models import Customer
 from purchases import services
 from purchases.models import Purchase
 from purchases.services import TransactionOptions, transactions_import
@@ -196,3 +198,30 @@ def test_thousands_of_rows_across_chunks_keep_their_values_and_row_numbers(monke
     assert sum(Purchase.objects.values_list("amount", flat=True)) == pytest.approx(total)
     last = Purchase.objects.get(customer__customer_id="c248", amount=2998.98)
     assert (last.date, last.quantity) == (date(2024, 11, 3), 2)  # row 2999: i = 2998
+
+
+def test_a_quote_never_closed_in_a_later_chunk_stops_the_import_with_nothing_written(
+    monkeypatch,
+):
+    monkeypatch.setattr(services, "CHUNK_ROWS", 2)
+    text = (
+        "customer,date,amount\n" + "a,2024-01-05,5\n" * 5 + 'b,2024-01-06,"6\n' + "c,2024-01-07,7\n"
+    )
+
+    with pytest.raises(CsvFormatError, match="line 7 has a quote that is never closed"):
+        load(text)
+
+    assert not Purchase.objects.exists() and not Customer.objects.exists()
+    assert not [t for t in threading.enumerate() if t.name == "purchase-import-reader"]
+
+
+def test_a_refusal_in_a_later_chunk_stops_the_reader_and_writes_nothing(monkeypatch):
+    monkeypatch.setattr(services, "CHUNK_ROWS", 2)
+    Customer.objects.create(customer_id="a")
+    text = "customer,date,amount\n" + "a,2024-01-05,5\n" * 4 + "zz,2024-01-06,6\n" * 50
+
+    with pytest.raises(CsvFormatError, match=r"customers that do not exist \(zz\)"):
+        load(text, existing_only=True)
+
+    assert not Purchase.objects.exists()
+    assert not [t for t in threading.enumerate() if t.name == "purchase-import-reader"]

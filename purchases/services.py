@@ -206,10 +206,10 @@ def _checked_chunks(
 
 def _read_ahead(items: Iterator[T], prepare: Callable[[T], object]) -> Iterator[T]:
     """``items``, each made and prepared in a thread of its own while the caller works on
-    the one before. On PostgreSQL the database merges a chunk in its own process while
-    Python reads and checks the next one, so the two take about as long as the longer,
-    not as both. An error in the thread comes out of this iterator; when the caller stops,
-    so does the thread, and closes ``items`` (the file's reader) there."""
+    the one before. On PostgreSQL the database adds a chunk in its own process while
+    Python reads and checks the next one (at two million rows on two shared cores this
+    saved 1-2 s of 21). An error in the thread comes out of this iterator; when the
+    caller stops, so does the thread, and closes ``items`` (the file's reader) there."""
     handoff: queue.Queue = queue.Queue(maxsize=1)
     stopped = threading.Event()
 

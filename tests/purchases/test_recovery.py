@@ -23,7 +23,7 @@ from purchases.models import ClvRun, Purchase, PurchaseImport
 from tests.conftest import require_broker
 from tests.worker import start_worker, stop_worker
 
-ROWS = 120_000  # long enough (several seconds) for the worker to be killed mid-import
+ROWS = 400_000  # long enough (several seconds) for the worker to be killed mid-import
 OPTIONS = {"columns": ["customer_id", "date", "quantity", "amount"], "header_row": False}
 
 

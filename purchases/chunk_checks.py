@@ -23,6 +23,7 @@ from customers.catalogue import CUSTOMER_ID_MAX_LENGTH, TEXT_MAX_LENGTH
 from customers.csv_format import MISSING_MARKERS, RowError
 from purchases.dates import DateFormat
 from purchases.transaction_format import (
+    MAX_QUANTITY,
     ORDER_ID_MAX_LENGTH,
     PurchaseRow,
     TransactionMapping,
@@ -31,7 +32,6 @@ from purchases.transaction_format import (
 
 # Longer numbers (a 40-digit amount is valid) are left to the row parser.
 PLAIN_NUMBER_CHARS = 30
-MAX_QUANTITY = 1_000_000  # as the row parser: larger is not a quantity
 _ZERO, _NINE, _POINT, _COMMA, _PLUS, _MINUS = map(ord, "09.,+-")
 # An apostrophe may guard a value against spreadsheets ('=A1): the row parser takes it off.
 _GUARDED = operator.methodcaller("startswith", "'")

@@ -25,6 +25,7 @@ from purchases.dates import AmbiguousDates, DateFormat, UnknownDates, detect_for
 
 # The longest order ID kept: the model, the staging table and the row check read it.
 ORDER_ID_MAX_LENGTH = 64
+MAX_QUANTITY = 1_000_000  # larger is not a quantity (a value in the wrong column)
 FIELDS = ("customer_id", "date", "amount", "quantity", "order_id", "product")
 REQUIRED = ("customer_id", "date", "amount")
 LABELS = {
@@ -172,7 +173,7 @@ def _parse(field: str, text: str, date_format: DateFormat, decimal_comma: bool) 
         if is_missing(text):
             return {}
         value = parse_number(text, decimal_comma=decimal_comma)
-        if value != int(value) or abs(value) > 1_000_000:
+        if value != int(value) or abs(value) > MAX_QUANTITY:
             raise Invalid("must be a whole number")
         return {"quantity": int(value)}
     if is_missing(text):

@@ -21,19 +21,24 @@ def strategy_version_record(*, segment: Segment, created: bool = False) -> Strat
     if latest is not None and latest.same_strategy(segment):
         return latest
     restored_from = getattr(segment, "_restored_from", None)
+    rewritten = getattr(segment, "_written_by_training", False)
+    if restored_from:
+        note = f"restored version {restored_from.number}"
+    elif created:
+        note = "created by a training"
+    elif rewritten:
+        note = "rewritten from the new active run's centre"
+    else:
+        note = ""
     return StrategyVersion.objects.create(
         segment=segment,
         number=(latest.number + 1) if latest else 1,
         name=segment.name,
         description=segment.description,
         actions=list(segment.actions),
-        author_id=None if created else segment.updated_by_id,
+        author_id=None if created or rewritten else segment.updated_by_id,
         restored_from=restored_from,
-        note=(
-            f"restored version {restored_from.number}"
-            if restored_from
-            else ("created by a training" if created else getattr(segment, "_version_note", ""))
-        ),
+        note=note,
     )
 
 

@@ -49,6 +49,9 @@ EDGE_DTYPE = np.dtype(
 # Neighbours first asked of the KD-tree for a customer whose list did not settle its edge,
 # and the factor by which a search that did not settle it either is widened.
 SEARCH_FIRST, SEARCH_WIDER = 16, 4
+# Neighbours a widening search may ask for; past it, all candidates are compared in blocks
+# of BLOCK_PAIRS pairs (8 bytes each).
+SEARCH_MAX, BLOCK_PAIRS = 1024, 2_000_000
 # Neighbours listed per customer beyond the ``min_samples`` its core distance needs: enough
 # that most lightest edges are proved from the list (measured: 10 was fastest on 4,000
 # customers; without them most customers need a KD-tree search).
@@ -302,16 +305,33 @@ class _Search:
         return np.maximum(np.maximum(self.core[a], self.core[b]), gap)
 
     def _widening(self, rows, group, tree, members, count):
+        """Each row's lightest edge to a ``members`` customer of another group: KD-tree
+        searches widened until proved; past SEARCH_MAX neighbours (customers with many
+        exact copies, whose edges all weigh the same), every member is compared instead,
+        in blocks, so neither time nor memory grows with the square of the copies."""
         weight, partner = np.empty(len(rows)), np.empty(len(rows), dtype=np.int64)
         pending = np.arange(len(rows))
-        while len(pending):
+        while len(pending) and count <= SEARCH_MAX:
             count = min(count, len(members))
             w, p, proved = self._nearest(rows[pending], group, tree, members, count)
             done = proved | (count == len(members))
             weight[pending[done]], partner[pending[done]] = w[done], p[done]
             pending = pending[~done]
             count *= SEARCH_WIDER
+        blocks = np.array_split(pending, max(1, len(pending) * len(members) // BLOCK_PAIRS))
+        for block in blocks if len(pending) else ():
+            weight[block], partner[block] = self._compared(rows[block], group, members)
         return weight, partner
+
+    def _compared(self, rows, group, members):
+        """The rows' lightest edges to members of other groups, from every pair."""
+        gap = cdist(self.X[rows], self.X[members])
+        edge = np.maximum(np.maximum(self.core[rows][:, None], self.core[members]), gap)
+        edge[group[members] == group[rows][:, None]] = np.inf
+        best = edge.min(axis=1)
+        return best, _smallest_where(
+            edge == best[:, None], np.broadcast_to(members, edge.shape), len(self.X)
+        )
 
     def _nearest(self, rows, group, tree, members, count):
         distance, at = tree.query(self.X[rows], k=count)

@@ -1017,7 +1017,6 @@ def segments_for_clusters(*, run: TrainingRun, outcome: Outcome) -> list[Segment
             )
         if segment is not None:
             used.add(segment.id)
-            _rewrite_site_strategy(segment, persona)
         segments.append(segment)
     # New segments last: each takes a colour that none of the run's other segments has.
     taken = set(Segment.objects.values_list("name", flat=True))
@@ -1038,27 +1037,6 @@ def segments_for_clusters(*, run: TrainingRun, outcome: Outcome) -> list[Segment
             in_run.add(colour)
             held.append(colour)
     return segments
-
-
-def _rewrite_site_strategy(segment: Segment, persona) -> None:
-    """A strategy the site wrote for a segment without a ready-made persona quotes what set
-    it apart (for example "age +1.8 sd"). When the segment carries over to a retrain whose
-    centre differs, the site writes it again from the new centre, but only while the text
-    is still exactly what the site wrote last time: one a marketer edited stays theirs."""
-    last = Cluster.objects.filter(segment=segment).order_by("-run_id").first()
-    if last is None:
-        return
-    written = naming.strategy_for(last.archetype, reason=last.reason)
-    if (segment.description, list(segment.actions)) != (
-        written.description,
-        list(written.actions),
-    ):
-        return
-    new = naming.strategy_for(persona.archetype, reason=persona.reason)
-    if (new.description, list(new.actions)) != (written.description, list(written.actions)):
-        segment.description, segment.actions = new.description, list(new.actions)
-        segment._version_note = "rewritten by a training from the new centre"  # the audit's
-        segment.save(update_fields=["description", "actions", "updated_at"])
 
 
 def clusters_create(
@@ -1321,6 +1299,8 @@ def run_activate(*, run_id: int, user=None, yield_to_others: bool = False) -> Tr
             activated_at=timezone.now(),
             activated_by=user if user is not None and user.is_authenticated else None,
         )
+        if previous_id is not None:
+            _rewrite_site_strategies(run_id=run.id, previous_id=previous_id)
         # The audit trail keeps every activation (the run keeps only the last one).
         run_activated.send(
             sender=TrainingRun,
@@ -1333,6 +1313,29 @@ def run_activate(*, run_id: int, user=None, yield_to_others: bool = False) -> Tr
         transaction.on_commit(prediction_cache_clear)
     run.refresh_from_db()
     return run
+
+
+def _rewrite_site_strategies(*, run_id: int, previous_id: int) -> None:
+    """A strategy the site wrote for a segment without a ready-made persona quotes what set
+    it apart (for example "age +1.8 sd"). When another run becomes the active one (a
+    retrain, a rollback) and the segment's centre there differs, the site writes it again
+    from that centre, but only while the text is still exactly what the site wrote for the
+    run active until now: one a marketer edited stays theirs. Runs never activated (a
+    compare's other candidates, a schedule's declined run) change no text."""
+    before = {c.segment_id: c for c in Cluster.objects.filter(run_id=previous_id)}
+    for cluster in Cluster.objects.filter(run_id=run_id).select_related("segment"):
+        last = before.get(cluster.segment_id)
+        if last is None:
+            continue
+        segment = cluster.segment
+        written = naming.strategy_for(last.archetype, reason=last.reason)
+        new = naming.strategy_for(cluster.archetype, reason=cluster.reason)
+        current = (segment.description, list(segment.actions))
+        if current != (written.description, list(written.actions)) or new == written:
+            continue
+        segment.description, segment.actions = new.description, list(new.actions)
+        segment._written_by_training = True  # the audit's version: no person wrote it
+        segment.save(update_fields=["description", "actions", "updated_at"])
 
 
 def assignments_prune() -> int:

@@ -10,10 +10,12 @@ from datetime import date, timedelta
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import DatabaseError, connection, connections, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from clustering.models import Segment, TrainingRun
 from customers.services import SafeCsvWriter
 from operations.models import PredictionRecord
 
@@ -66,6 +68,7 @@ def predictions_flush() -> int:
 
 
 def _write(records: list[PredictionRecord]) -> int:
+    _forget_deleted(records)
     try:
         with transaction.atomic():
             _without_waiting_for_the_disk()
@@ -74,6 +77,22 @@ def _write(records: list[PredictionRecord]) -> int:
         logger.exception("could not store %s prediction(s) in the history", len(records))
         return 0
     return len(records)
+
+
+def _forget_deleted(records: list[PredictionRecord]) -> None:
+    """A run, segment or user deleted since the prediction (held ones are written up to a
+    second later) is left out of its record, as the keys' SET NULL would have done, so one
+    such record does not cost the whole batch."""
+    for field, model in (
+        ("run_id", TrainingRun),
+        ("segment_id", Segment),
+        ("user_id", get_user_model()),
+    ):
+        ids = {getattr(r, field) for r in records} - {None}
+        alive = set(model.objects.filter(id__in=ids).values_list("id", flat=True))
+        for record in records:
+            if getattr(record, field) not in alive:
+                setattr(record, field, None)
 
 
 # API predictions held before one write: a busy process writes every PENDING_MAX of them.

@@ -31,6 +31,10 @@ def shapes() -> dict[str, np.ndarray]:
         "repeated rows": np.round(make_blobs(1_500, n_features=4, centers=5, random_state=2)[0]),
         "a small grid": rng.integers(0, 5, size=(1_500, 3)).astype(float),
         "two far groups": np.vstack([rng.normal(0, 1, (700, 2)), rng.normal(60, 1, (800, 2))]),
+        # Customers whose blank values were all filled with the same defaults.
+        "many copies of one customer": np.vstack(
+            [rng.normal(0, 1, (500, 3)), np.zeros((1_000, 3))]
+        ),
     }
 
 

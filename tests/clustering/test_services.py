@@ -563,35 +563,37 @@ def test_train_refuses_a_number_of_segments_below_two(customers):
         call_command("train", sync=True, k=0, stdout=io.StringIO())
 
 
-def test_a_strategy_the_site_wrote_follows_the_segments_new_centre_until_a_person_edits_it(
+def test_a_strategy_the_site_wrote_follows_the_active_runs_centre_until_a_person_edits_it(
     trained, marketer
 ):
+    """The site's own text for a profile segment quotes its centre; when another run of the
+    segment becomes active, the text follows it, unless a marketer edited it."""
     from audit.models import StrategyVersion
-    from clustering.services import _rewrite_site_strategy
 
-    cluster = trained.clusters.select_related("segment").first()
-    before = naming.ClusterName("profile:high=age", "Older customers", "age +1.8 sd", False)
-    written = naming.strategy_for(before.archetype, reason=before.reason)
-    Cluster.objects.filter(id=cluster.id).update(archetype=before.archetype, reason=before.reason)
-    segment = cluster.segment
-    segment.description, segment.actions = written.description, list(written.actions)
-    segment.save()
-    moved = naming.ClusterName("profile:high=age", "Older customers", "age +0.6 sd", False)
-
-    _rewrite_site_strategy(segment, moved)
-
-    segment.refresh_from_db()
-    assert "age +0.6 sd" in segment.description and "+1.8" not in segment.description
-    latest = StrategyVersion.objects.filter(segment=segment).order_by("-number").first()
-    assert latest.note == "rewritten by a training from the new centre"
-    assert latest.author is None
-
-    # A marketer's own words stay, whatever the centre does next.
-    segment.description, segment.updated_by = "Invite them to the loyalty evening.", marketer
-    segment.save()
-    Cluster.objects.filter(id=cluster.id).update(reason=moved.reason)
-    _rewrite_site_strategy(
-        segment, naming.ClusterName("profile:high=age", "Older customers", "age +2.5 sd", False)
+    site, edited = trained.clusters.select_related("segment").order_by("index")[:2]
+    # As if the site had written both texts for an older centre ("age +1.8 sd").
+    old = naming.strategy_for("profile:high=age", reason="age +1.8 sd")
+    Cluster.objects.filter(id__in=[site.id, edited.id]).update(
+        archetype="profile:high=age", reason="age +1.8 sd"
     )
-    segment.refresh_from_db()
-    assert segment.description == "Invite them to the loyalty evening."
+    for segment in (site.segment, edited.segment):
+        segment.description, segment.actions = old.description, list(old.actions)
+        segment.save()
+    edited.segment.description, edited.segment.updated_by = "Our own plan.", marketer
+    edited.segment.save()
+    # A compare retrain: its candidates are never active, and change no text.
+    train(algorithm="compare")
+    newest = TrainingRun.objects.get(is_active=True)
+    assert newest.id != trained.id
+    now = newest.clusters.get(segment=site.segment)
+
+    site.segment.refresh_from_db()
+    edited.segment.refresh_from_db()
+    expected = naming.strategy_for(now.archetype, reason=now.reason)
+    assert site.segment.description == expected.description
+    assert "+1.8 sd" not in site.segment.description
+    assert edited.segment.description == "Our own plan."
+    latest = StrategyVersion.objects.filter(segment=site.segment).order_by("-number").first()
+    assert (latest.author, latest.note) == (None, "rewritten from the new active run's centre")
+    rewrites = StrategyVersion.objects.filter(note__startswith="rewritten", segment=site.segment)
+    assert rewrites.count() == 1

@@ -8,6 +8,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from clustering.models import TrainingRun
 from clustering.tokens import api_token_create
 from operations import history
 from operations.models import PredictionRecord
@@ -17,7 +18,9 @@ CUSTOMER = {"age": 30, "annual_income": 80, "spending_score": 85, "purchase_freq
 
 @pytest.fixture
 def held(settings):
-    settings.PREDICTION_HISTORY_FLUSH_SECONDS = 0.3
+    """API predictions held; the timer is set far enough off not to fire in the test (its
+    thread's connection could not see the test's own, uncommitted rows)."""
+    settings.PREDICTION_HISTORY_FLUSH_SECONDS = 600
     yield
     history.predictions_flush()
 
@@ -27,7 +30,8 @@ def api_client(user) -> Client:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_api_predictions_reach_the_history_within_the_moment(trained, marketer, held):
+def test_api_predictions_reach_the_history_within_the_moment(trained, marketer, held, settings):
+    settings.PREDICTION_HISTORY_FLUSH_SECONDS = 0.3
     client = api_client(marketer)
     before = time.monotonic()
     for age in (25, 40, 55):
@@ -72,3 +76,16 @@ def test_a_busy_process_writes_every_few_hundred_without_waiting(
 def test_page_predictions_are_written_at_once(trained, marketer_client, held):
     marketer_client.post("/predict/", CUSTOMER)
     assert PredictionRecord.objects.filter(channel="page").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_run_deleted_before_the_write_leaves_its_predictions_readable(trained, marketer, held):
+    """As the key's SET NULL would have done had the record been written first."""
+    api_client(marketer).post("/api/predict/", CUSTOMER, content_type="application/json")
+    run_id = trained.id
+    TrainingRun.objects.filter(id=run_id).delete()
+
+    assert history.predictions_flush() == 1
+    record = PredictionRecord.objects.get()
+    assert (record.run_id, record.run_number) == (None, run_id)
+    assert record.segment_name  # the segment outlives its runs; its name is kept anyway

@@ -11,7 +11,8 @@
 
 Each child prints one JSON line with its figures and peak memory (ru_maxrss); bench/run.py
 compares them. The order log is what shops export: customer, yyyymmdd, quantity, amount,
-one space between (so that COPY reads the very same file), 2 % returns.
+one space between (so that COPY reads the very same file), 2 % returns, in the order the
+purchases happened; its customers buy and lapse as BG/NBD customers do (LOG_BEHAVIOUR).
 """
 
 from __future__ import annotations
@@ -39,21 +40,38 @@ CLV_CALIBRATION_END = FIRST_DAY + timedelta(days=DAYS - 1 - 26 * 7)
 CLV_RUN_TARGET_SECONDS = 120
 
 
+# The order log's customers behave as BG/NBD customers do (so the lifetime-value check has
+# something to find): a purchase rate per customer (Gamma), a chance to drop out after
+# each purchase (Beta), first purchases over the log's first year; about ten rows each.
+LOG_BEHAVIOUR = {"r": 2.0, "alpha": 10.0, "a": 0.8, "b": 6.0}
+LOG_SPEND = (6.0, 4.0, 15.0)  # Gamma-Gamma (p, q, v): about 30 a purchase
+
+
 def generate(rows: int, path: str) -> None:
     import pandas as pd
+
+    from purchases.clv import simulate_transactions
 
     started = time.perf_counter()
     rng = np.random.default_rng(10)
     customers = rows // CUSTOMERS_PER_ROW
-    days = pd.date_range(FIRST_DAY, periods=DAYS).strftime("%Y%m%d").to_numpy()
-    amount = np.round(np.exp(rng.normal(3.5, 0.6, rows)), 2)
+    log = simulate_transactions(
+        customers, **LOG_BEHAVIOUR, start=FIRST_DAY, end=FIRST_DAY + timedelta(days=DAYS - 1),
+        acquisition_days=365, spend=LOG_SPEND, seed=10,
+    )  # fmt: skip
+    # Exactly ``rows`` rows: a random subset, or more purchases on days already in the log
+    # (two purchases on one day are two rows, as shops record them).
+    picked = rng.choice(len(log), rows, replace=rows > len(log))
+    # In the order the purchases happened, as shops export them (customers mixed in a day).
+    log = log.iloc[picked].sort_values("date", kind="stable")
+    amount = log["amount"].to_numpy().copy()
     amount[rng.random(rows) < 0.02] *= -1  # returns
     frame = pd.DataFrame(
         {
             "customer_id": np.char.add(
-                "C", np.char.zfill(rng.integers(0, customers, rows).astype(str), 7)
+                "C", np.char.zfill(log["customer_id"].to_numpy().astype(str), 7)
             ),
-            "date": days[rng.integers(0, DAYS, rows)],
+            "date": log["date"].dt.strftime("%Y%m%d").to_numpy(),
             "quantity": rng.integers(1, 6, rows),
             "amount": amount,
         }

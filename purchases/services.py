@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import islice
@@ -565,6 +565,10 @@ def rfm_refresh(*, as_of: date | None = None) -> int:
     table, rfm = Purchase._meta.db_table, CustomerRfm._meta.db_table
     postgres = connection.vendor == "postgresql"
     with transaction.atomic(), connection.cursor() as cursor:
+        # Order IDs are counted only when some purchase has one (the partial index answers,
+        # so this comes before the settings below turn index scans off: 0.5 s at 10 M).
+        cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE order_id <> '')")
+        with_orders = bool(cursor.fetchone()[0])
         if postgres:
             # Ten million (customer, day) pairs: hashing them spilled to disk and ran on one
             # core (an INSERT is never parallel); sorting them in parallel workers, in
@@ -574,9 +578,6 @@ def rfm_refresh(*, as_of: date | None = None) -> int:
         # TRUNCATE instead of DELETE on PostgreSQL: a million deleted rows would stay behind
         # as dead rows until a vacuum (readers wait for the commit, a few seconds at most).
         empty = f"TRUNCATE {rfm}" if postgres else f"DELETE FROM {rfm}"
-        # Order IDs are counted only when some purchase has one (the partial index answers).
-        cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE order_id <> '')")
-        with_orders = bool(cursor.fetchone()[0])
         cursor.execute(f"DROP TABLE IF EXISTS {_PER_CUSTOMER}")
         lifetime = " ON COMMIT DROP" if postgres else ""
         cursor.execute(
@@ -595,10 +596,27 @@ def rfm_refresh(*, as_of: date | None = None) -> int:
             last = date.fromisoformat(str(last)) if not isinstance(last, date) else last
             as_of = date.fromordinal(last.toordinal() + 1)
         cursor.execute(empty)
-        cursor.execute(_rfm_sql(rfm), {"as_of": as_of})
-        scored = cursor.rowcount
+        with _key_built_after(cursor, rfm) if postgres else nullcontext():
+            cursor.execute(_rfm_sql(rfm), {"as_of": as_of})
+            scored = cursor.rowcount
         cursor.execute(f"DROP TABLE IF EXISTS {_PER_CUSTOMER}")
         return scored
+
+
+@contextmanager
+def _key_built_after(cursor, table: str):
+    """The emptied table's primary key dropped while it is filled and built once after:
+    a million rows went in 1.8 s faster than with the key updated row by row (5.8 s). The
+    TRUNCATE before already holds the table's lock until the commit, so nobody reads it
+    without its key; a duplicate would fail the rebuild and roll everything back."""
+    cursor.execute(
+        "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'p'",
+        [table],
+    )
+    (key,) = cursor.fetchone()
+    cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{key}"')
+    yield
+    cursor.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{key}" PRIMARY KEY (customer_id)')
 
 
 def _days(later: str, earlier: str) -> str:

@@ -207,7 +207,7 @@ def _minimise(
     options = {"maxiter": 1000, "ftol": 1e-13, "gtol": 1e-9}
     result = minimize(objective, start, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
     if not result.success and _stationary(objective, result.x):
-        return result.x, True
+        return result.x, not _at_bound(result.x)
     if not result.success or not np.all(np.isfinite(result.x)):
         # Nelder-Mead from where L-BFGS-B stopped (or from the start), then polish. Each
         # of its thousands of steps is one pass over the customers (a million at most).
@@ -222,7 +222,13 @@ def _minimise(
         result = minimize(
             objective, clipped, jac=True, method="L-BFGS-B", bounds=bounds, options=options
         )
-    return result.x, bool(result.success)
+    return result.x, bool(result.success) and not _at_bound(result.x)
+
+
+def _at_bound(x: np.ndarray) -> bool:
+    """A parameter at e^-15 or e^15 ran off: the history does not pin it down (a log where
+    nobody drops out sends a to 0), so the model is not a fit, whatever the optimiser says."""
+    return bool(np.any(np.abs(x) >= _LOG_BOUND * (1 - 1e-9)))
 
 
 def _stationary(objective: Callable[..., tuple[float, np.ndarray | None]], x: np.ndarray) -> bool:

@@ -479,3 +479,24 @@ def test_a_failed_line_search_at_a_flat_point_is_the_optimum(monkeypatch, stop, 
     assert converged
     assert ("Nelder-Mead" in methods) is nelder_mead
     assert x == pytest.approx([1.0, 1.0], abs=1e-6)
+
+
+def test_a_history_where_nobody_drops_out_is_no_fit():
+    """Purchases spread at random over two years, nobody lapsing: the drop-out parameters
+    run off to their bound, and the fit says it did not settle (the service then refuses
+    to activate it, with that reason) instead of passing off meaningless values."""
+    rng = np.random.default_rng(4)
+    n = 3_000
+    log = pd.DataFrame(
+        {
+            "customer_id": rng.integers(0, n, 30_000),
+            "date": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 730, 30_000), "D"),
+            "amount": 20.0,
+        }
+    )
+    summary = clv.summarise_transactions(log, pd.Timestamp("2026-01-01"), unit="weeks")
+
+    fitted = clv.fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
+
+    assert not fitted.converged
+    assert min(fitted.a, fitted.b) < 1e-6 or max(fitted.a, fitted.b) > 1e6

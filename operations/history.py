@@ -72,7 +72,6 @@ def predictions_flush() -> int:
 
 
 def _write(records: list[dict]) -> int:
-    _forget_deleted(records)
     try:
         with transaction.atomic():
             _without_waiting_for_the_disk()
@@ -132,7 +131,10 @@ class _Pending:
             timer, self._timer = self._timer, None
         if timer is not None and timer is not threading.current_thread():
             timer.cancel()
-        return _write(records) if records else 0
+        if not records:
+            return 0
+        _forget_deleted(records)  # held a moment: what was deleted meanwhile
+        return _write(records)
 
     def _flush_in_thread(self) -> None:
         try:

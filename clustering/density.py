@@ -268,24 +268,17 @@ class _Search:
         # A hair over, so an edge of exactly that weight is found too (the tie-break).
         reach = np.nextafter(upper, np.inf) * (1 + 1e-9)
         rows = rows[np.maximum(self.floor[rows], self.core[rows]) <= reach]
+        if len(rows) * len(others) <= PAIRS_AT_ONCE:
+            weight, partner, self.floor[rows] = self._compared(rows, group, others)
+            return rows, weight, partner
         weight = np.full(len(rows), np.inf)
         partner = np.full(len(rows), -1, dtype=np.int64)
-        if len(rows) * len(others) <= PAIRS_AT_ONCE:
-            return rows, *self._all_pairs(rows, others)
         tree = tree if tree is not None else cKDTree(self.X[others])
         distance, _ = tree.query(self.X[rows], k=1, distance_upper_bound=reach)
         self.floor[rows] = np.where(np.isfinite(distance), distance, reach)
         near = np.flatnonzero(np.maximum(self.core[rows], distance) <= reach)
         weight[near], partner[near] = self._widening(rows[near], group, tree, others, SEARCH_FIRST)
         return rows, weight, partner
-
-    def _all_pairs(self, rows, others):
-        """The rows' lightest edges to ``others``, from every pair's distance."""
-        gap = cdist(self.X[rows], self.X[others])
-        self.floor[rows] = gap.min(axis=1)
-        weight = np.maximum(np.maximum(self.core[rows][:, None], self.core[others]), gap)
-        best = weight.min(axis=1)
-        return best, others[(weight == best[:, None]).argmax(axis=1)]
 
     def _some_edge(self, rows, others, tree) -> float:
         """The weight of some edge out of the group (an upper bound of its lightest): from
@@ -320,18 +313,20 @@ class _Search:
             count *= SEARCH_WIDER
         blocks = np.array_split(pending, max(1, len(pending) * len(members) // BLOCK_PAIRS))
         for block in blocks if len(pending) else ():
-            weight[block], partner[block] = self._compared(rows[block], group, members)
+            weight[block], partner[block], _ = self._compared(rows[block], group, members)
         return weight, partner
 
     def _compared(self, rows, group, members):
-        """The rows' lightest edges to members of other groups, from every pair."""
+        """The rows' lightest edges to members of other groups, from every pair, and each
+        row's distance to its nearest such member."""
         gap = cdist(self.X[rows], self.X[members])
+        gap[group[members] == group[rows][:, None]] = np.inf
         edge = np.maximum(np.maximum(self.core[rows][:, None], self.core[members]), gap)
-        edge[group[members] == group[rows][:, None]] = np.inf
         best = edge.min(axis=1)
-        return best, _smallest_where(
+        partner = _smallest_where(
             edge == best[:, None], np.broadcast_to(members, edge.shape), len(self.X)
         )
+        return best, partner, gap.min(axis=1)
 
     def _nearest(self, rows, group, tree, members, count):
         distance, at = tree.query(self.X[rows], k=count)
